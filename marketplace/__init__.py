@@ -1,0 +1,83 @@
+"""Marketplace: a multi-vendor marketplace on Flask with Stripe Connect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from marketplace.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the app: config → extensions → blueprints → error handlers → CLI.
+
+    Never touches the schema: migrations are run by `flask db upgrade`.
+    """
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(load_config(app.instance_path))
+    if overrides:
+        app.config.update(overrides)
+        if "REDIS_URL" in overrides and "RATELIMIT_STORAGE_URI" not in overrides:
+            app.config["RATELIMIT_STORAGE_URI"] = overrides["REDIS_URL"] or "memory://"
+    register_extensions(app)
+    register_blueprints(app)
+    register_template_helpers(app)
+    from marketplace.errors import register_error_handlers
+
+    register_error_handlers(app)
+    from marketplace.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from marketplace import jobs
+    from marketplace.accounts.services import load_session_user
+    from marketplace.extensions import csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "buyers.login"
+    login_manager.user_loader(load_session_user)
+    jobs.init_app(app)
+    _import_models()
+
+
+def _import_models() -> None:
+    """Every model module, so the metadata (and Alembic's autogenerate) sees all tables."""
+    import marketplace.accounts.models
+    import marketplace.catalog.models  # noqa: F401
+
+
+def register_blueprints(app: Flask) -> None:
+    from marketplace.admin import bp as admin_bp
+    from marketplace.api import bp as api_bp
+    from marketplace.buyers import bp as buyers_bp
+    from marketplace.extensions import csrf
+    from marketplace.health import bp as health_bp
+    from marketplace.vendors import bp as vendors_bp
+
+    csrf.exempt(api_bp)  # bearer tokens, never cookies
+    csrf.exempt(health_bp)
+    for blueprint in (buyers_bp, vendors_bp, admin_bp, api_bp, health_bp):
+        app.register_blueprint(blueprint)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from marketplace.money import format_cents
+
+    app.jinja_env.filters["money"] = format_cents

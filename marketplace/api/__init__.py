@@ -1,0 +1,9 @@
+"""The JSON API at /api/v1 (API.md): thin views over the domain services."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+from marketplace.api import admin, auth, catalog, vendor  # noqa: E402,F401

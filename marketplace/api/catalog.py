@@ -1,0 +1,72 @@
+"""The public catalog (no auth)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+
+from marketplace.api import bp
+from marketplace.api.common import int_arg, page_of, pagination
+from marketplace.catalog import services as catalog
+from marketplace.catalog.models import Product
+from marketplace.errors import ValidationFailed
+
+MAX_PRICE = 10**9
+
+
+def catalog_item(product: Product) -> dict[str, Any]:
+    return {
+        "id": product.id,
+        "title": product.title,
+        "brand": product.brand.name if product.brand else None,
+        "category": product.category.path if product.category else None,
+        "vendor": {"id": product.vendor_id, "display_name": product.vendor.display_name},
+        "price_cents": product.price_cents,
+        "currency": product.variants[0].currency if product.variants else None,
+        "rating": product.rating,
+        "rating_count": product.rating_count,
+        "in_stock": product.in_stock,
+    }
+
+
+def catalog_filters() -> catalog.CatalogFilters:
+    page, per_page = pagination()
+    sort = request.args.get("sort") or "newest"
+    if sort not in catalog.SORTS:
+        raise ValidationFailed({"sort": f"must be one of {', '.join(catalog.SORTS)}"})
+    min_rating_raw = request.args.get("min_rating")
+    min_rating = None
+    if min_rating_raw:
+        try:
+            min_rating = float(min_rating_raw)
+        except ValueError:
+            raise ValidationFailed({"min_rating": "must be a number from 0 to 5"}) from None
+        if not 0 <= min_rating <= 5:
+            raise ValidationFailed({"min_rating": "must be a number from 0 to 5"})
+    in_stock = (request.args.get("in_stock") or "").lower() in {"1", "true", "yes"}
+    return catalog.CatalogFilters(
+        brand=request.args.get("brand") or None,
+        category=request.args.get("category") or None,
+        min_price=int_arg("min_price", None, high=MAX_PRICE),
+        max_price=int_arg("max_price", None, high=MAX_PRICE),
+        min_rating=min_rating,
+        in_stock=in_stock,
+        sort=sort,
+        page=page,
+        per_page=per_page,
+    )
+
+
+@bp.get("/products")
+def list_products() -> Any:
+    filters = catalog_filters()
+    products, total = catalog.browse(filters)
+    result = page_of([catalog_item(p) for p in products], total, filters.page, filters.per_page)
+    result["facets"] = {"brand": [], "category": [], "price": [], "rating": []}
+    return jsonify(result)
+
+
+@bp.get("/products/<int:product_id>")
+def get_product(product_id: int) -> Any:
+    return jsonify(catalog.public_product(product_id).to_dict())

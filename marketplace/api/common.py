@@ -1,0 +1,98 @@
+"""Request helpers shared by the API views: bearer auth, JSON bodies, pagination."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import g, request
+from pydantic import BaseModel
+
+from marketplace.accounts.models import Role, User
+from marketplace.accounts.services import user_for_token
+from marketplace.catalog.models import Vendor
+from marketplace.catalog.services import vendor_for_user
+from marketplace.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed
+from marketplace.validation import parse
+
+F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound=BaseModel)
+
+MAX_PER_PAGE = 100
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def current_user() -> User:
+    """:raises Unauthorized:"""
+    user = g.get("api_user")
+    if user is None:
+        token = bearer_token()
+        user = user_for_token(token) if token else None
+        if user is None:
+            raise Unauthorized("A valid bearer token is required.")
+        g.api_user = user
+    return user
+
+
+def require(*roles: Role) -> Callable[[F], F]:
+    """Authenticate with a bearer token; with roles, also require one of them (403)."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            user = current_user()
+            if roles and user.role not in roles:
+                raise Forbidden(f"This needs the {' or '.join(r.value for r in roles)} role.")
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def current_vendor() -> Vendor:
+    return vendor_for_user(current_user().id)
+
+
+def json_body() -> Any:
+    data = request.get_json(silent=True, force=True)
+    if data is None:
+        raise BadRequest("The request body must be valid JSON.")
+    return data
+
+
+def body(model: type[M]) -> M:
+    return parse(model, json_body())
+
+
+def int_arg(name: str, default: int | None = None, *, low: int = 0, high: int = 2**31 - 1) -> Any:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(
+            f"`{name}` must be an integer.", details={"fields": {name: "not an integer"}}
+        ) from None
+    if not low <= value <= high:
+        raise ValidationFailed({name: f"must be between {low} and {high}"})
+    return value
+
+
+def pagination() -> tuple[int, int]:
+    page = int_arg("page", 1, low=1, high=1_000_000)
+    per_page = int_arg("per_page", 20, low=1, high=MAX_PER_PAGE)
+    return page, per_page
+
+
+def page_of(items: list[Any], total: int, page: int, per_page: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "page": page, "per_page": per_page}

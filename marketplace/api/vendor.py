@@ -1,0 +1,169 @@
+"""The vendor's own profile and catalog. Someone else's objects are always 404."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from flask import jsonify, request
+from pydantic import Field
+
+from marketplace.accounts.models import Role
+from marketplace.api import bp
+from marketplace.api.common import body, current_vendor, page_of, pagination, require
+from marketplace.catalog import services as catalog
+from marketplace.catalog.models import ProductStatus, Vendor
+from marketplace.errors import ValidationFailed
+from marketplace.validation import Body
+
+JsonScalar = str | int | float | bool
+
+
+class VariantBody(Body):
+    sku: str
+    price_cents: int
+    stock: int = 0
+    attributes: dict[str, JsonScalar] = Field(default_factory=dict)
+
+    def to_input(self) -> catalog.VariantInput:
+        return catalog.VariantInput(
+            sku=self.sku, price_cents=self.price_cents, stock=self.stock, attributes=self.attributes
+        )
+
+
+class ProductBody(Body):
+    title: str
+    description: str = ""
+    brand: str | None = None
+    category: str | None = None
+    status: Literal["draft", "active"] = "draft"
+    variants: list[VariantBody]
+
+
+class ProductPatch(Body):
+    title: str | None = None
+    description: str | None = None
+    brand: str | None = None
+    category: str | None = None
+    status: Literal["draft", "active", "archived"] | None = None
+
+
+class VariantPatch(Body):
+    price_cents: int | None = None
+    stock: int | None = None
+    low_stock_threshold: int | None = None
+
+
+class VendorSettingsPatch(Body):
+    display_name: str | None = None
+    shipping_flat_cents: int | None = None
+    free_shipping_threshold_cents: int | None = None
+
+
+def vendor_json(vendor: Vendor) -> dict[str, Any]:
+    data = vendor.to_dict()
+    data["commission_bps"] = vendor.commission_bps
+    return data
+
+
+@bp.get("/vendor")
+@require(Role.VENDOR)
+def get_vendor() -> Any:
+    return jsonify(vendor_json(current_vendor()))
+
+
+@bp.patch("/vendor")
+@require(Role.VENDOR)
+def patch_vendor() -> Any:
+    data = body(VendorSettingsPatch)
+    sent = data.model_fields_set
+    vendor = catalog.update_vendor_settings(
+        current_vendor().id,
+        display_name=data.display_name,
+        shipping_flat_cents=data.shipping_flat_cents,
+        free_shipping_threshold_cents=data.free_shipping_threshold_cents,
+        clear_free_shipping="free_shipping_threshold_cents" in sent
+        and data.free_shipping_threshold_cents is None,
+    )
+    return jsonify(vendor_json(vendor))
+
+
+@bp.get("/vendor/products")
+@require(Role.VENDOR)
+def list_vendor_products() -> Any:
+    page, per_page = pagination()
+    status_arg = request.args.get("status")
+    status = None
+    if status_arg:
+        if status_arg not in {s.value for s in ProductStatus}:
+            raise ValidationFailed({"status": "must be draft, active or archived"})
+        status = ProductStatus(status_arg)
+    products, total = catalog.vendor_products(
+        current_vendor().id, page=page, per_page=per_page, status=status
+    )
+    return jsonify(page_of([p.to_dict(with_stock=True) for p in products], total, page, per_page))
+
+
+@bp.post("/vendor/products")
+@require(Role.VENDOR)
+def create_product() -> Any:
+    data = body(ProductBody)
+    product = catalog.create_product(
+        current_vendor().id,
+        catalog.ProductInput(
+            title=data.title,
+            description=data.description,
+            brand=data.brand,
+            category=data.category,
+            status=ProductStatus(data.status),
+            variants=[v.to_input() for v in data.variants],
+        ),
+    )
+    return jsonify(product.to_dict(with_stock=True)), 201
+
+
+@bp.get("/vendor/products/<int:product_id>")
+@require(Role.VENDOR)
+def get_vendor_product(product_id: int) -> Any:
+    product = catalog.vendor_product(current_vendor().id, product_id)
+    return jsonify(product.to_dict(with_stock=True))
+
+
+@bp.patch("/vendor/products/<int:product_id>")
+@require(Role.VENDOR)
+def patch_product(product_id: int) -> Any:
+    data = body(ProductPatch)
+    sent = data.model_fields_set
+    changes: dict[str, Any] = {
+        name: getattr(data, name) for name in ("title", "description") if name in sent
+    }
+    for name in ("brand", "category"):
+        if name in sent:
+            changes[name] = getattr(data, name)
+    if "status" in sent:
+        if data.status is None:
+            raise ValidationFailed({"status": "must be draft, active or archived"})
+        changes["status"] = ProductStatus(data.status)
+    product = catalog.update_product(current_vendor().id, product_id, **changes)
+    return jsonify(product.to_dict(with_stock=True))
+
+
+@bp.post("/vendor/products/<int:product_id>/variants")
+@require(Role.VENDOR)
+def add_variant(product_id: int) -> Any:
+    data = body(VariantBody)
+    variant = catalog.add_variant(current_vendor().id, product_id, data.to_input())
+    return jsonify(variant.to_dict(with_stock=True)), 201
+
+
+@bp.patch("/vendor/variants/<int:variant_id>")
+@require(Role.VENDOR)
+def patch_variant(variant_id: int) -> Any:
+    data = body(VariantPatch)
+    variant = catalog.update_variant(
+        current_vendor().id,
+        variant_id,
+        price_cents=data.price_cents,
+        stock=data.stock,
+        low_stock_threshold=data.low_stock_threshold,
+    )
+    return jsonify(variant.to_dict(with_stock=True))

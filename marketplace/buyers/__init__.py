@@ -1,0 +1,9 @@
+"""Buyer-facing pages: storefront, sign-in, cart, checkout, orders."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("buyers", __name__)
+
+from marketplace.buyers import routes  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""Vendors, products, variants (SKUs), categories and brands."""

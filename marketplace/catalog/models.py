@@ -1,0 +1,214 @@
+"""Catalog models. Stock columns live here but only `inventory/` moves them."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from marketplace.accounts.models import User
+from marketplace.db import UTCDateTime, db, utcnow
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+
+
+class VendorStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    SUSPENDED = "suspended"
+
+
+class ProductStatus(enum.StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+
+
+class Vendor(db.Model):
+    __tablename__ = "vendors"
+    __table_args__ = (
+        CheckConstraint(
+            "commission_bps IS NULL OR (commission_bps >= 0 AND commission_bps <= 10000)",
+            name="commission_range",
+        ),
+        CheckConstraint("shipping_flat_cents >= 0", name="shipping_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120))
+    status: Mapped[VendorStatus] = mapped_column(_enum(VendorStatus), default=VendorStatus.PENDING)
+    stripe_account_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    payouts_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    commission_bps: Mapped[int | None] = mapped_column(Integer)
+    shipping_flat_cents: Mapped[int] = mapped_column(Integer, default=0)
+    free_shipping_threshold_cents: Mapped[int | None] = mapped_column(Integer)
+    rating_sum: Mapped[int] = mapped_column(Integer, default=0)
+    rating_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+    @property
+    def is_selling(self) -> bool:
+        return self.status is VendorStatus.APPROVED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "display_name": self.display_name,
+            "status": self.status.value,
+            "stripe_account_id": self.stripe_account_id,
+            "payouts_enabled": self.payouts_enabled,
+            "commission_bps": self.commission_bps,
+            "email": self.user.email,
+            "shipping_flat_cents": self.shipping_flat_cents,
+            "free_shipping_threshold_cents": self.free_shipping_threshold_cents,
+        }
+
+
+class Category(db.Model):
+    """A node of the category tree; `path` is the full 'Parent/Child' name, unique."""
+
+    __tablename__ = "categories"
+    __table_args__ = (
+        CheckConstraint(
+            "commission_bps IS NULL OR (commission_bps >= 0 AND commission_bps <= 10000)",
+            name="commission_range",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    path: Mapped[str] = mapped_column(String(255), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
+    commission_bps: Mapped[int | None] = mapped_column(Integer)
+
+    parent: Mapped[Category | None] = relationship(remote_side=[id])
+
+
+class Brand(db.Model):
+    __tablename__ = "brands"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    # Lower-cased name: brands are matched without regard to case.
+    key: Mapped[str] = mapped_column(String(80), unique=True)
+
+
+class Product(db.Model):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    brand_id: Mapped[int | None] = mapped_column(ForeignKey("brands.id"), index=True)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), index=True)
+    status: Mapped[ProductStatus] = mapped_column(
+        _enum(ProductStatus), default=ProductStatus.DRAFT, index=True
+    )
+    rating_sum: Mapped[int] = mapped_column(Integer, default=0)
+    rating_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    vendor: Mapped[Vendor] = relationship()
+    brand: Mapped[Brand | None] = relationship()
+    category: Mapped[Category | None] = relationship()
+    variants: Mapped[list[Variant]] = relationship(
+        back_populates="product", order_by="Variant.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def rating(self) -> float | None:
+        return round(self.rating_sum / self.rating_count, 2) if self.rating_count else None
+
+    @property
+    def price_cents(self) -> int | None:
+        prices = [v.price_cents for v in self.variants if v.is_active]
+        return min(prices) if prices else None
+
+    @property
+    def in_stock(self) -> bool:
+        return any(v.available > 0 for v in self.variants if v.is_active)
+
+    def to_dict(self, *, with_stock: bool = False) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "vendor_id": self.vendor_id,
+            "vendor": {"id": self.vendor_id, "display_name": self.vendor.display_name},
+            "title": self.title,
+            "description": self.description,
+            "brand": self.brand.name if self.brand else None,
+            "category": self.category.path if self.category else None,
+            "status": self.status.value,
+            "rating": self.rating,
+            "rating_count": self.rating_count,
+            "price_cents": self.price_cents,
+            "in_stock": self.in_stock,
+            "created_at": self.created_at.isoformat(),
+            "variants": [v.to_dict(with_stock=with_stock) for v in self.variants if v.is_active],
+        }
+
+
+class Variant(db.Model):
+    """A sellable SKU. `reserved` is held for unpaid checkouts; available = on_hand − reserved."""
+
+    __tablename__ = "variants"
+    __table_args__ = (
+        CheckConstraint("price_cents >= 0", name="price_non_negative"),
+        CheckConstraint("on_hand >= 0", name="on_hand_non_negative"),
+        CheckConstraint("reserved >= 0 AND reserved <= on_hand", name="reserved_within_on_hand"),
+        UniqueConstraint("vendor_id", "sku", name="uq_variants_vendor_sku"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    # Denormalised from the product so SKUs are unique per vendor.
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"))
+    sku: Mapped[str] = mapped_column(String(64))
+    price_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3), default="usd")
+    on_hand: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    low_stock_threshold: Mapped[int] = mapped_column(Integer, default=5)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    product: Mapped[Product] = relationship(back_populates="variants")
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    def to_dict(self, *, with_stock: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "product_id": self.product_id,
+            "sku": self.sku,
+            "price_cents": self.price_cents,
+            "currency": self.currency,
+            "available": self.available,
+            "attributes": self.attributes or {},
+        }
+        if with_stock:
+            data["on_hand"] = self.on_hand
+            data["reserved"] = self.reserved
+        return data

@@ -1,0 +1,494 @@
+"""Vendors and their catalog: profiles, approval, products, variants, public listing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import selectinload
+
+from marketplace.accounts.models import User
+from marketplace.catalog.models import (
+    Brand,
+    Category,
+    Product,
+    ProductStatus,
+    Variant,
+    Vendor,
+    VendorStatus,
+)
+from marketplace.db import db, transaction
+from marketplace.errors import Conflict, NotFound, ValidationFailed
+from marketplace.inventory import services as inventory
+from marketplace.validation import require_range
+
+MAX_PRICE_CENTS = 10_000_000  # $100,000 per unit
+MAX_STOCK = 1_000_000
+MAX_VARIANTS = 100
+
+
+class VendorNotFound(NotFound):
+    code, message = "vendor_not_found", "Vendor not found."
+
+
+class ProductNotFound(NotFound):
+    code, message = "product_not_found", "Product not found."
+
+
+class VariantNotFound(NotFound):
+    code, message = "variant_not_found", "Variant not found."
+
+
+class SkuTaken(Conflict):
+    code, message = "sku_taken", "You already have a variant with that SKU."
+
+
+class IllegalVendorTransition(Conflict):
+    code, message = "illegal_transition", "The vendor cannot move to that status."
+
+
+# --- vendors -------------------------------------------------------------------------------
+
+
+def create_vendor_profile(user: User) -> Vendor:
+    """A new `pending` vendor for a vendor account (inside the caller's transaction)."""
+    vendor = Vendor(user_id=user.id, display_name=user.name, status=VendorStatus.PENDING)
+    db.session.add(vendor)
+    db.session.flush()
+    return vendor
+
+
+def vendor_for_user(user_id: int) -> Vendor:
+    """:raises VendorNotFound:"""
+    vendor = db.session.scalar(select(Vendor).where(Vendor.user_id == user_id))
+    if vendor is None:
+        raise VendorNotFound()
+    return vendor
+
+
+def get_vendor(vendor_id: int) -> Vendor:
+    vendor = db.session.get(Vendor, vendor_id)
+    if vendor is None:
+        raise VendorNotFound()
+    return vendor
+
+
+def list_vendors(status: VendorStatus | None = None) -> list[Vendor]:
+    query = select(Vendor).order_by(Vendor.id)
+    if status is not None:
+        query = query.where(Vendor.status == status)
+    return list(db.session.scalars(query))
+
+
+_VENDOR_TRANSITIONS = {
+    VendorStatus.PENDING: {VendorStatus.APPROVED, VendorStatus.SUSPENDED},
+    VendorStatus.APPROVED: {VendorStatus.SUSPENDED},
+    VendorStatus.SUSPENDED: {VendorStatus.APPROVED},
+}
+
+
+def set_vendor_status(vendor_id: int, status: VendorStatus) -> Vendor:
+    """Approve or suspend a vendor (admins).
+
+    :raises VendorNotFound, IllegalVendorTransition:
+    """
+    with transaction():
+        vendor = get_vendor(vendor_id)
+        if status not in _VENDOR_TRANSITIONS[vendor.status]:
+            raise IllegalVendorTransition(
+                f"A {vendor.status.value} vendor cannot become {status.value}.",
+                details={"from": vendor.status.value, "to": status.value},
+            )
+        vendor.status = status
+    return vendor
+
+
+def update_vendor_settings(
+    vendor_id: int,
+    *,
+    display_name: str | None = None,
+    shipping_flat_cents: int | None = None,
+    free_shipping_threshold_cents: int | None = None,
+    clear_free_shipping: bool = False,
+) -> Vendor:
+    """:raises ValidationFailed:"""
+    fields: dict[str, str] = {}
+    if display_name is not None and not 1 <= len(display_name.strip()) <= 120:
+        fields["display_name"] = "must be 1 to 120 characters long"
+    require_range(fields, "shipping_flat_cents", shipping_flat_cents, 0, MAX_PRICE_CENTS)
+    require_range(
+        fields, "free_shipping_threshold_cents", free_shipping_threshold_cents, 0, MAX_PRICE_CENTS
+    )
+    if fields:
+        raise ValidationFailed(fields)
+    with transaction():
+        vendor = get_vendor(vendor_id)
+        if display_name is not None:
+            vendor.display_name = display_name.strip()
+        if shipping_flat_cents is not None:
+            vendor.shipping_flat_cents = shipping_flat_cents
+        if free_shipping_threshold_cents is not None or clear_free_shipping:
+            vendor.free_shipping_threshold_cents = free_shipping_threshold_cents
+    return vendor
+
+
+# --- categories and brands -----------------------------------------------------------------
+
+
+def normalize_category_path(path: str) -> str:
+    parts = [p.strip() for p in path.replace(">", "/").split("/") if p.strip()]
+    return "/".join(parts)
+
+
+def category_for_path(path: str) -> Category:
+    """Find or create the category `A/B/C`, creating missing ancestors."""
+    path = normalize_category_path(path)
+    existing = db.session.scalar(select(Category).where(Category.path == path))
+    if existing is not None:
+        return existing
+    parent: Category | None = None
+    built = ""
+    for name in path.split("/"):
+        built = f"{built}/{name}" if built else name
+        node = db.session.scalar(select(Category).where(Category.path == built))
+        if node is None:
+            node = Category(name=name, path=built, parent=parent)
+            db.session.add(node)
+            db.session.flush()
+        parent = node
+    assert parent is not None
+    return parent
+
+
+def brand_for_name(name: str) -> Brand:
+    name = " ".join(name.split())
+    brand = db.session.scalar(select(Brand).where(Brand.key == name.lower()))
+    if brand is None:
+        brand = Brand(name=name, key=name.lower())
+        db.session.add(brand)
+        db.session.flush()
+    return brand
+
+
+def list_categories() -> list[Category]:
+    return list(db.session.scalars(select(Category).order_by(Category.path)))
+
+
+def list_brands() -> list[Brand]:
+    return list(db.session.scalars(select(Brand).order_by(Brand.key)))
+
+
+# --- products ------------------------------------------------------------------------------
+
+
+@dataclass
+class VariantInput:
+    sku: str
+    price_cents: int
+    stock: int = 0
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProductInput:
+    title: str
+    description: str = ""
+    brand: str | None = None
+    category: str | None = None
+    status: ProductStatus = ProductStatus.DRAFT
+    variants: list[VariantInput] = field(default_factory=list)
+
+
+def _check_text(fields: dict[str, str], name: str, value: str | None, low: int, high: int) -> None:
+    if value is not None and not low <= len(value.strip()) <= high:
+        fields[name] = f"must be {low} to {high} characters long"
+
+
+def _check_variant(fields: dict[str, str], prefix: str, variant: VariantInput) -> None:
+    _check_text(fields, f"{prefix}sku", variant.sku, 1, 64)
+    require_range(fields, f"{prefix}price_cents", variant.price_cents, 1, MAX_PRICE_CENTS)
+    require_range(fields, f"{prefix}stock", variant.stock, 0, MAX_STOCK)
+    if len(variant.attributes) > 20 or any(
+        not isinstance(v, str | int | float | bool) or len(str(k)) > 40 or len(str(v)) > 100
+        for k, v in variant.attributes.items()
+    ):
+        fields[f"{prefix}attributes"] = "at most 20 short name/value pairs"
+
+
+def _check_product(data: ProductInput) -> None:
+    fields: dict[str, str] = {}
+    _check_text(fields, "title", data.title, 1, 200)
+    if len(data.description) > 20_000:
+        fields["description"] = "must be at most 20000 characters long"
+    _check_text(fields, "brand", data.brand, 1, 80)
+    if data.category is not None and not 1 <= len(normalize_category_path(data.category)) <= 255:
+        fields["category"] = "must be a category name or path like 'Shoes/Running'"
+    if data.status is ProductStatus.ARCHIVED:
+        fields["status"] = "a new product is draft or active"
+    if not 1 <= len(data.variants) <= MAX_VARIANTS:
+        fields["variants"] = f"must hold 1 to {MAX_VARIANTS} variants"
+    skus = [v.sku.strip() for v in data.variants]
+    for index, variant in enumerate(data.variants):
+        _check_variant(fields, f"variants[{index}].", variant)
+        if skus.count(variant.sku.strip()) > 1:
+            fields[f"variants[{index}].sku"] = "SKUs must differ within a product"
+    if fields:
+        raise ValidationFailed(fields)
+
+
+def _ensure_skus_free(vendor_id: int, skus: list[str]) -> None:
+    taken = db.session.scalars(
+        select(Variant.sku).where(Variant.vendor_id == vendor_id, Variant.sku.in_(skus))
+    ).all()
+    if taken:
+        raise SkuTaken(details={"skus": sorted(taken)})
+
+
+def create_product(vendor_id: int, data: ProductInput) -> Product:
+    """:raises ValidationFailed, SkuTaken:"""
+    _check_product(data)
+    with transaction():
+        _ensure_skus_free(vendor_id, [v.sku.strip() for v in data.variants])
+        product = Product(
+            vendor_id=vendor_id,
+            title=data.title.strip(),
+            description=data.description,
+            brand=brand_for_name(data.brand) if data.brand else None,
+            category=category_for_path(data.category) if data.category else None,
+            status=data.status,
+        )
+        db.session.add(product)
+        db.session.flush()
+        for variant in data.variants:
+            _add_variant(product, variant)
+    return product
+
+
+def _add_variant(product: Product, data: VariantInput) -> Variant:
+    variant = Variant(
+        product=product,
+        vendor_id=product.vendor_id,
+        sku=data.sku.strip(),
+        price_cents=data.price_cents,
+        on_hand=data.stock,
+        reserved=0,
+        attributes=dict(data.attributes),
+    )
+    db.session.add(variant)
+    db.session.flush()
+    return variant
+
+
+def add_variant(vendor_id: int, product_id: int, data: VariantInput) -> Variant:
+    """:raises ProductNotFound, ValidationFailed, SkuTaken:"""
+    fields: dict[str, str] = {}
+    _check_variant(fields, "", data)
+    if fields:
+        raise ValidationFailed(fields)
+    with transaction():
+        product = vendor_product(vendor_id, product_id)
+        if len(product.variants) >= MAX_VARIANTS:
+            raise ValidationFailed({"variants": f"at most {MAX_VARIANTS} variants"})
+        _ensure_skus_free(vendor_id, [data.sku.strip()])
+        return _add_variant(product, data)
+
+
+_UNSET: Any = object()
+
+
+def update_product(
+    vendor_id: int,
+    product_id: int,
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    brand: str | None = _UNSET,
+    category: str | None = _UNSET,
+    status: ProductStatus | None = None,
+) -> Product:
+    """Change any of a vendor's product fields (`None` brand/category clears it).
+
+    :raises ProductNotFound, ValidationFailed:
+    """
+    fields: dict[str, str] = {}
+    _check_text(fields, "title", title, 1, 200)
+    if description is not None and len(description) > 20_000:
+        fields["description"] = "must be at most 20000 characters long"
+    if brand is not _UNSET:
+        _check_text(fields, "brand", brand, 1, 80)
+    if category is not _UNSET and category is not None and not normalize_category_path(category):
+        fields["category"] = "must be a category name or path like 'Shoes/Running'"
+    if fields:
+        raise ValidationFailed(fields)
+    with transaction():
+        product = vendor_product(vendor_id, product_id)
+        if title is not None:
+            product.title = title.strip()
+        if description is not None:
+            product.description = description
+        if brand is not _UNSET:
+            product.brand = brand_for_name(brand) if brand else None
+        if category is not _UNSET:
+            product.category = category_for_path(category) if category else None
+        if status is not None:
+            product.status = status
+    return product
+
+
+def update_variant(
+    vendor_id: int,
+    variant_id: int,
+    *,
+    price_cents: int | None = None,
+    stock: int | None = None,
+    low_stock_threshold: int | None = None,
+) -> Variant:
+    """Change a variant's price or stock on hand (never below what is reserved).
+
+    :raises VariantNotFound, ValidationFailed, StockBelowReserved:
+    """
+    fields: dict[str, str] = {}
+    require_range(fields, "price_cents", price_cents, 1, MAX_PRICE_CENTS)
+    require_range(fields, "stock", stock, 0, MAX_STOCK)
+    require_range(fields, "low_stock_threshold", low_stock_threshold, 0, MAX_STOCK)
+    if fields:
+        raise ValidationFailed(fields)
+    with transaction():
+        variant = vendor_variant(vendor_id, variant_id)
+        if price_cents is not None:
+            variant.price_cents = price_cents
+        if low_stock_threshold is not None:
+            variant.low_stock_threshold = low_stock_threshold
+        if stock is not None:
+            db.session.flush()
+            inventory.set_on_hand(variant.id, stock)
+    return variant
+
+
+def vendor_product(vendor_id: int, product_id: int) -> Product:
+    """A product of this vendor; someone else's is reported as missing.
+
+    :raises ProductNotFound:
+    """
+    product = db.session.get(Product, product_id)
+    if product is None or product.vendor_id != vendor_id:
+        raise ProductNotFound()
+    return product
+
+
+def vendor_variant(vendor_id: int, variant_id: int) -> Variant:
+    """:raises VariantNotFound:"""
+    variant = db.session.get(Variant, variant_id)
+    if variant is None or variant.vendor_id != vendor_id:
+        raise VariantNotFound()
+    return variant
+
+
+def vendor_products(
+    vendor_id: int, *, page: int = 1, per_page: int = 20, status: ProductStatus | None = None
+) -> tuple[list[Product], int]:
+    query = select(Product).where(Product.vendor_id == vendor_id)
+    if status is not None:
+        query = query.where(Product.status == status)
+    return _paginate(query.order_by(Product.id.desc()), page, per_page)
+
+
+# --- public catalog ------------------------------------------------------------------------
+
+
+def _visible() -> Select[tuple[Product]]:
+    return (
+        select(Product)
+        .join(Vendor, Vendor.id == Product.vendor_id)
+        .where(Product.status == ProductStatus.ACTIVE, Vendor.status == VendorStatus.APPROVED)
+    )
+
+
+def public_product(product_id: int) -> Product:
+    """An active product of an approved vendor.
+
+    :raises ProductNotFound:
+    """
+    product = db.session.scalar(
+        _visible().where(Product.id == product_id).options(selectinload(Product.variants))
+    )
+    if product is None:
+        raise ProductNotFound()
+    return product
+
+
+@dataclass
+class CatalogFilters:
+    brand: str | None = None
+    category: str | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    min_rating: float | None = None
+    in_stock: bool = False
+    sort: str = "newest"
+    page: int = 1
+    per_page: int = 20
+
+
+SORTS = ("relevance", "price_asc", "price_desc", "rating", "newest")
+
+
+def browse(filters: CatalogFilters) -> tuple[list[Product], int]:
+    """The public catalog filtered and sorted in SQL (full-text search lives in `search/`)."""
+    price = (
+        select(func.min(Variant.price_cents))
+        .where(Variant.product_id == Product.id, Variant.is_active.is_(True))
+        .correlate(Product)
+        .scalar_subquery()
+    )
+    query = _visible()
+    if filters.brand:
+        query = query.join(Brand, Brand.id == Product.brand_id).where(
+            Brand.key == filters.brand.strip().lower()
+        )
+    if filters.category:
+        path = normalize_category_path(filters.category)
+        query = query.join(Category, Category.id == Product.category_id).where(
+            or_(func.lower(Category.path) == path.lower(), Category.path.ilike(f"{path}/%"))
+        )
+    if filters.min_price is not None:
+        query = query.where(price >= filters.min_price)
+    if filters.max_price is not None:
+        query = query.where(price <= filters.max_price)
+    if filters.min_rating is not None:
+        query = query.where(
+            Product.rating_count > 0,
+            Product.rating_sum >= filters.min_rating * Product.rating_count,
+        )
+    if filters.in_stock:
+        query = query.where(
+            select(Variant.id)
+            .where(
+                Variant.product_id == Product.id,
+                Variant.is_active.is_(True),
+                Variant.on_hand > Variant.reserved,
+            )
+            .exists()
+        )
+    order = {
+        "price_asc": [price.asc(), Product.id],
+        "price_desc": [price.desc(), Product.id],
+        "rating": [
+            (Product.rating_sum * 1.0 / func.nullif(Product.rating_count, 0)).desc().nulls_last(),
+            Product.id,
+        ],
+    }.get(filters.sort, [Product.created_at.desc(), Product.id.desc()])
+    query = query.order_by(*order).options(
+        selectinload(Product.variants),
+        selectinload(Product.vendor),
+        selectinload(Product.brand),
+        selectinload(Product.category),
+    )
+    return _paginate(query, filters.page, filters.per_page)
+
+
+def _paginate(query: Select[Any], page: int, per_page: int) -> tuple[list[Any], int]:
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
+    return list(items), total or 0

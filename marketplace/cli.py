@@ -1,0 +1,67 @@
+"""Flask CLI commands: thin wrappers over one service call each."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+
+
+def register_commands(app: Flask) -> None:
+    users = click.Group("users", help="Manage user accounts.")
+
+    @users.command("create-admin")
+    @click.argument("email")
+    @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+    @click.option("--name", default="Admin")
+    def create_admin(email: str, password: str, name: str) -> None:
+        """Create an admin account."""
+        from marketplace.accounts.services import create_admin as create
+        from marketplace.errors import DomainError
+
+        try:
+            user = create(email, password, name)
+        except DomainError as error:
+            raise click.ClickException(f"{error.message} {error.details or ''}".strip()) from None
+        click.echo(f"admin {user.email} created (id {user.id})")
+
+    @click.command("worker")
+    @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+    def worker(burst: bool) -> None:
+        """Run an RQ worker (with scheduler) inside the app context."""
+        from marketplace.jobs import run_worker
+
+        run_worker(app, burst=burst)
+
+    demo = click.Group("demo", help="Demo data.")
+
+    @demo.command("load")
+    def demo_load() -> None:
+        """Load the demo accounts and catalog (skipped when the database has users)."""
+        from marketplace.demo import load_demo_data
+
+        logins = load_demo_data()
+        if logins is None:
+            click.echo("demo data already loaded; logins: admin@example.com, buyer1@example.com,")
+            click.echo("  vendor1@example.com ... (password demo-password)")
+            return
+        click.echo("demo logins:")
+        for login in logins:
+            click.echo(f"  {login.role:<7} {login.email:<24} password: {login.password}")
+
+    @click.command("serve")
+    @click.option("--host", default="127.0.0.1")
+    @click.option("--port", default=5000, type=int)
+    def serve(host: str, port: int) -> None:
+        """Serve the site; in the embedded mode also run an RQ worker thread."""
+        from marketplace.jobs import start_embedded_worker
+
+        if not app.config["REDIS_URL"]:
+            start_embedded_worker(app)
+            click.echo("embedded mode: in-process Redis stand-in with a worker thread")
+        click.echo(f"Marketplace on http://{host}:{port}/")
+        app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+
+    app.cli.add_command(users)
+    app.cli.add_command(worker)
+    app.cli.add_command(demo)
+    app.cli.add_command(serve)

@@ -1,0 +1,102 @@
+"""The declarative base, the session's unit of work and after-commit hooks.
+
+Services own their transaction: `with transaction():` commits once at the outermost level
+(nested blocks join it) and then runs the callbacks registered with `on_commit`, so jobs and
+other side effects never see uncommitted rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+_DEPTH = "marketplace.tx_depth"
+_HOOKS = "marketplace.on_commit"
+
+
+@contextmanager
+def transaction() -> Iterator[Any]:
+    """Run the block in one database transaction; the outermost block commits."""
+    session = db.session()
+    depth = session.info.get(_DEPTH, 0)
+    session.info[_DEPTH] = depth + 1
+    try:
+        yield session
+        if depth == 0:
+            session.commit()
+    except BaseException:
+        if depth == 0:
+            session.rollback()
+            session.info.pop(_HOOKS, None)
+        raise
+    finally:
+        session.info[_DEPTH] = depth
+    if depth == 0:
+        for hook, args, kwargs in session.info.pop(_HOOKS, []):
+            hook(*args, **kwargs)
+
+
+def on_commit(hook: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Call `hook(*args, **kwargs)` once the surrounding `transaction()` has committed."""
+    session = db.session()
+    if session.info.get(_DEPTH, 0) == 0:
+        raise RuntimeError("on_commit() outside transaction()")
+    session.info.setdefault(_HOOKS, []).append((hook, args, kwargs))

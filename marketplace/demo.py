@@ -1,0 +1,115 @@
+"""Demo data for `make run`: an admin, two buyers, three approved vendors, ~60 products."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from marketplace.accounts import services as accounts
+from marketplace.accounts.models import Role, User
+from marketplace.catalog import services as catalog
+from marketplace.catalog.models import ProductStatus, VendorStatus
+from marketplace.db import db
+
+DEMO_PASSWORD = "demo-password"
+
+
+@dataclass(frozen=True)
+class Login:
+    role: str
+    email: str
+    password: str
+
+
+_VENDORS = {
+    "Trailhead Outfitters": [
+        (
+            "Outdoor/Footwear",
+            ["Salomon", "Merrell", "Adidas"],
+            ["Trail Runner", "Hiking Boot", "Approach Shoe", "Sneaker"],
+        ),
+        ("Outdoor/Camping", ["Coleman", "MSR"], ["Tent", "Sleeping Bag", "Camp Stove", "Headlamp"]),
+    ],
+    "Urban Threads": [
+        (
+            "Clothing/Tops",
+            ["Patagonia", "Uniqlo", "Adidas"],
+            ["T-Shirt", "Hoodie", "Flannel Shirt", "Polo"],
+        ),
+        ("Clothing/Bottoms", ["Levi's", "Uniqlo"], ["Jeans", "Chinos", "Joggers", "Shorts"]),
+    ],
+    "Gadget Garage": [
+        ("Electronics/Audio", ["Sony", "JBL", "Anker"], ["Headphones", "Speaker", "Earbuds"]),
+        ("Electronics/Accessories", ["Anker", "Belkin"], ["Charger", "Power Bank", "USB-C Cable"]),
+        ("Home/Kitchen", ["OXO", "Bodum"], ["French Press", "Kettle", "Knife Set"]),
+    ],
+}
+_ADJECTIVES = ["Classic", "Pro", "Lite", "Everyday", "Summit", "Urban", "Ultra", "Essential"]
+_SIZES = ["S", "M", "L"]
+_COLOURS = ["Black", "Blue", "Green", "Red", "Grey"]
+
+
+def load_demo_data(seed: int = 7) -> list[Login] | None:
+    """Create the demo accounts and catalog; `None` when demo data exists already."""
+    if db.session.scalar(select(User.id).limit(1)) is not None:
+        return None
+    rng = random.Random(seed)
+    logins = [Login("admin", "admin@example.com", DEMO_PASSWORD)]
+    accounts.create_admin("admin@example.com", DEMO_PASSWORD, "Ada Admin")
+    for n, name in enumerate(["Bea Buyer", "Ben Buyer"], start=1):
+        email = f"buyer{n}@example.com"
+        accounts.register(email, DEMO_PASSWORD, name, Role.BUYER)
+        logins.append(Login("buyer", email, DEMO_PASSWORD))
+    for n, (vendor_name, lines) in enumerate(_VENDORS.items(), start=1):
+        email = f"vendor{n}@example.com"
+        user = accounts.register(email, DEMO_PASSWORD, vendor_name, Role.VENDOR)
+        logins.append(Login("vendor", email, DEMO_PASSWORD))
+        vendor = catalog.vendor_for_user(user.id)
+        catalog.set_vendor_status(vendor.id, VendorStatus.APPROVED)
+        catalog.update_vendor_settings(
+            vendor.id, shipping_flat_cents=599, free_shipping_threshold_cents=7500
+        )
+        _load_products(vendor.id, n, lines, rng)
+    return logins
+
+
+def _load_products(
+    vendor_id: int, vendor_n: int, lines: list[tuple[str, list[str], list[str]]], rng: random.Random
+) -> None:
+    count = 0
+    per_vendor = 20
+    while count < per_vendor:
+        category, brands, nouns = lines[count % len(lines)]
+        brand = rng.choice(brands)
+        noun = rng.choice(nouns)
+        title = f"{brand} {rng.choice(_ADJECTIVES)} {noun}"
+        base_price = rng.randrange(9, 250) * 100 + rng.choice([0, 49, 99])
+        sized = category.startswith(("Clothing", "Outdoor/Footwear"))
+        colour_options = rng.sample(_COLOURS, 2)
+        variants = []
+        for i, colour in enumerate(colour_options):
+            for size in _SIZES if sized else [None]:
+                attributes = {"colour": colour} | ({"size": size} if size else {})
+                sku = f"V{vendor_n}-{count:03d}-{i}{size or ''}"
+                variants.append(
+                    catalog.VariantInput(
+                        sku=sku,
+                        price_cents=base_price + (500 if size == "L" else 0),
+                        stock=rng.choice([0, 3, 8, 15, 40]),
+                        attributes=attributes,
+                    )
+                )
+        catalog.create_product(
+            vendor_id,
+            catalog.ProductInput(
+                title=title,
+                description=f"The {title.lower()}: built to last, chosen by {brand} fans.",
+                brand=brand,
+                category=category,
+                status=ProductStatus.ACTIVE,
+                variants=variants,
+            ),
+        )
+        count += 1

@@ -1,0 +1,1 @@
+"""Stock: the only code that changes `on_hand` and `reserved`."""

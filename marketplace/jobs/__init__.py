@@ -1,0 +1,94 @@
+"""RQ queues, scheduling and workers.
+
+Jobs are named by dotted path and take ids, so they can be enqueued from anywhere without
+importing the job's module. `REDIS_URL` set → a real Redis; unset → an in-process Redis
+stand-in (fakeredis) with a worker thread, for the embedded mode. `JOBS_SYNCHRONOUS` runs
+jobs inline at enqueue time (tests).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from datetime import datetime
+from typing import Any
+
+import fakeredis
+import redis
+from flask import Flask, current_app
+from rq import Queue, SimpleWorker
+from rq.timeouts import TimerDeathPenalty
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAMES = ("default",)
+
+
+def init_app(app: Flask) -> None:
+    url = app.config["REDIS_URL"]
+    if url:
+        connection = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+    else:
+        connection = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    app.extensions["redis"] = connection
+
+
+def get_redis(app: Flask | None = None) -> redis.Redis:
+    return (app or current_app).extensions["redis"]
+
+
+def get_queue(name: str = "default") -> Queue:
+    return Queue(name, connection=get_redis())
+
+
+def resolve(path: str) -> Any:
+    module_name, _, attribute = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def enqueue(path: str, *args: Any, job_id: str | None = None, **kwargs: Any) -> None:
+    """Queue `path(*args)` now. Call it after commit (see `db.on_commit`)."""
+    if current_app.config["JOBS_SYNCHRONOUS"]:
+        resolve(path)(*args, **kwargs)
+        return
+    get_queue().enqueue(path, *args, job_id=job_id, **kwargs)
+
+
+def enqueue_at(when: datetime, path: str, *args: Any, job_id: str | None = None) -> None:
+    """Queue `path(*args)` to run at `when` (needs a worker running with the scheduler)."""
+    if current_app.config["JOBS_SYNCHRONOUS"]:
+        return  # synchronous mode runs nothing later; tests call the job themselves
+    get_queue().enqueue_at(when, path, *args, job_id=job_id)
+
+
+class ThreadWorker(SimpleWorker):
+    """An RQ worker that can run in a thread of the web process (embedded mode)."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        pass
+
+
+def start_embedded_worker(app: Flask) -> threading.Thread:
+    """Run an RQ worker with scheduler in a daemon thread, inside the app context."""
+
+    def run() -> None:
+        with app.app_context():
+            queues = [Queue(name, connection=get_redis(app)) for name in QUEUE_NAMES]
+            worker = ThreadWorker(queues, connection=get_redis(app))
+            worker.work(with_scheduler=True, logging_level="WARNING")
+
+    thread = threading.Thread(target=run, name="rq-embedded-worker", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_worker(app: Flask, *, burst: bool = False) -> None:
+    """The `flask worker` command: an RQ worker with scheduler, jobs in the app context."""
+    with app.app_context():
+        connection = get_redis(app)
+        queues = [Queue(name, connection=connection) for name in QUEUE_NAMES]
+        worker = SimpleWorker(queues, connection=connection)
+        worker.work(burst=burst, with_scheduler=True)

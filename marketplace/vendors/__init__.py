@@ -1,0 +1,9 @@
+"""Vendor-facing pages: onboarding, products, fulfilment, earnings."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("vendors", __name__, url_prefix="/vendor")
+
+from marketplace.vendors import routes  # noqa: E402,F401

@@ -1,0 +1,115 @@
+"""Fixtures: a migrated database (PostgreSQL when DATABASE_URL is set, else SQLite), Redis
+(REDIS_URL or the in-process stand-in), the app, clients and helpers.
+
+Each test starts from empty tables: services commit for real (so concurrency tests work the
+same way as the rest), and the tables are emptied after every test.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from marketplace import create_app
+from marketplace.db import db
+from tests import helpers
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    path = Path(tempfile.mkdtemp(prefix="marketplace-test-")) / "test.db"
+    return f"sqlite:///{path}"
+
+
+DATABASE_URL = _database_url()
+REDIS_URL = os.environ.get("REDIS_URL", "")
+IS_POSTGRES = DATABASE_URL.startswith("postgres")
+
+
+def base_config() -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": _sqlalchemy_url(DATABASE_URL),
+        "REDIS_URL": REDIS_URL,
+        "WTF_CSRF_ENABLED": False,
+        "JOBS_SYNCHRONOUS": True,
+        "SECRET_KEY": "test-secret",
+        "SEARCH_INDEX_DIR": tempfile.mkdtemp(prefix="marketplace-index-"),
+    }
+
+
+def _sqlalchemy_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@pytest.fixture(scope="session")
+def migrated_database() -> str:
+    """Drop whatever is there and run every Alembic migration once per test session."""
+    url = _sqlalchemy_url(DATABASE_URL)
+    if IS_POSTGRES:
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    app = create_app(base_config())
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture
+def app(migrated_database: str) -> Iterator[Flask]:
+    app = create_app(base_config())
+    from marketplace.extensions import limiter
+
+    with app.app_context():
+        limiter.reset()
+        if REDIS_URL:
+            app.extensions["redis"].flushdb()
+        yield app
+        db.session.remove()
+        _empty_tables()
+        db.engine.dispose()
+
+
+def _empty_tables() -> None:
+    tables = [t.name for t in db.metadata.sorted_tables]
+    with db.engine.begin() as connection:
+        if IS_POSTGRES:
+            names = ", ".join(f'"{name}"' for name in tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for name in reversed(tables):
+                connection.execute(text(f'DELETE FROM "{name}"'))
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> Any:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def api(client: FlaskClient) -> helpers.Api:
+    return helpers.Api(client)
