@@ -60,7 +60,8 @@ def register_extensions(app: Flask) -> None:
 def _import_models() -> None:
     """Every model module, so the metadata (and Alembic's autogenerate) sees all tables."""
     import marketplace.accounts.models
-    import marketplace.catalog.models  # noqa: F401
+    import marketplace.catalog.models
+    import marketplace.jobs.outbox  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:

@@ -17,12 +17,18 @@ from typing import Any
 import fakeredis
 import redis
 from flask import Flask, current_app
-from rq import Queue, SimpleWorker
+from rq import Queue, Retry, SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAMES = ("default",)
+
+# (job path, interval in seconds): enqueued by every worker's ticker, at most once per interval
+# across all workers (a Redis SET NX key), so adding workers does not multiply them.
+PERIODIC_JOBS: list[tuple[str, int]] = [
+    ("marketplace.jobs.outbox.redispatch_stale", 30),
+]
 
 
 def init_app(app: Flask) -> None:
@@ -62,6 +68,35 @@ def enqueue_at(when: datetime, path: str, *args: Any, job_id: str | None = None)
     get_queue().enqueue_at(when, path, *args, job_id=job_id)
 
 
+def default_retry() -> Retry:
+    return Retry(max=5, interval=[1, 5, 15, 60, 300])
+
+
+def enqueue_due_periodic_jobs(app: Flask) -> None:
+    connection = get_redis(app)
+    queue = Queue("default", connection=connection)
+    for path, interval in PERIODIC_JOBS:
+        if connection.set(f"marketplace:periodic:{path}", "1", nx=True, ex=interval):
+            queue.enqueue(path)
+
+
+def start_ticker(app: Flask, stop: threading.Event | None = None) -> threading.Thread:
+    """A daemon thread that enqueues the periodic jobs when they are due."""
+    stop = stop or threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                enqueue_due_periodic_jobs(app)
+            except Exception:  # Redis away: try again at the next tick
+                log.warning("periodic jobs not enqueued", exc_info=True)
+            stop.wait(5)
+
+    thread = threading.Thread(target=run, name="periodic-ticker", daemon=True)
+    thread.start()
+    return thread
+
+
 class ThreadWorker(SimpleWorker):
     """An RQ worker that can run in a thread of the web process (embedded mode)."""
 
@@ -82,6 +117,7 @@ def start_embedded_worker(app: Flask) -> threading.Thread:
 
     thread = threading.Thread(target=run, name="rq-embedded-worker", daemon=True)
     thread.start()
+    start_ticker(app)
     return thread
 
 
@@ -91,4 +127,6 @@ def run_worker(app: Flask, *, burst: bool = False) -> None:
         connection = get_redis(app)
         queues = [Queue(name, connection=connection) for name in QUEUE_NAMES]
         worker = SimpleWorker(queues, connection=connection)
+        if not burst:
+            start_ticker(app)
         worker.work(burst=burst, with_scheduler=True)
