@@ -99,7 +99,6 @@ def run_migrations_online():
             connection=connection,
             target_metadata=get_metadata(),
             render_item=render_item,
-            compare_type=True,
             **conf_args,
         )
 
