@@ -60,8 +60,12 @@ def register_extensions(app: Flask) -> None:
 def _import_models() -> None:
     """Every model module, so the metadata (and Alembic's autogenerate) sees all tables."""
     import marketplace.accounts.models
+    import marketplace.cart.models
     import marketplace.catalog.models
-    import marketplace.jobs.outbox  # noqa: F401
+    import marketplace.inventory.models
+    import marketplace.jobs.outbox
+    import marketplace.orders.models
+    import marketplace.payouts.models  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import request
 from pydantic import BaseModel
 
 from marketplace.accounts.models import Role, User
@@ -32,13 +32,13 @@ def bearer_token() -> str | None:
 
 def current_user() -> User:
     """:raises Unauthorized:"""
-    user = g.get("api_user")
+    user = request.environ.get("marketplace.api_user")
     if user is None:
         token = bearer_token()
         user = user_for_token(token) if token else None
         if user is None:
             raise Unauthorized("A valid bearer token is required.")
-        g.api_user = user
+        request.environ["marketplace.api_user"] = user
     return user
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from datetime import datetime
+
+from sqlalchemy import select, update
 
 from marketplace.catalog.models import Variant
-from marketplace.db import db
+from marketplace.db import db, utcnow
 from marketplace.errors import Conflict
+from marketplace.inventory.models import Reservation, ReservationStatus
 
 
 class StockBelowReserved(Conflict):
@@ -31,3 +34,97 @@ def set_on_hand(variant_id: int, on_hand: int) -> None:
     variant = db.session.get(Variant, variant_id)
     if variant is not None:
         db.session.refresh(variant)
+
+
+class OutOfStock(Conflict):
+    code = "out_of_stock"
+    message = "Some items are no longer available in the quantity asked for."
+
+
+def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -> list[Reservation]:
+    """Hold `quantity` of each `(variant_id, quantity)` for an order, in the caller's transaction.
+
+    Guarded updates in variant-id order, so concurrent checkouts never oversell and never
+    deadlock on each other's rows.
+
+    :raises OutOfStock: with `details.variant_ids`; the caller's transaction must roll back.
+    """
+    merged: dict[int, int] = {}
+    for variant_id, quantity in lines:
+        merged[variant_id] = merged.get(variant_id, 0) + quantity
+    short: list[int] = []
+    for variant_id in sorted(merged):
+        quantity = merged[variant_id]
+        result = db.session.execute(
+            update(Variant)
+            .where(Variant.id == variant_id, Variant.on_hand - Variant.reserved >= quantity)
+            .values(reserved=Variant.reserved + quantity)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            short.append(variant_id)
+    if short:
+        raise OutOfStock(details={"variant_ids": short})
+    reservations = [
+        Reservation(
+            order_id=order_id,
+            variant_id=variant_id,
+            quantity=merged[variant_id],
+            expires_at=expires_at,
+        )
+        for variant_id in sorted(merged)
+    ]
+    db.session.add_all(reservations)
+    db.session.flush()
+    return reservations
+
+
+def _settle(order_id: int, to: ReservationStatus) -> int:
+    """Move the order's active reservations to `to`; stock moves only for rows that changed."""
+    reservations = db.session.scalars(
+        select(Reservation)
+        .where(Reservation.order_id == order_id, Reservation.status == ReservationStatus.ACTIVE)
+        .order_by(Reservation.variant_id)
+    ).all()
+    moved = 0
+    for reservation in reservations:
+        claimed = db.session.execute(
+            update(Reservation)
+            .where(Reservation.id == reservation.id, Reservation.status == ReservationStatus.ACTIVE)
+            .values(status=to, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:
+            continue  # settled by someone else meanwhile: their stock move stands
+        stock = {"reserved": Variant.reserved - reservation.quantity}
+        if to is ReservationStatus.COMMITTED:
+            stock["on_hand"] = Variant.on_hand - reservation.quantity
+        db.session.execute(
+            update(Variant)
+            .where(Variant.id == reservation.variant_id)
+            .values(**stock)
+            .execution_options(synchronize_session=False)
+        )
+        moved += 1
+    db.session.expire_all()
+    return moved
+
+
+def release(order_id: int) -> int:
+    """Give the order's held stock back (expiry, cancellation, failed payment). Idempotent."""
+    return _settle(order_id, ReservationStatus.RELEASED)
+
+
+def commit(order_id: int) -> int:
+    """The order is paid: held stock leaves on hand for good. Idempotent."""
+    return _settle(order_id, ReservationStatus.COMMITTED)
+
+
+def active_reservations(order_id: int) -> list[Reservation]:
+    return list(
+        db.session.scalars(
+            select(Reservation).where(
+                Reservation.order_id == order_id, Reservation.status == ReservationStatus.ACTIVE
+            )
+        )
+    )

@@ -28,6 +28,7 @@ QUEUE_NAMES = ("default",)
 # across all workers (a Redis SET NX key), so adding workers does not multiply them.
 PERIODIC_JOBS: list[tuple[str, int]] = [
     ("marketplace.jobs.outbox.redispatch_stale", 30),
+    ("marketplace.orders.jobs.sweep_expired_orders", 30),
 ]
 
 

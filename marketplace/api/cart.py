@@ -1,0 +1,49 @@
+"""The buyer's cart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+
+from marketplace.accounts.models import Role
+from marketplace.api import bp
+from marketplace.api.common import body, current_user, require
+from marketplace.cart import services as carts
+from marketplace.validation import Body
+
+
+class AddItemBody(Body):
+    variant_id: int
+    quantity: int = 1
+
+
+class QuantityBody(Body):
+    quantity: int
+
+
+@bp.get("/cart")
+@require(Role.BUYER)
+def get_cart() -> Any:
+    return jsonify(carts.cart_json(carts.get_cart(current_user().id)))
+
+
+@bp.post("/cart/items")
+@require(Role.BUYER)
+def add_cart_item() -> Any:
+    data = body(AddItemBody)
+    cart = carts.add_item(current_user().id, data.variant_id, data.quantity)
+    return jsonify(carts.cart_json(cart)), 201
+
+
+@bp.patch("/cart/items/<int:item_id>")
+@require(Role.BUYER)
+def patch_cart_item(item_id: int) -> Any:
+    data = body(QuantityBody)
+    return jsonify(carts.cart_json(carts.set_quantity(current_user().id, item_id, data.quantity)))
+
+
+@bp.delete("/cart/items/<int:item_id>")
+@require(Role.BUYER)
+def delete_cart_item(item_id: int) -> Any:
+    return jsonify(carts.cart_json(carts.remove_item(current_user().id, item_id)))

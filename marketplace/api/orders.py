@@ -1,0 +1,77 @@
+"""Checkout and the buyer's orders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+
+from marketplace.accounts.models import Role
+from marketplace.api import bp
+from marketplace.api.common import current_user, json_body, page_of, pagination, require
+from marketplace.errors import ValidationFailed
+from marketplace.orders import services as orders
+from marketplace.orders.presenters import order_json
+from marketplace.payments import services as payments
+from marketplace.validation import Body, parse
+
+
+class AddressBody(Body):
+    name: str
+    line1: str
+    line2: str | None = None
+    city: str
+    state: str | None = None
+    postal_code: str
+    country: str
+
+
+class CheckoutBody(Body):
+    shipping_address: AddressBody
+    coupon_code: str | None = None
+
+
+@bp.post("/checkout")
+@require(Role.BUYER)
+def checkout() -> Any:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        raise ValidationFailed(
+            {"Idempotency-Key": "header required"}, "An Idempotency-Key header is required."
+        )
+    raw = json_body()
+    data = parse(CheckoutBody, raw)
+    buyer = current_user()
+    result = orders.checkout(
+        buyer.id,
+        orders.Address(**data.shipping_address.model_dump()),
+        key,
+        orders.request_fingerprint(raw),
+        coupon_code=data.coupon_code,
+    )
+    payment = payments.payment_for_checkout(result.order.id)
+    response = jsonify({"order": order_json(result.order), "payment": payment})
+    response.status_code = 201
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.get("/orders")
+@require(Role.BUYER)
+def list_orders() -> Any:
+    page, per_page = pagination()
+    items, total = orders.buyer_orders(current_user().id, page, per_page)
+    return jsonify(page_of([order_json(o) for o in items], total, page, per_page))
+
+
+@bp.get("/orders/<int:order_id>")
+@require(Role.BUYER)
+def get_order(order_id: int) -> Any:
+    return jsonify(order_json(orders.buyer_order(current_user().id, order_id)))
+
+
+@bp.post("/orders/<int:order_id>/cancel")
+@require(Role.BUYER)
+def cancel_order(order_id: int) -> Any:
+    return jsonify(order_json(orders.cancel_by_buyer(current_user().id, order_id)))

@@ -1,0 +1,193 @@
+"""The buyer's cart: lines keep their price; guest carts merge in at login."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from marketplace.cart.models import Cart, CartItem
+from marketplace.catalog.models import Product, ProductStatus, Variant, VendorStatus
+from marketplace.db import db, transaction
+from marketplace.errors import Conflict, NotFound, ValidationFailed
+
+MAX_QUANTITY = 100
+
+
+class CartItemNotFound(NotFound):
+    code, message = "cart_item_not_found", "That item is not in your cart."
+
+
+class VariantUnavailable(NotFound):
+    code, message = "variant_not_found", "That product is not for sale."
+
+
+class InsufficientStock(Conflict):
+    code, message = "out_of_stock", "Not enough stock for that quantity."
+
+
+def for_buyer(buyer_id: int, *, lock: bool = False) -> Cart:
+    """The buyer's cart, created on first use (call inside a transaction)."""
+    query = select(Cart).where(Cart.buyer_id == buyer_id)
+    if lock:
+        query = query.with_for_update()
+    cart = db.session.scalar(query)
+    if cart is None:
+        cart = Cart(buyer_id=buyer_id)
+        db.session.add(cart)
+        db.session.flush()
+        if lock:
+            cart = db.session.scalar(query)
+    return cart
+
+
+def get_cart(buyer_id: int) -> Cart:
+    cart = db.session.scalar(
+        select(Cart)
+        .where(Cart.buyer_id == buyer_id)
+        .options(selectinload(Cart.items).selectinload(CartItem.variant))
+    )
+    if cart is None:
+        with transaction():
+            cart = for_buyer(buyer_id)
+    return cart
+
+
+def sellable_variant(variant_id: int) -> Variant:
+    """An active variant of an active product of an approved vendor. :raises VariantUnavailable:"""
+    variant = db.session.get(Variant, variant_id)
+    if variant is None or not is_sellable(variant):
+        raise VariantUnavailable()
+    return variant
+
+
+def is_sellable(variant: Variant) -> bool:
+    product: Product = variant.product
+    return (
+        variant.is_active
+        and product.status is ProductStatus.ACTIVE
+        and product.vendor.status is VendorStatus.APPROVED
+    )
+
+
+def _check_quantity(quantity: int, low: int) -> None:
+    if not low <= quantity <= MAX_QUANTITY:
+        raise ValidationFailed({"quantity": f"must be between {low} and {MAX_QUANTITY}"})
+
+
+def add_item(buyer_id: int, variant_id: int, quantity: int) -> Cart:
+    """Add units of a variant; the same variant adds up.
+
+    :raises ValidationFailed, VariantUnavailable, InsufficientStock:
+    """
+    _check_quantity(quantity, 1)
+    with transaction():
+        variant = sellable_variant(variant_id)
+        cart = for_buyer(buyer_id, lock=True)
+        item = next((i for i in cart.items if i.variant_id == variant_id), None)
+        wanted = quantity + (item.quantity if item else 0)
+        _check_quantity(wanted, 1)
+        if wanted > variant.available:
+            raise InsufficientStock(
+                details={"variant_ids": [variant_id], "available": variant.available}
+            )
+        if item is None:
+            cart.items.append(
+                CartItem(
+                    variant_id=variant_id, quantity=quantity, unit_price_cents=variant.price_cents
+                )
+            )
+        else:
+            item.quantity = wanted
+    return get_cart(buyer_id)
+
+
+def _own_item(cart: Cart, item_id: int) -> CartItem:
+    item = next((i for i in cart.items if i.id == item_id), None)
+    if item is None:
+        raise CartItemNotFound()
+    return item
+
+
+def set_quantity(buyer_id: int, item_id: int, quantity: int) -> Cart:
+    """Change a line's quantity; 0 removes it.
+
+    :raises ValidationFailed, CartItemNotFound, InsufficientStock:
+    """
+    _check_quantity(quantity, 0)
+    with transaction():
+        cart = for_buyer(buyer_id, lock=True)
+        item = _own_item(cart, item_id)
+        if quantity == 0:
+            cart.items.remove(item)
+        else:
+            if quantity > item.quantity and quantity > item.variant.available:
+                raise InsufficientStock(
+                    details={"variant_ids": [item.variant_id], "available": item.variant.available}
+                )
+            item.quantity = quantity
+    return get_cart(buyer_id)
+
+
+def remove_item(buyer_id: int, item_id: int) -> Cart:
+    """:raises CartItemNotFound:"""
+    return set_quantity(buyer_id, item_id, 0)
+
+
+def merge_guest_lines(buyer_id: int, lines: list[tuple[int, int]]) -> Cart:
+    """Merge a guest cart at login: quantities add, capped by what is available."""
+    with transaction():
+        cart = for_buyer(buyer_id, lock=True)
+        for variant_id, quantity in lines:
+            variant = db.session.get(Variant, variant_id)
+            if variant is None or not is_sellable(variant) or quantity < 1:
+                continue
+            item = next((i for i in cart.items if i.variant_id == variant_id), None)
+            have = item.quantity if item else 0
+            wanted = min(have + quantity, variant.available, MAX_QUANTITY)
+            if wanted <= have:
+                continue
+            if item is None:
+                cart.items.append(
+                    CartItem(
+                        variant_id=variant_id, quantity=wanted, unit_price_cents=variant.price_cents
+                    )
+                )
+            else:
+                item.quantity = wanted
+    return get_cart(buyer_id)
+
+
+def clear(cart: Cart) -> None:
+    cart.items.clear()
+
+
+def cart_json(cart: Cart) -> dict[str, Any]:
+    items = []
+    vendors: dict[int, int] = {}
+    for item in cart.items:
+        variant = item.variant
+        items.append(
+            {
+                "id": item.id,
+                "variant_id": item.variant_id,
+                "product_id": variant.product_id,
+                "sku": variant.sku,
+                "title": variant.product.title,
+                "attributes": variant.attributes or {},
+                "vendor_id": variant.vendor_id,
+                "quantity": item.quantity,
+                "unit_price_cents": item.unit_price_cents,
+                "line_total_cents": item.line_total_cents,
+                "available": variant.available,
+            }
+        )
+        vendors[variant.vendor_id] = vendors.get(variant.vendor_id, 0) + item.line_total_cents
+    return {
+        "id": cart.id,
+        "currency": cart.currency,
+        "items": items,
+        "subtotal_cents": sum(i["line_total_cents"] for i in items),
+        "vendors": [{"vendor_id": v, "subtotal_cents": s} for v, s in sorted(vendors.items())],
+    }

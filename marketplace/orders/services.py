@@ -1,0 +1,424 @@
+"""Checkout (the first step of the saga), order queries, cancellation and reservation expiry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from marketplace import jobs
+from marketplace.cart import services as carts
+from marketplace.cart.models import Cart, CartItem
+from marketplace.catalog.models import Variant, Vendor, VendorStatus
+from marketplace.db import db, on_commit, transaction, utcnow
+from marketplace.errors import Conflict, NotFound, ValidationFailed
+from marketplace.inventory import services as inventory
+from marketplace.inventory.services import OutOfStock
+from marketplace.money import apply_bps
+from marketplace.orders import tax
+from marketplace.orders.models import (
+    IdempotencyRecord,
+    Order,
+    OrderItem,
+    OrderStatus,
+    VendorOrder,
+    VendorOrderStatus,
+)
+from marketplace.orders.state import record_creation, transition_order, transition_vendor_order
+from marketplace.payouts import commission
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_KEY_MAX = 255
+
+
+class CartEmpty(Conflict):
+    code, message = "cart_empty", "Your cart is empty."
+
+
+class PriceChanged(Conflict):
+    code = "price_changed"
+    message = "Some prices changed since you added the items; your cart now shows the new prices."
+
+
+class VendorUnavailable(Conflict):
+    code, message = "vendor_unavailable", "A vendor in your cart is not selling right now."
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
+    message = "This Idempotency-Key was used with a different request."
+
+
+class IdempotencyInProgress(Conflict):
+    code = "idempotency_in_progress"
+    message = "A request with this Idempotency-Key is still being processed; retry shortly."
+
+
+class OrderNotFound(NotFound):
+    code, message = "order_not_found", "Order not found."
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str | None = None
+    state: str | None = None
+
+    def validated(self) -> Address:
+        """:raises ValidationFailed:"""
+        fields: dict[str, str] = {}
+        for name in ("name", "line1", "city", "postal_code"):
+            value = getattr(self, name)
+            if not value or not value.strip() or len(value) > 200:
+                fields[f"shipping_address.{name}"] = "must be 1 to 200 characters long"
+        for name in ("line2", "state"):
+            value = getattr(self, name)
+            if value is not None and len(value) > 200:
+                fields[f"shipping_address.{name}"] = "must be at most 200 characters long"
+        if not (len(self.country) == 2 and self.country.isascii() and self.country.isalpha()):
+            fields["shipping_address.country"] = "must be an ISO 3166-1 alpha-2 code"
+        if fields:
+            raise ValidationFailed(fields)
+        return Address(
+            name=self.name.strip(),
+            line1=self.line1.strip(),
+            line2=(self.line2 or "").strip() or None,
+            city=self.city.strip(),
+            state=(self.state or "").strip().upper() or None,
+            postal_code=self.postal_code.strip(),
+            country=self.country.upper(),
+        )
+
+
+@dataclass
+class CheckoutResult:
+    order: Order
+    replayed: bool
+
+
+def request_fingerprint(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def checkout(
+    buyer_id: int,
+    address: Address,
+    idempotency_key: str,
+    request_hash: str,
+    coupon_code: str | None = None,
+) -> CheckoutResult:
+    """Reserve the cart's stock and create the order with one VendorOrder per vendor.
+
+    The same key with the same request returns the first order (`replayed`); concurrent
+    requests with one key create one order.
+
+    :raises CartEmpty, OutOfStock, PriceChanged, VendorUnavailable, IdempotencyKeyReused,
+        IdempotencyInProgress, ValidationFailed:
+    """
+    if not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
+        raise ValidationFailed({"Idempotency-Key": "must be 1 to 255 characters long"})
+    previous = _replay(buyer_id, idempotency_key, request_hash)
+    if previous is not None:
+        return CheckoutResult(previous, replayed=True)
+    address = address.validated()
+    if coupon_code:
+        raise ValidationFailed({"coupon_code": "unknown coupon"})
+    try:
+        with transaction():
+            record = _claim_key(buyer_id, idempotency_key, request_hash)
+            order = _place_order(buyer_id, address)
+            record.order_id = order.id
+            on_commit(_schedule_expiry, order.id, order.reservation_expires_at)
+    except _KeyTaken:
+        db.session.rollback()
+        previous = _replay(buyer_id, idempotency_key, request_hash)
+        if previous is None:
+            raise IdempotencyInProgress() from None
+        return CheckoutResult(previous, replayed=True)
+    except PriceChanged as changed:
+        _apply_new_prices(buyer_id, changed.details["items"])
+        raise
+    return CheckoutResult(order, replayed=False)
+
+
+class _KeyTaken(Exception):
+    pass
+
+
+def _claim_key(buyer_id: int, key: str, request_hash: str) -> IdempotencyRecord:
+    """Insert the key's record first: a concurrent twin blocks on the unique index, then fails."""
+    record = IdempotencyRecord(user_id=buyer_id, key=key, request_hash=request_hash)
+    db.session.add(record)
+    try:
+        db.session.flush()
+    except IntegrityError as error:
+        raise _KeyTaken() from error
+    return record
+
+
+def _replay(buyer_id: int, key: str, request_hash: str) -> Order | None:
+    record = db.session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == buyer_id, IdempotencyRecord.key == key
+        )
+    )
+    if record is None:
+        return None
+    if record.request_hash != request_hash:
+        raise IdempotencyKeyReused()
+    return db.session.get(Order, record.order_id)
+
+
+def _place_order(buyer_id: int, address: Address) -> Order:
+    cart = carts.for_buyer(buyer_id, lock=True)
+    items = list(cart.items)
+    if not items:
+        raise CartEmpty()
+    variants = {
+        v.id: v
+        for v in db.session.scalars(
+            select(Variant)
+            .where(Variant.id.in_([i.variant_id for i in items]))
+            .options(selectinload(Variant.product))
+        )
+    }
+    _validate_lines(items, variants)
+    ttl = timedelta(seconds=current_app.config["RESERVATION_TTL_SECONDS"])
+    expires_at = utcnow() + ttl
+    currency = current_app.config["CURRENCY"]
+    tax_bps = tax.rate_for(address.country, address.state)
+    platform_bps = commission.default_bps()
+
+    order = Order(
+        buyer_id=buyer_id,
+        status=OrderStatus.PENDING_PAYMENT,
+        currency=currency,
+        subtotal_cents=0,
+        discount_cents=0,
+        shipping_cents=0,
+        tax_cents=0,
+        total_cents=0,
+        shipping_address=asdict(address),
+        reservation_expires_at=expires_at,
+    )
+    db.session.add(order)
+    db.session.flush()
+    inventory.reserve(order.id, [(i.variant_id, i.quantity) for i in items], expires_at)
+
+    by_vendor: dict[int, list[CartItem]] = {}
+    for item in items:
+        by_vendor.setdefault(variants[item.variant_id].vendor_id, []).append(item)
+    for vendor_id in sorted(by_vendor):
+        vendor = db.session.get(Vendor, vendor_id)
+        _add_vendor_order(order, vendor, by_vendor[vendor_id], variants, tax_bps, platform_bps)
+    order.subtotal_cents = sum(vo.subtotal_cents for vo in order.vendor_orders)
+    order.shipping_cents = sum(vo.shipping_cents for vo in order.vendor_orders)
+    order.tax_cents = sum(vo.tax_cents for vo in order.vendor_orders)
+    order.discount_cents = sum(vo.discount_cents for vo in order.vendor_orders)
+    order.total_cents = sum(vo.total_cents for vo in order.vendor_orders)
+    db.session.flush()
+    record_creation(order, actor=f"buyer:{buyer_id}")
+    carts.clear(cart)
+    return order
+
+
+def _validate_lines(items: list[CartItem], variants: dict[int, Variant]) -> None:
+    unavailable_vendors = sorted(
+        {
+            variants[i.variant_id].vendor_id
+            for i in items
+            if variants[i.variant_id].product.vendor.status is not VendorStatus.APPROVED
+        }
+    )
+    if unavailable_vendors:
+        raise VendorUnavailable(details={"vendor_ids": unavailable_vendors})
+    unsellable = sorted(
+        i.variant_id for i in items if not carts.is_sellable(variants[i.variant_id])
+    )
+    if unsellable:
+        raise OutOfStock(details={"variant_ids": unsellable})
+    changed = [
+        {
+            "variant_id": i.variant_id,
+            "old_price_cents": i.unit_price_cents,
+            "new_price_cents": variants[i.variant_id].price_cents,
+        }
+        for i in items
+        if i.unit_price_cents != variants[i.variant_id].price_cents
+    ]
+    if changed:
+        raise PriceChanged(details={"items": changed})
+
+
+def _add_vendor_order(
+    order: Order,
+    vendor: Vendor,
+    items: list[CartItem],
+    variants: dict[int, Variant],
+    tax_bps: int,
+    platform_bps: int,
+) -> VendorOrder:
+    order_items = []
+    for item in items:
+        variant = variants[item.variant_id]
+        bps = commission.resolve_bps(vendor, variant.product.category, platform_bps)
+        line_total = item.line_total_cents
+        order_items.append(
+            OrderItem(
+                order_id=order.id,
+                variant_id=variant.id,
+                product_id=variant.product_id,
+                sku=variant.sku,
+                title=_item_title(variant),
+                quantity=item.quantity,
+                unit_price_cents=item.unit_price_cents,
+                line_total_cents=line_total,
+                tax_cents=apply_bps(line_total, tax_bps),
+                commission_bps=bps,
+                platform_fee_cents=apply_bps(line_total, bps),
+            )
+        )
+    subtotal = sum(i.line_total_cents for i in order_items)
+    free_from = vendor.free_shipping_threshold_cents
+    shipping = 0 if free_from is not None and subtotal >= free_from else vendor.shipping_flat_cents
+    discount = 0
+    tax_cents = sum(i.tax_cents for i in order_items)
+    platform_fee = sum(i.platform_fee_cents for i in order_items)
+    vendor_order = VendorOrder(
+        order=order,
+        vendor_id=vendor.id,
+        status=VendorOrderStatus.PENDING_PAYMENT,
+        subtotal_cents=subtotal,
+        shipping_cents=shipping,
+        discount_cents=discount,
+        tax_cents=tax_cents,
+        total_cents=subtotal + shipping + tax_cents - discount,
+        platform_fee_cents=platform_fee,
+        vendor_earnings_cents=subtotal + shipping - discount - platform_fee,
+        items=order_items,
+    )
+    db.session.add(vendor_order)
+    return vendor_order
+
+
+def _item_title(variant: Variant) -> str:
+    attributes = ", ".join(str(v) for v in (variant.attributes or {}).values())
+    title = variant.product.title
+    return f"{title} ({attributes})"[:255] if attributes else title[:255]
+
+
+def _apply_new_prices(buyer_id: int, changes: list[dict[str, int]]) -> None:
+    new_prices = {c["variant_id"]: c["new_price_cents"] for c in changes}
+    with transaction():
+        cart: Cart = carts.for_buyer(buyer_id, lock=True)
+        for item in cart.items:
+            if item.variant_id in new_prices:
+                item.unit_price_cents = new_prices[item.variant_id]
+
+
+def _schedule_expiry(order_id: int, expires_at: datetime) -> None:
+    try:
+        jobs.enqueue_at(
+            expires_at,
+            "marketplace.orders.jobs.expire_order",
+            order_id,
+            job_id=f"expire-order-{order_id}",
+        )
+    except Exception:  # Redis away: the periodic sweeper expires it instead
+        log.warning("expiry of order %s not scheduled; the sweeper will catch it", order_id)
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def buyer_order(buyer_id: int, order_id: int) -> Order:
+    """:raises OrderNotFound: missing or someone else's."""
+    order = db.session.get(Order, order_id)
+    if order is None or order.buyer_id != buyer_id:
+        raise OrderNotFound()
+    return order
+
+
+def buyer_orders(buyer_id: int, page: int, per_page: int) -> tuple[list[Order], int]:
+    from marketplace.catalog.services import _paginate
+
+    query = select(Order).where(Order.buyer_id == buyer_id).order_by(Order.id.desc())
+    return _paginate(query, page, per_page)
+
+
+# --- cancellation and expiry ---------------------------------------------------------------
+
+
+def _locked_order(order_id: int) -> Order | None:
+    return db.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+
+
+def _cancel_unpaid(order: Order, *, actor: str, reason: str) -> None:
+    inventory.release(order.id)
+    for vendor_order in order.vendor_orders:
+        if vendor_order.status is VendorOrderStatus.PENDING_PAYMENT:
+            transition_vendor_order(
+                vendor_order, VendorOrderStatus.CANCELLED, actor=actor, reason=reason
+            )
+            vendor_order.cancel_reason = reason
+    transition_order(order, OrderStatus.CANCELLED, actor=actor, reason=reason)
+    order.cancel_reason = reason
+
+
+def cancel_by_buyer(buyer_id: int, order_id: int) -> Order:
+    """Cancel an order that is not paid yet; its stock is released at once.
+
+    :raises OrderNotFound, IllegalTransition:
+    """
+    with transaction():
+        buyer_order(buyer_id, order_id)
+        order = _locked_order(order_id)
+        assert order is not None
+        db.session.refresh(order)
+        _cancel_unpaid(order, actor=f"buyer:{buyer_id}", reason="cancelled_by_buyer")
+    return order
+
+
+UNPAID = (OrderStatus.PENDING_PAYMENT, OrderStatus.PAYMENT_FAILED)
+
+
+def expire_order(order_id: int, now: datetime | None = None) -> bool:
+    """Release an unpaid order's reservations once they expired and cancel it. Idempotent.
+
+    Returns whether this call cancelled the order.
+    """
+    now = now or utcnow()
+    with transaction():
+        order = _locked_order(order_id)
+        if order is None:
+            return False
+        db.session.refresh(order)
+        if order.status not in UNPAID or order.reservation_expires_at > now:
+            return False
+        _cancel_unpaid(order, actor="system", reason="reservation_expired")
+    return True
+
+
+def expired_unpaid_order_ids(now: datetime | None = None, limit: int = 500) -> list[int]:
+    now = now or utcnow()
+    return list(
+        db.session.scalars(
+            select(Order.id)
+            .where(Order.status.in_(UNPAID), Order.reservation_expires_at <= now)
+            .order_by(Order.id)
+            .limit(limit)
+        )
+    )
