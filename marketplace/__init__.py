@@ -65,12 +65,14 @@ def _import_models() -> None:
     import marketplace.inventory.models
     import marketplace.jobs.outbox
     import marketplace.orders.models
+    import marketplace.payments.models
     import marketplace.payouts.models  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:
     from marketplace.admin import bp as admin_bp
     from marketplace.api import bp as api_bp
+    from marketplace.api.webhooks import webhooks_bp
     from marketplace.buyers import bp as buyers_bp
     from marketplace.extensions import csrf
     from marketplace.health import bp as health_bp
@@ -78,7 +80,8 @@ def register_blueprints(app: Flask) -> None:
 
     csrf.exempt(api_bp)  # bearer tokens, never cookies
     csrf.exempt(health_bp)
-    for blueprint in (buyers_bp, vendors_bp, admin_bp, api_bp, health_bp):
+    csrf.exempt(webhooks_bp)  # Stripe signs its requests instead
+    for blueprint in (buyers_bp, vendors_bp, admin_bp, api_bp, health_bp, webhooks_bp):
         app.register_blueprint(blueprint)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,11 +62,25 @@ class UTCDateTime(TypeDecorator[datetime]):
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     if type(dbapi_connection).__module__.startswith("sqlite3"):
+        # Let SQLAlchemy, not the driver, begin transactions, so SAVEPOINTs work.
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+
+# Set while an outermost `transaction()` block runs: SQLite then begins with the write lock
+# (BEGIN IMMEDIATE), so a block that reads before it writes can never fail to upgrade its
+# snapshot when another connection committed meanwhile; plain reads stay deferred.
+_write_intent: ContextVar[bool] = ContextVar("marketplace_write_intent", default=False)
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(connection: Any) -> None:
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")
 
 
 _DEPTH = "marketplace.tx_depth"
@@ -77,6 +92,11 @@ def transaction() -> Iterator[Any]:
     """Run the block in one database transaction; the outermost block commits."""
     session = db.session()
     depth = session.info.get(_DEPTH, 0)
+    token = None
+    if depth == 0 and session.get_bind().dialect.name == "sqlite":
+        if session.in_transaction() and not (session.new or session.dirty or session.deleted):
+            session.commit()  # end a read snapshot so the block begins with the write lock
+        token = _write_intent.set(True)
     session.info[_DEPTH] = depth + 1
     try:
         yield session
@@ -89,6 +109,8 @@ def transaction() -> Iterator[Any]:
         raise
     finally:
         session.info[_DEPTH] = depth
+        if token is not None:
+            _write_intent.reset(token)
     if depth == 0:
         for hook, args, kwargs in session.info.pop(_HOOKS, []):
             hook(*args, **kwargs)

@@ -36,8 +36,32 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 IS_POSTGRES = DATABASE_URL.startswith("postgres")
 
 
+_emulator: Any = None
+
+
+def stripe_emulator_server() -> Any:
+    """One offline Stripe emulator for the whole test session (reset before each test)."""
+    global _emulator
+    if _emulator is None:
+        from marketplace.payments.emulator import EmulatorServer
+
+        _emulator = EmulatorServer(port=0, webhook_secret="whsec_test_secret").start()
+    return _emulator
+
+
+def stripe_config() -> dict[str, Any]:
+    server = stripe_emulator_server()
+    return {
+        "STRIPE_SECRET_KEY": "sk_test_emulator",
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_emulator",
+        "STRIPE_WEBHOOK_SECRET": server.webhook_secret,
+        "STRIPE_API_BASE": server.url,
+    }
+
+
 def base_config() -> dict[str, Any]:
     return {
+        **stripe_config(),
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": _sqlalchemy_url(DATABASE_URL),
         "REDIS_URL": REDIS_URL,
@@ -79,6 +103,9 @@ def app(migrated_database: str) -> Iterator[Flask]:
     app = create_app(base_config())
     from marketplace.extensions import limiter
 
+    emulator = stripe_emulator_server()
+    emulator.reset()
+    emulator.webhook_url = None
     with app.app_context():
         limiter.reset()
         if REDIS_URL:
@@ -87,6 +114,9 @@ def app(migrated_database: str) -> Iterator[Flask]:
         db.session.remove()
         _empty_tables()
         db.engine.dispose()
+        from marketplace.payments.gateway import close_client
+
+        close_client(app)
 
 
 def _empty_tables() -> None:
@@ -98,6 +128,38 @@ def _empty_tables() -> None:
         else:
             for name in reversed(tables):
                 connection.execute(text(f'DELETE FROM "{name}"'))
+
+
+@pytest.fixture
+def emulator(app: Flask) -> Any:
+    """The session's Stripe emulator, reset for this test."""
+    return stripe_emulator_server()
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """The test app on a real socket (for the emulator's webhooks); yields its base URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def webhooks(emulator: Any, live_server: str) -> Any:
+    """Deliver the emulator's webhooks to the live test app."""
+    emulator.webhook_url = f"{live_server}/webhooks/stripe"
+    yield emulator
+    emulator.flush_webhooks()
+    emulator.webhook_url = None
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from marketplace.accounts import services as accounts
 from marketplace.accounts.models import Role, User
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Product, ProductStatus, Vendor, VendorStatus
+from marketplace.db import db
 
 _counter = itertools.count(1)
 PASSWORD = "correct horse battery"
@@ -25,6 +26,9 @@ class Api:
         self.client = client
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> TestResponse:
+        # Requests share the test's session (one app context): end its read snapshot first,
+        # as a fresh request in production would, so commits made by other threads show.
+        db.session.rollback()
         headers = dict(kwargs.pop("headers", {}) or {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -87,12 +91,18 @@ def make_admin() -> Account:
     return Account(user, accounts.issue_token(user))
 
 
-def make_vendor(name: str = "Vendor", *, approved: bool = True) -> VendorAccount:
+def make_vendor(
+    name: str = "Vendor", *, approved: bool = True, payable: bool = True
+) -> VendorAccount:
+    """A vendor account; `payable` marks Connect onboarding done without a Stripe account
+    (enough to sell; tests of money movement onboard through the emulator instead)."""
     n = next(_counter)
     user = accounts.register(f"vendor{n}@example.com", PASSWORD, f"{name} {n}", Role.VENDOR)
     vendor = catalog.vendor_for_user(user.id)
     if approved:
         catalog.set_vendor_status(vendor.id, VendorStatus.APPROVED)
+    if payable:
+        vendor = catalog.set_payouts_enabled(vendor.id, True)
     return VendorAccount(user, accounts.issue_token(user), vendor)
 
 

@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from marketplace.api import admin, auth, cart, catalog, orders, vendor  # noqa: E402,F401
+from marketplace.api import admin, admin_money, auth, cart, catalog, orders, vendor, vendor_orders  # noqa: E402,F401

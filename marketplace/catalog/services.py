@@ -104,6 +104,14 @@ def set_vendor_status(vendor_id: int, status: VendorStatus) -> Vendor:
     return vendor
 
 
+def set_payouts_enabled(vendor_id: int, enabled: bool) -> Vendor:
+    """Record whether the vendor's connected account can receive transfers."""
+    with transaction():
+        vendor = get_vendor(vendor_id)
+        vendor.payouts_enabled = enabled
+    return vendor
+
+
 def update_vendor_settings(
     vendor_id: int,
     *,

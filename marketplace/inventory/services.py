@@ -79,13 +79,16 @@ def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -
     return reservations
 
 
-def _settle(order_id: int, to: ReservationStatus) -> int:
+def _settle(order_id: int, to: ReservationStatus, variant_ids: list[int] | None = None) -> int:
     """Move the order's active reservations to `to`; stock moves only for rows that changed."""
-    reservations = db.session.scalars(
+    query = (
         select(Reservation)
         .where(Reservation.order_id == order_id, Reservation.status == ReservationStatus.ACTIVE)
         .order_by(Reservation.variant_id)
-    ).all()
+    )
+    if variant_ids is not None:
+        query = query.where(Reservation.variant_id.in_(variant_ids))
+    reservations = db.session.scalars(query).all()
     moved = 0
     for reservation in reservations:
         claimed = db.session.execute(
@@ -113,6 +116,24 @@ def _settle(order_id: int, to: ReservationStatus) -> int:
 def release(order_id: int) -> int:
     """Give the order's held stock back (expiry, cancellation, failed payment). Idempotent."""
     return _settle(order_id, ReservationStatus.RELEASED)
+
+
+def release_variants(order_id: int, variant_ids: list[int]) -> int:
+    """Release only these variants' holds of the order (one vendor's part is cancelled)."""
+    return _settle(order_id, ReservationStatus.RELEASED, variant_ids)
+
+
+def restock(variant_id: int, quantity: int) -> None:
+    """Sold units come back on hand (a cancellation after payment, a return)."""
+    if quantity <= 0:
+        return
+    db.session.execute(
+        update(Variant)
+        .where(Variant.id == variant_id)
+        .values(on_hand=Variant.on_hand + quantity)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.expire_all()
 
 
 def commit(order_id: int) -> int:

@@ -23,7 +23,7 @@ from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
 from marketplace.inventory.services import OutOfStock
 from marketplace.money import apply_bps
-from marketplace.orders import tax
+from marketplace.orders import fulfilment, tax
 from marketplace.orders.models import (
     IdempotencyRecord,
     Order,
@@ -32,7 +32,7 @@ from marketplace.orders.models import (
     VendorOrder,
     VendorOrderStatus,
 )
-from marketplace.orders.state import record_creation, transition_order, transition_vendor_order
+from marketplace.orders.state import record_creation, transition_order
 from marketplace.payouts import commission
 
 log = logging.getLogger(__name__)
@@ -235,12 +235,17 @@ def _place_order(buyer_id: int, address: Address) -> Order:
     return order
 
 
+def _can_sell(vendor: Vendor) -> bool:
+    """Approved, and able to receive its transfers (Connect onboarding finished)."""
+    return vendor.status is VendorStatus.APPROVED and vendor.payouts_enabled
+
+
 def _validate_lines(items: list[CartItem], variants: dict[int, Variant]) -> None:
     unavailable_vendors = sorted(
         {
             variants[i.variant_id].vendor_id
             for i in items
-            if variants[i.variant_id].product.vendor.status is not VendorStatus.APPROVED
+            if not _can_sell(variants[i.variant_id].product.vendor)
         }
     )
     if unavailable_vendors:
@@ -362,37 +367,25 @@ def buyer_orders(buyer_id: int, page: int, per_page: int) -> tuple[list[Order], 
 # --- cancellation and expiry ---------------------------------------------------------------
 
 
-def _locked_order(order_id: int) -> Order | None:
-    return db.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
-
-
-def _cancel_unpaid(order: Order, *, actor: str, reason: str) -> None:
-    inventory.release(order.id)
-    for vendor_order in order.vendor_orders:
-        if vendor_order.status is VendorOrderStatus.PENDING_PAYMENT:
-            transition_vendor_order(
-                vendor_order, VendorOrderStatus.CANCELLED, actor=actor, reason=reason
-            )
-            vendor_order.cancel_reason = reason
-    transition_order(order, OrderStatus.CANCELLED, actor=actor, reason=reason)
-    order.cancel_reason = reason
-
-
 def cancel_by_buyer(buyer_id: int, order_id: int) -> Order:
-    """Cancel an order that is not paid yet; its stock is released at once.
+    """Cancel what has not shipped: an unpaid order's stock is released at once; paid parts
+    not yet shipped are cancelled, their stock restocked and their money voided or refunded.
 
     :raises OrderNotFound, IllegalTransition:
     """
+    actor = f"buyer:{buyer_id}"
     with transaction():
         buyer_order(buyer_id, order_id)
-        order = _locked_order(order_id)
+        order = fulfilment.locked_order(order_id)
         assert order is not None
-        db.session.refresh(order)
-        _cancel_unpaid(order, actor=f"buyer:{buyer_id}", reason="cancelled_by_buyer")
+        if order.status in UNPAID:
+            fulfilment.cancel_unpaid(order, actor=actor, reason="cancelled_by_buyer")
+        elif fulfilment.cancel_paid_parts(order, actor=actor, reason="cancelled_by_buyer") == 0:
+            transition_order(order, OrderStatus.CANCELLED, actor=actor, reason="cancelled_by_buyer")
     return order
 
 
-UNPAID = (OrderStatus.PENDING_PAYMENT, OrderStatus.PAYMENT_FAILED)
+UNPAID = fulfilment.UNPAID
 
 
 def expire_order(order_id: int, now: datetime | None = None) -> bool:
@@ -402,13 +395,12 @@ def expire_order(order_id: int, now: datetime | None = None) -> bool:
     """
     now = now or utcnow()
     with transaction():
-        order = _locked_order(order_id)
+        order = fulfilment.locked_order(order_id)
         if order is None:
             return False
-        db.session.refresh(order)
         if order.status not in UNPAID or order.reservation_expires_at > now:
             return False
-        _cancel_unpaid(order, actor="system", reason="reservation_expired")
+        fulfilment.cancel_unpaid(order, actor="system", reason="reservation_expired")
     return True
 
 

@@ -58,14 +58,24 @@ def client() -> stripe.StripeClient:
     s = settings()
     if not s.secret_key:
         raise PaymentProviderError("Stripe is not configured (STRIPE_SECRET_KEY).")
+    http_client = stripe.RequestsClient(timeout=TIMEOUT_SECONDS)
     new_client = stripe.StripeClient(
         s.secret_key,
         base_addresses={"api": s.api_base} if s.api_base else None,
         max_network_retries=MAX_NETWORK_RETRIES,
-        http_client=stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
+        http_client=http_client,
     )
     current_app.extensions["stripe_client"] = new_client
+    current_app.extensions["stripe_http_client"] = http_client
     return new_client
+
+
+def close_client(app: Any) -> None:
+    """Close the app's Stripe HTTP session (tests create many apps)."""
+    http_client = app.extensions.pop("stripe_http_client", None)
+    app.extensions.pop("stripe_client", None)
+    if http_client is not None:
+        http_client.close()
 
 
 def _call(method: Any, *args: Any, idempotency_key: str | None = None, **params: Any) -> Any:

@@ -1,0 +1,221 @@
+"""After checkout: payment outcomes, shipping, delivery and cancellation of VendorOrders.
+
+Each function runs inside the caller's transaction or owns one; money moves (capture,
+transfer, refund, void) are recorded as outbox rows here and carried out by `payments/` and
+`payouts/` after commit.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from marketplace.cart import services as carts
+from marketplace.db import db, transaction, utcnow
+from marketplace.errors import NotFound, ValidationFailed
+from marketplace.inventory import services as inventory
+from marketplace.jobs import outbox
+from marketplace.orders.models import (
+    Order,
+    OrderItem,
+    OrderStatus,
+    VendorOrder,
+    VendorOrderStatus,
+)
+from marketplace.orders.state import transition_order, transition_vendor_order
+
+V = VendorOrderStatus
+UNPAID = (OrderStatus.PENDING_PAYMENT, OrderStatus.PAYMENT_FAILED)
+OPEN_BEFORE_SHIPPING = (V.PAID, V.PROCESSING)
+
+
+class VendorOrderNotFound(NotFound):
+    code, message = "vendor_order_not_found", "Order not found."
+
+
+def locked_order(order_id: int) -> Order | None:
+    order = db.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is not None:
+        db.session.refresh(order)
+    return order
+
+
+def vendor_order_for(vendor_id: int, vendor_order_id: int) -> VendorOrder:
+    """:raises VendorOrderNotFound: missing or another vendor's."""
+    vendor_order = db.session.get(VendorOrder, vendor_order_id)
+    if vendor_order is None or vendor_order.vendor_id != vendor_id:
+        raise VendorOrderNotFound()
+    return vendor_order
+
+
+def sync_order_status(order: Order, *, actor: str, reason: str | None = None) -> None:
+    """Move the order to the status its VendorOrders imply (through the state machine)."""
+    vendor_orders = order.vendor_orders
+    active = [vo for vo in vendor_orders if vo.status not in (V.CANCELLED, V.REFUNDED)]
+    refunded_any = any(vo.status is V.REFUNDED for vo in vendor_orders) or any(
+        item.refunded_quantity for vo in vendor_orders for item in vo.items
+    )
+    if not active:
+        target = OrderStatus.REFUNDED if refunded_any else OrderStatus.CANCELLED
+    elif all(vo.status in (V.DELIVERED, V.COMPLETED) for vo in active):
+        target = OrderStatus.FULFILLED
+    elif any(vo.status in (V.SHIPPED, V.DELIVERED, V.COMPLETED) for vo in active):
+        target = OrderStatus.PARTIALLY_FULFILLED
+    else:
+        target = OrderStatus.PARTIALLY_REFUNDED if refunded_any else OrderStatus.PAID
+    if target is OrderStatus.FULFILLED and refunded_any and order.status is OrderStatus.FULFILLED:
+        return
+    if target is not order.status:
+        transition_order(order, target, actor=actor, reason=reason)
+
+
+# --- payment outcomes (called by the webhook handler, inside its transaction) ---------------
+
+
+def mark_paid(order: Order, *, actor: str = "stripe") -> bool:
+    """The authorization succeeded: commit the reserved stock and mark everything paid.
+
+    If the reservation was released meanwhile (expired, or a failed attempt), the stock is
+    reserved again if it is still there. Returns False when it is not: the caller voids the
+    payment and the order is cancelled.
+    """
+    if order.status not in UNPAID and not _expired_cancellation(order):
+        return True  # already paid (events arrive more than once and out of order)
+    if not inventory.active_reservations(order.id):
+        lines = [(item.variant_id, item.quantity) for item in order.items]
+        try:
+            with db.session.begin_nested():
+                inventory.reserve(order.id, lines, utcnow())
+        except inventory.OutOfStock:
+            if order.status in UNPAID:
+                cancel_unpaid(order, actor=actor, reason="paid_after_expiry_out_of_stock")
+            else:
+                order.cancel_reason = "paid_after_expiry_out_of_stock"
+            return False
+    inventory.commit(order.id)
+    for vendor_order in order.vendor_orders:
+        if vendor_order.status in (V.PENDING_PAYMENT, V.CANCELLED):
+            transition_vendor_order(vendor_order, V.PAID, actor=actor, reason="payment_authorized")
+            vendor_order.cancel_reason = None
+    transition_order(order, OrderStatus.PAID, actor=actor, reason="payment_authorized")
+    order.cancel_reason = None
+    return True
+
+
+def _expired_cancellation(order: Order) -> bool:
+    return order.status is OrderStatus.CANCELLED and order.cancel_reason == "reservation_expired"
+
+
+def mark_payment_failed(order: Order, *, actor: str = "stripe") -> None:
+    """A declined card: stock goes back, the cart is restored so the buyer can try again."""
+    if order.status is not OrderStatus.PENDING_PAYMENT:
+        return
+    inventory.release(order.id)
+    transition_order(order, OrderStatus.PAYMENT_FAILED, actor=actor, reason="payment_failed")
+    carts.merge_guest_lines(order.buyer_id, [(i.variant_id, i.quantity) for i in order.items])
+
+
+def mark_payment_canceled(order: Order, *, actor: str = "stripe") -> None:
+    if order.status in UNPAID:
+        cancel_unpaid(order, actor=actor, reason="payment_canceled")
+
+
+def cancel_unpaid(order: Order, *, actor: str, reason: str) -> None:
+    inventory.release(order.id)
+    for vendor_order in order.vendor_orders:
+        if vendor_order.status is V.PENDING_PAYMENT:
+            transition_vendor_order(vendor_order, V.CANCELLED, actor=actor, reason=reason)
+            vendor_order.cancel_reason = reason
+    transition_order(order, OrderStatus.CANCELLED, actor=actor, reason=reason)
+    order.cancel_reason = reason
+
+
+# --- vendor actions ------------------------------------------------------------------------
+
+
+def ship(vendor_id: int, vendor_order_id: int, carrier: str, tracking_number: str) -> VendorOrder:
+    """Mark a VendorOrder shipped; the order's payment is captured at the first shipment.
+
+    :raises VendorOrderNotFound, ValidationFailed, IllegalTransition:
+    """
+    fields = {}
+    if not 1 <= len(carrier.strip()) <= 60:
+        fields["carrier"] = "must be 1 to 60 characters long"
+    if not 1 <= len(tracking_number.strip()) <= 100:
+        fields["tracking_number"] = "must be 1 to 100 characters long"
+    if fields:
+        raise ValidationFailed(fields)
+    actor = f"vendor:{vendor_id}"
+    with transaction():
+        vendor_order = vendor_order_for(vendor_id, vendor_order_id)
+        order = locked_order(vendor_order.order_id)
+        db.session.refresh(vendor_order)
+        transition_vendor_order(vendor_order, V.SHIPPED, actor=actor)
+        vendor_order.carrier = carrier.strip()
+        vendor_order.tracking_number = tracking_number.strip()
+        vendor_order.shipped_at = utcnow()
+        sync_order_status(order, actor=actor)
+        outbox.add("marketplace.payments.jobs.capture_order", order.id)
+    return vendor_order
+
+
+def deliver(vendor_id: int, vendor_order_id: int) -> VendorOrder:
+    """Mark a shipped VendorOrder delivered; the vendor's transfer follows (after the hold).
+
+    :raises VendorOrderNotFound, IllegalTransition:
+    """
+    actor = f"vendor:{vendor_id}"
+    with transaction():
+        vendor_order = vendor_order_for(vendor_id, vendor_order_id)
+        order = locked_order(vendor_order.order_id)
+        db.session.refresh(vendor_order)
+        transition_vendor_order(vendor_order, V.DELIVERED, actor=actor)
+        vendor_order.delivered_at = utcnow()
+        sync_order_status(order, actor=actor)
+        outbox.add("marketplace.payouts.jobs.transfer_vendor_order", vendor_order.id)
+    return vendor_order
+
+
+def cancel_vendor_order(
+    vendor_order: VendorOrder, order: Order, *, actor: str, reason: str
+) -> None:
+    """Cancel one VendorOrder before it ships (inside the caller's transaction).
+
+    Its stock goes back; the buyer is not charged for it (excluded from the capture, or the
+    authorization voided when nothing is left) or, if the money was captured, refunded.
+    """
+    was_paid = vendor_order.status in OPEN_BEFORE_SHIPPING
+    transition_vendor_order(vendor_order, V.CANCELLED, actor=actor, reason=reason)
+    vendor_order.cancel_reason = reason
+    if was_paid:
+        for item in vendor_order.items:
+            inventory.restock(item.variant_id, item.quantity - item.refunded_quantity)
+        outbox.add("marketplace.payments.jobs.settle_cancellation", vendor_order.id)
+    else:
+        inventory.release_variants(order.id, [item.variant_id for item in vendor_order.items])
+    sync_order_status(order, actor=actor, reason=reason)
+
+
+def cancel_by_vendor(vendor_id: int, vendor_order_id: int, reason: str) -> VendorOrder:
+    """:raises VendorOrderNotFound, ValidationFailed, IllegalTransition:"""
+    if not 1 <= len(reason.strip()) <= 200:
+        raise ValidationFailed({"reason": "must be 1 to 200 characters long"})
+    with transaction():
+        vendor_order = vendor_order_for(vendor_id, vendor_order_id)
+        order = locked_order(vendor_order.order_id)
+        db.session.refresh(vendor_order)
+        cancel_vendor_order(vendor_order, order, actor=f"vendor:{vendor_id}", reason=reason.strip())
+    return vendor_order
+
+
+def cancel_paid_parts(order: Order, *, actor: str, reason: str) -> int:
+    """The buyer cancels what has not shipped yet. Returns how many VendorOrders it cancelled."""
+    cancelled = 0
+    for vendor_order in order.vendor_orders:
+        if vendor_order.status in OPEN_BEFORE_SHIPPING:
+            cancel_vendor_order(vendor_order, order, actor=actor, reason=reason)
+            cancelled += 1
+    return cancelled
+
+
+def items_of(vendor_order: VendorOrder) -> dict[int, OrderItem]:
+    return {item.id: item for item in vendor_order.items}

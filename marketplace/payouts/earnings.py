@@ -1,0 +1,72 @@
+"""What a vendor has earned, been paid and had reversed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from marketplace.db import db
+from marketplace.orders.models import VendorOrder, VendorOrderStatus
+from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
+from marketplace.payouts.transfers import vendor_share_refunded
+
+EARNING = (
+    VendorOrderStatus.PAID,
+    VendorOrderStatus.PROCESSING,
+    VendorOrderStatus.SHIPPED,
+    VendorOrderStatus.DELIVERED,
+    VendorOrderStatus.COMPLETED,
+)
+
+
+def transfer_json(transfer: Transfer, order_id: int | None = None) -> dict[str, Any]:
+    return {
+        "id": transfer.id,
+        "vendor_order_id": transfer.vendor_order_id,
+        "amount_cents": transfer.amount_cents,
+        "reversed_cents": transfer.reversed_cents,
+        "currency": transfer.currency,
+        "stripe_transfer_id": transfer.stripe_transfer_id,
+        "status": transfer.status.value,
+        "created_at": transfer.created_at.isoformat(),
+        "sent_at": transfer.sent_at.isoformat() if transfer.sent_at else None,
+    }
+
+
+def vendor_earnings(vendor_id: int) -> dict[str, Any]:
+    transfers = list(
+        db.session.scalars(
+            select(Transfer).where(Transfer.vendor_id == vendor_id).order_by(Transfer.id.desc())
+        )
+    )
+    sent = {t.vendor_order_id for t in transfers if t.status is TransferStatus.SENT}
+    pending = 0
+    for vendor_order in db.session.scalars(
+        select(VendorOrder).where(
+            VendorOrder.vendor_id == vendor_id, VendorOrder.status.in_(EARNING)
+        )
+    ):
+        if vendor_order.id not in sent:
+            pending += vendor_order.vendor_earnings_cents - vendor_share_refunded(vendor_order.id)
+    reversed_cents = db.session.scalar(
+        select(func.coalesce(func.sum(Refund.transfer_reversal_cents), 0))
+        .join(VendorOrder, VendorOrder.id == Refund.vendor_order_id)
+        .where(
+            VendorOrder.vendor_id == vendor_id,
+            Refund.stripe_reversal_id.is_not(None),
+            Refund.status == RefundStatus.SUCCEEDED,
+        )
+    )
+    return {
+        "currency": current_app.config["CURRENCY"],
+        "pending_cents": max(pending, 0),
+        "transferred_cents": sum(
+            t.amount_cents for t in transfers if t.status is TransferStatus.SENT
+        ),
+        "reversed_cents": int(reversed_cents or 0),
+        "transfers": [
+            transfer_json(t) for t in transfers if t.status is not TransferStatus.SKIPPED
+        ],
+    }

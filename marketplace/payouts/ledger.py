@@ -1,0 +1,164 @@
+"""The double-entry ledger: every money movement is a journal whose legs sum to zero.
+
+Accounts (positive = debit): `cash` (the platform's Stripe balance), `tax_payable`,
+`commission` (platform revenue), `vendor_payable` (what the platform owes a vendor; negative
+while owed). Only this module writes ledger entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from marketplace.db import db
+from marketplace.orders.models import VendorOrder
+from marketplace.payouts.models import LedgerEntry, Refund, Transfer
+
+CASH = "cash"
+TAX = "tax_payable"
+COMMISSION = "commission"
+VENDOR_PAYABLE = "vendor_payable"
+
+
+class UnbalancedJournal(AssertionError):
+    pass
+
+
+@dataclass(frozen=True)
+class Leg:
+    account: str
+    amount_cents: int
+
+
+def post(
+    journal: str,
+    kind: str,
+    legs: list[Leg],
+    *,
+    currency: str,
+    order_id: int | None = None,
+    vendor_order_id: int | None = None,
+    vendor_id: int | None = None,
+    stripe_object_id: str | None = None,
+) -> None:
+    """Write one balanced journal (inside the caller's transaction); zero legs are skipped.
+
+    A journal name is written once: posting it again is a no-op, so retries never double-book.
+    """
+    if sum(leg.amount_cents for leg in legs) != 0:
+        raise UnbalancedJournal(f"{journal}: legs do not sum to zero: {legs}")
+    exists = db.session.scalar(
+        select(LedgerEntry.id).where(LedgerEntry.journal == journal).limit(1)
+    )
+    if exists is not None:
+        return
+    for leg in legs:
+        if leg.amount_cents == 0:
+            continue
+        db.session.add(
+            LedgerEntry(
+                journal=journal,
+                kind=kind,
+                account=leg.account,
+                amount_cents=leg.amount_cents,
+                currency=currency,
+                order_id=order_id,
+                vendor_order_id=vendor_order_id,
+                vendor_id=vendor_id,
+                stripe_object_id=stripe_object_id,
+            )
+        )
+    db.session.flush()
+
+
+def record_capture(vendor_order: VendorOrder, charge_id: str) -> None:
+    """The buyer's money for one VendorOrder arrives: tax, commission, and the vendor's due."""
+    post(
+        f"capture:{vendor_order.id}",
+        "capture",
+        [
+            Leg(CASH, vendor_order.total_cents),
+            Leg(TAX, -vendor_order.tax_cents),
+            Leg(COMMISSION, -vendor_order.platform_fee_cents),
+            Leg(VENDOR_PAYABLE, -vendor_order.vendor_earnings_cents),
+        ],
+        currency=vendor_order.order.currency,
+        order_id=vendor_order.order_id,
+        vendor_order_id=vendor_order.id,
+        vendor_id=vendor_order.vendor_id,
+        stripe_object_id=charge_id,
+    )
+
+
+def record_transfer(transfer: Transfer, order_id: int) -> None:
+    post(
+        f"transfer:{transfer.vendor_order_id}",
+        "transfer",
+        [Leg(VENDOR_PAYABLE, transfer.amount_cents), Leg(CASH, -transfer.amount_cents)],
+        currency=transfer.currency,
+        order_id=order_id,
+        vendor_order_id=transfer.vendor_order_id,
+        vendor_id=transfer.vendor_id,
+        stripe_object_id=transfer.stripe_transfer_id,
+    )
+
+
+def record_refund(refund: Refund, vendor_order: VendorOrder) -> None:
+    post(
+        f"refund:{refund.id}",
+        "refund",
+        [
+            Leg(CASH, -refund.amount_cents),
+            Leg(TAX, refund.tax_cents),
+            Leg(COMMISSION, refund.commission_returned_cents),
+            Leg(VENDOR_PAYABLE, refund.vendor_share_cents),
+        ],
+        currency=vendor_order.order.currency,
+        order_id=vendor_order.order_id,
+        vendor_order_id=vendor_order.id,
+        vendor_id=vendor_order.vendor_id,
+        stripe_object_id=refund.stripe_refund_id,
+    )
+
+
+def record_reversal(refund: Refund, vendor_order: VendorOrder) -> None:
+    post(
+        f"reversal:{refund.id}",
+        "reversal",
+        [
+            Leg(VENDOR_PAYABLE, -refund.transfer_reversal_cents),
+            Leg(CASH, refund.transfer_reversal_cents),
+        ],
+        currency=vendor_order.order.currency,
+        order_id=vendor_order.order_id,
+        vendor_order_id=vendor_order.id,
+        vendor_id=vendor_order.vendor_id,
+        stripe_object_id=refund.stripe_reversal_id,
+    )
+
+
+def balance(account: str, **filters: int) -> int:
+    query = select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)).where(
+        LedgerEntry.account == account
+    )
+    for name, value in filters.items():
+        query = query.where(getattr(LedgerEntry, name) == value)
+    return int(db.session.scalar(query) or 0)
+
+
+def total(kind: str, account: str, **filters: int) -> int:
+    query = select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)).where(
+        LedgerEntry.kind == kind, LedgerEntry.account == account
+    )
+    for name, value in filters.items():
+        query = query.where(getattr(LedgerEntry, name) == value)
+    return int(db.session.scalar(query) or 0)
+
+
+def is_balanced() -> bool:
+    return balance_all() == 0
+
+
+def balance_all() -> int:
+    return int(db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0))))

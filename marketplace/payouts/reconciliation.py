@@ -1,0 +1,263 @@
+"""Reconciliation: the ledger and our records compared with Stripe's objects, every cent.
+
+Each mismatch names its kind, the Stripe object, the cents we expected and the cents Stripe
+has, so an admin can see what went wrong and where.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from marketplace.db import db
+from marketplace.orders.models import VendorOrder
+from marketplace.payments import gateway
+from marketplace.payments.models import Payment, PaymentStatus
+from marketplace.payouts import ledger
+from marketplace.payouts.models import LedgerEntry, Refund, RefundStatus, Transfer, TransferStatus
+
+
+@dataclass
+class Mismatch:
+    kind: str
+    object_id: str | None
+    expected_cents: int | None
+    actual_cents: int | None
+    detail: str
+
+
+def _ledger_sum(kind: str, account: str, since: datetime | None, until: datetime | None) -> int:
+    query = select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)).where(
+        LedgerEntry.kind == kind, LedgerEntry.account == account
+    )
+    if since is not None:
+        query = query.where(LedgerEntry.created_at >= since)
+    if until is not None:
+        query = query.where(LedgerEntry.created_at < until)
+    return int(db.session.scalar(query) or 0)
+
+
+def totals(since: datetime | None = None, until: datetime | None = None) -> dict[str, int]:
+    def s(kind: str, account: str) -> int:
+        return _ledger_sum(kind, account, since, until)
+
+    return {
+        "charged_cents": s("capture", ledger.CASH),
+        "refunded_cents": -s("refund", ledger.CASH),
+        "platform_fee_cents": -(s("capture", ledger.COMMISSION) + s("refund", ledger.COMMISSION)),
+        "tax_cents": -(s("capture", ledger.TAX) + s("refund", ledger.TAX)),
+        "transferred_cents": s("transfer", ledger.VENDOR_PAYABLE),
+        "reversed_cents": s("reversal", ledger.CASH),
+    }
+
+
+def reconcile(since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+    mismatches: list[Mismatch] = []
+    unbalanced = ledger.balance_all()
+    if unbalanced != 0:
+        mismatches.append(
+            Mismatch("ledger_unbalanced", None, 0, unbalanced, "ledger entries do not sum to zero")
+        )
+    mismatches += _check_charges(since, until)
+    mismatches += _check_transfers(since, until)
+    return {
+        "ok": not mismatches,
+        "totals": totals(since, until),
+        "mismatches": [asdict(m) for m in mismatches],
+    }
+
+
+def _in_range(query: Any, column: Any, since: datetime | None, until: datetime | None) -> Any:
+    if since is not None:
+        query = query.where(column >= since)
+    if until is not None:
+        query = query.where(column < until)
+    return query
+
+
+def _check_charges(since: datetime | None, until: datetime | None) -> list[Mismatch]:
+    found: list[Mismatch] = []
+    payments = db.session.scalars(
+        _in_range(
+            select(Payment).where(Payment.status == PaymentStatus.CAPTURED),
+            Payment.captured_at,
+            since,
+            until,
+        )
+    ).all()
+    for payment in payments:
+        captured = ledger.total("capture", ledger.CASH, order_id=payment.order_id)
+        refunded = -ledger.total("refund", ledger.CASH, order_id=payment.order_id)
+        try:
+            charge = gateway.retrieve_charge(payment.charge_id)
+        except gateway.PaymentProviderRejected:
+            found.append(
+                Mismatch(
+                    "charge_missing",
+                    payment.charge_id,
+                    captured,
+                    None,
+                    "charge not found at Stripe",
+                )
+            )
+            continue
+        if int(charge.get("amount_captured") or 0) != captured:
+            found.append(
+                Mismatch(
+                    "charge_captured",
+                    payment.charge_id,
+                    captured,
+                    int(charge.get("amount_captured") or 0),
+                    f"order {payment.order_id}: captured amount differs",
+                )
+            )
+        if int(charge.get("amount_refunded") or 0) != refunded:
+            found.append(
+                Mismatch(
+                    "charge_refunded",
+                    payment.charge_id,
+                    refunded,
+                    int(charge.get("amount_refunded") or 0),
+                    f"order {payment.order_id}: refunded amount differs",
+                )
+            )
+    pending = db.session.scalars(select(Refund).where(Refund.status == RefundStatus.PENDING)).all()
+    for refund in pending:
+        found.append(
+            Mismatch(
+                "refund_pending",
+                str(refund.id),
+                refund.amount_cents,
+                None,
+                "refund booked but not yet accepted by Stripe",
+            )
+        )
+    return found
+
+
+def _check_transfers(since: datetime | None, until: datetime | None) -> list[Mismatch]:
+    found: list[Mismatch] = []
+    ours = db.session.scalars(
+        _in_range(
+            select(Transfer).where(Transfer.status == TransferStatus.SENT),
+            Transfer.sent_at,
+            since,
+            until,
+        )
+    ).all()
+    known = {t.stripe_transfer_id for t in ours}
+    for transfer in ours:
+        reversed_ours = -ledger.total(
+            "reversal", ledger.VENDOR_PAYABLE, vendor_order_id=transfer.vendor_order_id
+        )
+        try:
+            theirs = gateway.retrieve_transfer(transfer.stripe_transfer_id)
+        except gateway.PaymentProviderRejected:
+            found.append(
+                Mismatch(
+                    "transfer_missing",
+                    transfer.stripe_transfer_id,
+                    transfer.amount_cents,
+                    None,
+                    f"vendor order {transfer.vendor_order_id}: transfer not found at Stripe",
+                )
+            )
+            continue
+        if int(theirs.get("amount") or 0) != transfer.amount_cents:
+            found.append(
+                Mismatch(
+                    "transfer_amount",
+                    transfer.stripe_transfer_id,
+                    transfer.amount_cents,
+                    int(theirs.get("amount") or 0),
+                    f"vendor order {transfer.vendor_order_id}: transfer amount differs",
+                )
+            )
+        if int(theirs.get("amount_reversed") or 0) != reversed_ours:
+            found.append(
+                Mismatch(
+                    "transfer_reversed",
+                    transfer.stripe_transfer_id,
+                    reversed_ours,
+                    int(theirs.get("amount_reversed") or 0),
+                    f"vendor order {transfer.vendor_order_id}: reversed amount differs",
+                )
+            )
+    for theirs in gateway.list_all("transfers"):
+        group = str(theirs.get("transfer_group") or "")
+        if group.startswith("order:") and theirs["id"] not in known and since is None:
+            found.append(
+                Mismatch(
+                    "transfer_unknown",
+                    theirs["id"],
+                    None,
+                    int(theirs.get("amount") or 0),
+                    f"Stripe has a transfer for {group} that the ledger does not",
+                )
+            )
+    return found
+
+
+def payouts_csv() -> str:
+    """One row per transfer or reversal."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "type",
+            "id",
+            "stripe_id",
+            "vendor_id",
+            "vendor_order_id",
+            "order_id",
+            "amount_cents",
+            "currency",
+            "created_at",
+        ]
+    )
+    rows = db.session.execute(
+        select(Transfer, VendorOrder.order_id)
+        .join(VendorOrder, VendorOrder.id == Transfer.vendor_order_id)
+        .where(Transfer.status == TransferStatus.SENT)
+        .order_by(Transfer.id)
+    ).all()
+    for transfer, order_id in rows:
+        writer.writerow(
+            [
+                "transfer",
+                transfer.id,
+                transfer.stripe_transfer_id,
+                transfer.vendor_id,
+                transfer.vendor_order_id,
+                order_id,
+                transfer.amount_cents,
+                transfer.currency,
+                (transfer.sent_at or transfer.created_at).isoformat(),
+            ]
+        )
+    reversals = db.session.execute(
+        select(Refund, VendorOrder)
+        .join(VendorOrder, VendorOrder.id == Refund.vendor_order_id)
+        .where(Refund.stripe_reversal_id.is_not(None))
+        .order_by(Refund.id)
+    ).all()
+    for refund, vendor_order in reversals:
+        writer.writerow(
+            [
+                "reversal",
+                refund.id,
+                refund.stripe_reversal_id,
+                vendor_order.vendor_id,
+                vendor_order.id,
+                vendor_order.order_id,
+                -refund.transfer_reversal_cents,
+                vendor_order.order.currency,
+                refund.created_at.isoformat(),
+            ]
+        )
+    return out.getvalue()

@@ -1,0 +1,408 @@
+"""Refunds of a VendorOrder (whole, by amount or by items) and the transfer reversals they need.
+
+`plan_refund` computes the numbers once; the preview shows them and `refund_vendor_order`
+books exactly them. Once the vendor was paid, the vendor's transfer is reversed by the refunded
+amount minus the commission on it, which the platform gives back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from marketplace.db import db, transaction
+from marketplace.errors import Conflict, NotFound, ValidationFailed
+from marketplace.inventory import services as inventory
+from marketplace.jobs import outbox
+from marketplace.money import apply_bps, split_by_weights
+from marketplace.orders import fulfilment
+from marketplace.orders.models import (
+    Order,
+    OrderStatus,
+    VendorOrder,
+    VendorOrderStatus,
+)
+from marketplace.orders.state import transition_order, transition_vendor_order
+from marketplace.payments import gateway
+from marketplace.payments.models import Payment, PaymentStatus
+from marketplace.payments.services import payment_of
+from marketplace.payouts import ledger
+from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
+from marketplace.payouts.transfers import sent_transfer
+
+log = logging.getLogger(__name__)
+
+
+class NotCaptured(Conflict):
+    code = "not_captured"
+    message = "Nothing was charged for this order yet; cancel it instead of refunding."
+
+
+class NothingToRefund(Conflict):
+    code, message = "nothing_to_refund", "This order has nothing left to refund."
+
+
+class OrderItemNotFound(NotFound):
+    code, message = "order_item_not_found", "That item is not part of this order."
+
+
+@dataclass(frozen=True)
+class ItemRequest:
+    order_item_id: int
+    quantity: int
+
+
+@dataclass
+class RefundPlan:
+    amount_cents: int
+    tax_cents: int
+    commission_returned_cents: int
+    vendor_share_cents: int
+    transfer_reversal_cents: int
+    items: list[dict[str, int]] = field(default_factory=list)
+    restock: list[dict[str, int]] = field(default_factory=list)
+    fully_refunded: bool = False
+
+    def preview(self) -> dict[str, Any]:
+        return {
+            "amount_cents": self.amount_cents,
+            "tax_cents": self.tax_cents,
+            "transfer_reversal_cents": self.transfer_reversal_cents,
+            "commission_returned_cents": self.commission_returned_cents,
+            "vendor_share_cents": self.vendor_share_cents,
+            "restock": self.restock,
+        }
+
+
+def _refunded_so_far(vendor_order_id: int) -> tuple[int, int, int]:
+    """(amount, tax, commission) already refunded for this VendorOrder."""
+    row = db.session.execute(
+        select(
+            func.coalesce(func.sum(Refund.amount_cents), 0),
+            func.coalesce(func.sum(Refund.tax_cents), 0),
+            func.coalesce(func.sum(Refund.commission_returned_cents), 0),
+        ).where(Refund.vendor_order_id == vendor_order_id, Refund.status != RefundStatus.FAILED)
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def plan_refund(
+    vendor_order: VendorOrder,
+    *,
+    amount_cents: int | None = None,
+    items: list[ItemRequest] | None = None,
+    include_shipping: bool = False,
+    restock: bool = True,
+    whole: bool = False,
+) -> RefundPlan:
+    """The numbers of a refund, checked against what is left to refund.
+
+    :raises NotCaptured, NothingToRefund, ValidationFailed, OrderItemNotFound:
+    """
+    payment = payment_of(vendor_order.order_id)
+    if payment is None or payment.status is not PaymentStatus.CAPTURED:
+        raise NotCaptured()
+    if vendor_order.status in (VendorOrderStatus.REFUNDED,):
+        raise NothingToRefund()
+    if amount_cents is not None and items:
+        raise ValidationFailed({"amount_cents": "give either amount_cents or items, not both"})
+    done_amount, done_tax, done_commission = _refunded_so_far(vendor_order.id)
+    vendor_part = (
+        vendor_order.subtotal_cents + vendor_order.shipping_cents - vendor_order.discount_cents
+    )
+    left_vendor_part = vendor_part - (done_amount - done_tax)
+    left_commission = vendor_order.platform_fee_cents - done_commission
+    left_tax = vendor_order.tax_cents - done_tax
+    transferred = sent_transfer(vendor_order.id) is not None
+    plan_items: list[dict[str, int]] = []
+    restock_lines: list[dict[str, int]] = []
+    tax_cents = 0
+
+    if whole:
+        amount = left_vendor_part
+        commission = left_commission
+        tax_cents = left_tax
+        for item in vendor_order.items:
+            remaining = item.quantity - item.refunded_quantity
+            if remaining:
+                plan_items.append({"order_item_id": item.id, "quantity": remaining})
+                if restock:
+                    restock_lines.append({"variant_id": item.variant_id, "quantity": remaining})
+    elif items:
+        by_id = fulfilment.items_of(vendor_order)
+        amount = 0
+        fields: dict[str, str] = {}
+        seen: set[int] = set()
+        for index, request in enumerate(items):
+            item = by_id.get(request.order_item_id)
+            if item is None:
+                raise OrderItemNotFound(details={"order_item_id": request.order_item_id})
+            left = item.quantity - item.refunded_quantity
+            if request.order_item_id in seen:
+                fields[f"items[{index}].order_item_id"] = "listed twice"
+            elif not 1 <= request.quantity <= left:
+                fields[f"items[{index}].quantity"] = f"must be between 1 and {left}"
+            seen.add(request.order_item_id)
+            amount += item.unit_price_cents * request.quantity
+            plan_items.append({"order_item_id": item.id, "quantity": request.quantity})
+            if restock:
+                restock_lines.append({"variant_id": item.variant_id, "quantity": request.quantity})
+        if fields:
+            raise ValidationFailed(fields)
+        commission = min(
+            sum(
+                apply_bps(
+                    by_id[line["order_item_id"]].unit_price_cents * line["quantity"],
+                    by_id[line["order_item_id"]].commission_bps,
+                )
+                for line in plan_items
+            ),
+            left_commission,
+        )
+        if include_shipping:
+            amount += min(vendor_order.shipping_cents, left_vendor_part - amount)
+        if amount >= left_vendor_part:
+            commission = left_commission
+    else:
+        if amount_cents is None:
+            amount_cents = left_vendor_part
+        if not 1 <= amount_cents <= max(left_vendor_part, 0):
+            if left_vendor_part <= 0:
+                raise NothingToRefund()
+            raise ValidationFailed({"amount_cents": f"must be between 1 and {left_vendor_part}"})
+        amount = amount_cents
+        commission = _commission_share(vendor_order, amount, left_vendor_part, left_commission)
+    if amount <= 0 and tax_cents <= 0:
+        raise NothingToRefund()
+    vendor_share = amount - commission
+    return RefundPlan(
+        amount_cents=amount + tax_cents,
+        tax_cents=tax_cents,
+        commission_returned_cents=commission,
+        vendor_share_cents=vendor_share,
+        transfer_reversal_cents=vendor_share if transferred else 0,
+        items=plan_items,
+        restock=restock_lines,
+        fully_refunded=amount >= left_vendor_part,
+    )
+
+
+def _commission_share(
+    vendor_order: VendorOrder, amount: int, left_vendor_part: int, left_commission: int
+) -> int:
+    """The commission on `amount`, in proportion; refunding all that is left returns all of it."""
+    if amount >= left_vendor_part:
+        return left_commission
+    vendor_part = (
+        vendor_order.subtotal_cents + vendor_order.shipping_cents - vendor_order.discount_cents
+    )
+    share = split_by_weights(vendor_order.platform_fee_cents, [amount, vendor_part - amount])[0]
+    return min(share, left_commission)
+
+
+def preview(vendor_order_id: int, vendor_id: int | None, **request: Any) -> RefundPlan:
+    """:raises VendorOrderNotFound, NotCaptured, NothingToRefund, ValidationFailed:"""
+    vendor_order = _vendor_order(vendor_order_id, vendor_id)
+    return plan_refund(vendor_order, **request)
+
+
+def _vendor_order(vendor_order_id: int, vendor_id: int | None) -> VendorOrder:
+    if vendor_id is None:  # an admin
+        vendor_order = db.session.get(VendorOrder, vendor_order_id)
+        if vendor_order is None:
+            raise fulfilment.VendorOrderNotFound()
+        return vendor_order
+    return fulfilment.vendor_order_for(vendor_id, vendor_order_id)
+
+
+def refund_vendor_order(
+    vendor_order_id: int,
+    *,
+    vendor_id: int | None,
+    actor: str,
+    reason: str,
+    amount_cents: int | None = None,
+    items: list[ItemRequest] | None = None,
+    include_shipping: bool = False,
+    restock: bool = True,
+) -> Refund:
+    """Refund a VendorOrder (vendor or admin); books the plan, then calls Stripe after commit.
+
+    :raises VendorOrderNotFound, NotCaptured, NothingToRefund, ValidationFailed:
+    """
+    if not 1 <= len(reason.strip()) <= 200:
+        raise ValidationFailed({"reason": "must be 1 to 200 characters long"})
+    with transaction():
+        vendor_order = _vendor_order(vendor_order_id, vendor_id)
+        order = fulfilment.locked_order(vendor_order.order_id)
+        db.session.refresh(vendor_order)
+        plan = plan_refund(
+            vendor_order,
+            amount_cents=amount_cents,
+            items=items,
+            include_shipping=include_shipping,
+            restock=restock,
+        )
+        refund = _book(vendor_order, order, plan, actor=actor, reason=reason.strip())
+    return execute_refund_now(refund.id)
+
+
+def refund_cancelled_vendor_order(vendor_order_id: int) -> Refund | None:
+    """A VendorOrder cancelled after the capture: give back all of it, tax included."""
+    with transaction():
+        vendor_order = db.session.get(VendorOrder, vendor_order_id)
+        order = fulfilment.locked_order(vendor_order.order_id)
+        db.session.refresh(vendor_order)
+        existing = db.session.scalar(
+            select(Refund).where(
+                Refund.vendor_order_id == vendor_order_id, Refund.reason == "cancelled"
+            )
+        )
+        if existing is not None:
+            refund = existing
+        else:
+            try:
+                plan = plan_refund(vendor_order, whole=True, restock=False)
+            except NothingToRefund:
+                return None
+            refund = _book(vendor_order, order, plan, actor="system", reason="cancelled")
+    return execute_refund_now(refund.id)
+
+
+def _book(
+    vendor_order: VendorOrder, order: Order, plan: RefundPlan, *, actor: str, reason: str
+) -> Refund:
+    refund = Refund(
+        vendor_order_id=vendor_order.id,
+        amount_cents=plan.amount_cents,
+        tax_cents=plan.tax_cents,
+        commission_returned_cents=plan.commission_returned_cents,
+        vendor_share_cents=plan.vendor_share_cents,
+        transfer_reversal_cents=plan.transfer_reversal_cents,
+        items=plan.items,
+        restock=bool(plan.restock),
+        reason=reason,
+        actor=actor,
+        status=RefundStatus.PENDING,
+    )
+    db.session.add(refund)
+    items = fulfilment.items_of(vendor_order)
+    for line in plan.items:
+        items[line["order_item_id"]].refunded_quantity += line["quantity"]
+    for line in plan.restock:
+        inventory.restock(line["variant_id"], line["quantity"])
+    db.session.flush()
+    db.session.refresh(vendor_order)
+    if plan.fully_refunded and vendor_order.status is not VendorOrderStatus.CANCELLED:
+        transition_vendor_order(
+            vendor_order, VendorOrderStatus.REFUNDED, actor=actor, reason=reason
+        )
+    if vendor_order.status is not VendorOrderStatus.CANCELLED:
+        _mark_order_refunded(order, actor=actor, reason=reason)
+    outbox.add("marketplace.payouts.jobs.execute_refund", refund.id)
+    return refund
+
+
+def _mark_order_refunded(order: Order, *, actor: str, reason: str) -> None:
+    inactive = (VendorOrderStatus.CANCELLED, VendorOrderStatus.REFUNDED)
+    if all(vo.status in inactive for vo in order.vendor_orders):
+        target = OrderStatus.REFUNDED
+    else:
+        target = OrderStatus.PARTIALLY_REFUNDED
+    if order.status is not target:
+        transition_order(order, target, actor=actor, reason=reason)
+
+
+def execute_refund_now(refund_id: int) -> Refund:
+    """Try the Stripe calls right away; if Stripe is away the outbox job retries later."""
+    try:
+        execute_refund(refund_id)
+    except gateway.PaymentProviderError:
+        log.warning("refund %s left pending; the job will retry", refund_id)
+        db.session.rollback()
+    return db.session.get(Refund, refund_id)
+
+
+def execute_refund(refund_id: int) -> None:
+    """Refund the charge (`refund:<id>`), then reverse the vendor's transfer (`reversal:<id>`)."""
+    refund = db.session.get(Refund, refund_id)
+    vendor_order = db.session.get(VendorOrder, refund.vendor_order_id)
+    payment = payment_of(vendor_order.order_id)
+    if refund.status is RefundStatus.PENDING:
+        charge_id, amount = payment.charge_id, refund.amount_cents
+        db.session.rollback()
+        stripe_refund = gateway.create_refund(
+            key=f"refund:{refund_id}",
+            charge_id=charge_id,
+            amount_cents=amount,
+            metadata={"refund_id": str(refund_id), "vendor_order_id": str(vendor_order.id)},
+        )
+        with transaction():
+            claimed = db.session.execute(
+                update(Refund)
+                .where(Refund.id == refund_id, Refund.status == RefundStatus.PENDING)
+                .values(status=RefundStatus.SUCCEEDED, stripe_refund_id=stripe_refund["id"])
+            )
+            if claimed.rowcount == 1:
+                db.session.execute(
+                    update(Payment)
+                    .where(Payment.order_id == vendor_order.order_id)
+                    .values(amount_refunded_cents=Payment.amount_refunded_cents + amount)
+                )
+                refund = db.session.get(Refund, refund_id)
+                db.session.refresh(refund)
+                ledger.record_refund(refund, db.session.get(VendorOrder, refund.vendor_order_id))
+    refund = db.session.get(Refund, refund_id)
+    db.session.refresh(refund)
+    if refund.transfer_reversal_cents > 0 and refund.stripe_reversal_id is None:
+        _reverse_transfer(refund)
+
+
+def _reverse_transfer(refund: Refund) -> None:
+    transfer = sent_transfer(refund.vendor_order_id)
+    if transfer is None or transfer.status is not TransferStatus.SENT:
+        return
+    refund_id, transfer_row_id = refund.id, transfer.id
+    stripe_transfer_id, amount = transfer.stripe_transfer_id, refund.transfer_reversal_cents
+    db.session.rollback()
+    reversal = gateway.create_transfer_reversal(
+        key=f"reversal:{refund_id}",
+        transfer_id=stripe_transfer_id,
+        amount_cents=amount,
+        metadata={"refund_id": str(refund_id)},
+    )
+    with transaction():
+        claimed = db.session.execute(
+            update(Refund)
+            .where(Refund.id == refund_id, Refund.stripe_reversal_id.is_(None))
+            .values(stripe_reversal_id=reversal["id"])
+        )
+        if claimed.rowcount == 1:
+            db.session.execute(
+                update(Transfer)
+                .where(Transfer.id == transfer_row_id)
+                .values(reversed_cents=Transfer.reversed_cents + amount)
+            )
+            refund = db.session.get(Refund, refund_id)
+            db.session.refresh(refund)
+            ledger.record_reversal(refund, db.session.get(VendorOrder, refund.vendor_order_id))
+
+
+def refund_json(refund: Refund) -> dict[str, Any]:
+    return {
+        "id": refund.id,
+        "vendor_order_id": refund.vendor_order_id,
+        "amount_cents": refund.amount_cents,
+        "tax_cents": refund.tax_cents,
+        "commission_returned_cents": refund.commission_returned_cents,
+        "transfer_reversal_cents": refund.transfer_reversal_cents,
+        "status": refund.status.value,
+        "items": refund.items,
+        "reason": refund.reason,
+        "stripe_refund_id": refund.stripe_refund_id,
+        "stripe_reversal_id": refund.stripe_reversal_id,
+        "created_at": refund.created_at.isoformat(),
+    }

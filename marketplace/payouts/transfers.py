@@ -1,0 +1,128 @@
+"""Paying vendors: one Transfer per delivered VendorOrder, from the order's charge."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from marketplace import jobs
+from marketplace.db import db, transaction, utcnow
+from marketplace.errors import Conflict
+from marketplace.orders.models import VendorOrder, VendorOrderStatus
+from marketplace.payments import gateway
+from marketplace.payments.models import PaymentStatus
+from marketplace.payments.services import capture_order, payment_of
+from marketplace.payouts import ledger
+from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
+
+log = logging.getLogger(__name__)
+
+PAYABLE = (VendorOrderStatus.DELIVERED, VendorOrderStatus.COMPLETED)
+
+
+class TransferNotReady(Conflict):
+    code, message = "transfer_not_ready", "The order's payment is not captured yet."
+
+
+def vendor_share_refunded(vendor_order_id: int) -> int:
+    return int(
+        db.session.scalar(
+            select(func.coalesce(func.sum(Refund.vendor_share_cents), 0)).where(
+                Refund.vendor_order_id == vendor_order_id,
+                Refund.status != RefundStatus.FAILED,
+            )
+        )
+        or 0
+    )
+
+
+def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
+    """Send the vendor its earnings for a delivered VendorOrder, once (`transfer:<id>`).
+
+    :raises TransferNotReady: the charge is not captured (the job is retried).
+    """
+    vendor_order = db.session.get(VendorOrder, vendor_order_id)
+    if vendor_order is None or vendor_order.status not in PAYABLE:
+        return None
+    hold = timedelta(seconds=current_app.config["PAYOUT_HOLD_SECONDS"])
+    due_at = (vendor_order.delivered_at or utcnow()) + hold
+    if due_at > utcnow():
+        jobs.enqueue_at(
+            due_at,
+            "marketplace.payouts.jobs.transfer_vendor_order",
+            vendor_order_id,
+            job_id=f"transfer-{vendor_order_id}",
+        )
+        return None
+    payment = payment_of(vendor_order.order_id)
+    if payment is not None and payment.status is PaymentStatus.AUTHORIZED:
+        capture_order(vendor_order.order_id)
+        payment = payment_of(vendor_order.order_id)
+    if payment is None or payment.status is not PaymentStatus.CAPTURED or not payment.charge_id:
+        raise TransferNotReady()
+    with transaction():
+        transfer = _pending_transfer(vendor_order)
+    if transfer.status is not TransferStatus.PENDING:
+        return transfer
+    vendor_order = db.session.get(VendorOrder, vendor_order_id)
+    destination = vendor_order.vendor.stripe_account_id
+    if not destination:
+        raise TransferNotReady("The vendor has no connected Stripe account yet.")
+    params = {
+        "amount_cents": transfer.amount_cents,
+        "currency": transfer.currency,
+        "destination": destination,
+        "source_transaction": payment.charge_id,
+        "transfer_group": f"order:{vendor_order.order_id}",
+        "metadata": {
+            "vendor_order_id": str(vendor_order.id),
+            "order_id": str(vendor_order.order_id),
+        },
+    }
+    transfer_id = transfer.id
+    db.session.rollback()
+    sent = gateway.create_transfer(key=f"transfer:{vendor_order_id}", **params)
+    with transaction():
+        claimed = db.session.execute(
+            update(Transfer)
+            .where(Transfer.id == transfer_id, Transfer.status == TransferStatus.PENDING)
+            .values(status=TransferStatus.SENT, stripe_transfer_id=sent["id"], sent_at=utcnow())
+        )
+        transfer = db.session.get(Transfer, transfer_id)
+        if claimed.rowcount == 1:
+            db.session.refresh(transfer)
+            ledger.record_transfer(transfer, vendor_order.order_id)
+    return transfer
+
+
+def _pending_transfer(vendor_order: VendorOrder) -> Transfer:
+    transfer = db.session.scalar(
+        select(Transfer).where(Transfer.vendor_order_id == vendor_order.id).with_for_update()
+    )
+    amount = vendor_order.vendor_earnings_cents - vendor_share_refunded(vendor_order.id)
+    if transfer is None:
+        transfer = Transfer(
+            vendor_order_id=vendor_order.id,
+            vendor_id=vendor_order.vendor_id,
+            amount_cents=max(amount, 0),
+            currency=vendor_order.order.currency,
+            status=TransferStatus.PENDING if amount > 0 else TransferStatus.SKIPPED,
+        )
+        db.session.add(transfer)
+        db.session.flush()
+    elif transfer.status is TransferStatus.PENDING:
+        transfer.amount_cents = max(amount, 0)
+        if amount <= 0:
+            transfer.status = TransferStatus.SKIPPED
+    return transfer
+
+
+def sent_transfer(vendor_order_id: int) -> Transfer | None:
+    return db.session.scalar(
+        select(Transfer).where(
+            Transfer.vendor_order_id == vendor_order_id, Transfer.status == TransferStatus.SENT
+        )
+    )

@@ -1,0 +1,74 @@
+"""Helpers for money-flow tests: onboarding through the emulator, paying like Stripe.js."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+import stripe
+
+from marketplace.catalog.models import Vendor
+from marketplace.db import db
+from tests.helpers import VendorAccount, make_vendor
+
+ADDRESS = {
+    "name": "Bea Buyer",
+    "line1": "1 Main St",
+    "city": "Springfield",
+    "state": "CA",
+    "postal_code": "94000",
+    "country": "US",
+}
+
+
+def emulator_post(emulator: Any, path: str, json: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = requests.post(f"{emulator.url}{path}", json=json or {}, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def emulator_state(emulator: Any) -> dict[str, Any]:
+    return requests.get(f"{emulator.url}/_emulator/state", timeout=10).json()
+
+
+def onboarded_vendor(api: Any, emulator: Any, name: str = "Vendor") -> VendorAccount:
+    """A vendor who went through Connect onboarding; `account.updated` made it payable."""
+    vendor = make_vendor(name, payable=False)
+    started = api.post("/vendor/onboarding", vendor.token)
+    assert started.status_code == 200, started.get_json()
+    account_id = started.get_json()["stripe_account_id"]
+    assert started.get_json()["onboarding_url"].startswith("http")
+    emulator_post(emulator, f"/_emulator/accounts/{account_id}/complete_onboarding")
+    assert emulator.flush_webhooks()
+    db.session.rollback()  # end this session's snapshot: the webhook committed elsewhere
+    assert db.session.get(Vendor, vendor.vendor.id).payouts_enabled
+    return vendor
+
+
+def pay(checkout_body: dict[str, Any], card: str = "pm_card_visa") -> dict[str, Any]:
+    """Confirm the PaymentIntent with the publishable key, as Stripe.js would."""
+    payment = checkout_body["payment"]
+    client = stripe.StripeClient(
+        payment["publishable_key"],
+        base_addresses={"api": payment["api_base"]},
+        http_client=stripe.RequestsClient(timeout=10),
+    )
+    try:
+        intent = client.v1.payment_intents.confirm(
+            payment["payment_intent_id"],
+            params={"payment_method": card, "client_secret": payment["client_secret"]},
+        )
+        return intent.to_dict()
+    except stripe.CardError as error:
+        return {"error": error.code, "decline_code": getattr(error, "decline_code", None)}
+
+
+def checkout(api: Any, buyer: Any, key: str = "k1") -> dict[str, Any]:
+    response = api.post(
+        "/checkout",
+        buyer.token,
+        json={"shipping_address": ADDRESS},
+        headers={"Idempotency-Key": key},
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
