@@ -38,8 +38,14 @@ def register_commands(app: Flask) -> None:
     def demo_load() -> None:
         """Load the demo accounts and catalog (skipped when the database has users)."""
         from marketplace.demo import load_demo_data
+        from marketplace.payments import embedded
 
-        logins = load_demo_data()
+        emulator = embedded.start(app, webhook_url=None) if embedded.wanted(app) else None
+        try:
+            logins = load_demo_data(emulator_url=emulator.url if emulator else None)
+        finally:
+            if emulator is not None:
+                emulator.stop()
         if logins is None:
             click.echo("demo data already loaded; logins: admin@example.com, buyer1@example.com,")
             click.echo("  vendor1@example.com ... (password demo-password)")
@@ -54,12 +60,18 @@ def register_commands(app: Flask) -> None:
     def serve(host: str, port: int) -> None:
         """Serve the site; in the embedded mode also run an RQ worker thread."""
         from marketplace.jobs import start_embedded_worker
+        from marketplace.payments import embedded
 
         if not app.config["REDIS_URL"]:
             start_embedded_worker(app)
             click.echo("embedded mode: in-process Redis stand-in with a worker thread")
+        if embedded.wanted(app):
+            emulator = embedded.start(app, webhook_url=f"http://{host}:{port}/webhooks/stripe")
+            click.echo(f"offline Stripe emulator on {emulator.url} (no STRIPE_SECRET_KEY set)")
         click.echo(f"Marketplace on http://{host}:{port}/")
-        app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+        from werkzeug.serving import run_simple
+
+        run_simple(host, port, app, threaded=True, use_reloader=False)
 
     app.cli.add_command(users)
     app.cli.add_command(worker)

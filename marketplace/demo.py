@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+import requests
 from sqlalchemy import select
 
 from marketplace.accounts import services as accounts
@@ -12,6 +13,7 @@ from marketplace.accounts.models import Role, User
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import ProductStatus, VendorStatus
 from marketplace.db import db
+from marketplace.payments import services as payments
 
 DEMO_PASSWORD = "demo-password"
 
@@ -51,8 +53,11 @@ _SIZES = ["S", "M", "L"]
 _COLOURS = ["Black", "Blue", "Green", "Red", "Grey"]
 
 
-def load_demo_data(seed: int = 7) -> list[Login] | None:
-    """Create the demo accounts and catalog; `None` when demo data exists already."""
+def load_demo_data(seed: int = 7, emulator_url: str | None = None) -> list[Login] | None:
+    """Create the demo accounts and catalog; `None` when demo data exists already.
+
+    With the offline Stripe emulator, the demo vendors also finish Connect onboarding.
+    """
     if db.session.scalar(select(User.id).limit(1)) is not None:
         return None
     rng = random.Random(seed)
@@ -71,8 +76,21 @@ def load_demo_data(seed: int = 7) -> list[Login] | None:
         catalog.update_vendor_settings(
             vendor.id, shipping_flat_cents=599, free_shipping_threshold_cents=7500
         )
+        if emulator_url:
+            _onboard(vendor.id, emulator_url)
         _load_products(vendor.id, n, lines, rng)
     return logins
+
+
+def _onboard(vendor_id: int, emulator_url: str) -> None:
+    account_id, _ = payments.start_onboarding(
+        vendor_id, refresh_url="http://127.0.0.1/", return_url="http://127.0.0.1/"
+    )
+    response = requests.post(
+        f"{emulator_url}/_emulator/accounts/{account_id}/complete_onboarding", timeout=10
+    )
+    response.raise_for_status()
+    payments.refresh_account(vendor_id)
 
 
 def _load_products(

@@ -34,6 +34,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="whsec_... signing secret (default: $STRIPE_WEBHOOK_SECRET, else a random one)",
     )
     parser.add_argument("--quiet", action="store_true", help="no access log")
+    parser.add_argument(
+        "--state-file", default=None, help="keep objects in this JSON file across restarts"
+    )
     return parser.parse_args(argv)
 
 
@@ -45,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
         quiet=args.quiet,
+        state_file=args.state_file,
     ).start()
     stop = threading.Event()
 

@@ -26,6 +26,7 @@ def create_emulator_app(
     webhook_secret: str | None = None,
     *,
     state: EmulatorState | None = None,
+    state_file: str | None = None,
 ) -> Flask:
     """A Flask app serving the emulator; its state is `get_state(app)`.
 
@@ -33,6 +34,8 @@ def create_emulator_app(
     is set (it can be changed at any time through the state or `/_emulator/webhooks/config`).
     """
     state = state or EmulatorState(webhook_url, webhook_secret)
+    if state_file:
+        state.load(state_file)
     app = Flask(__name__)
     app.extensions[EXTENSION_KEY] = state
 
@@ -54,6 +57,8 @@ def create_emulator_app(
     def cors(response: Response) -> Response:
         if request.path.startswith("/v1/"):
             response.headers.update(_CORS_HEADERS)
+        if state_file and request.method in ("POST", "DELETE"):
+            state.save(state_file)
         return response
 
     @app.errorhandler(HTTPException)

@@ -38,11 +38,12 @@ class EmulatorServer:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         quiet: bool = True,
+        state_file: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.quiet = quiet
-        self.app = create_emulator_app(webhook_url, webhook_secret)
+        self.app = create_emulator_app(webhook_url, webhook_secret, state_file=state_file)
         self.state = get_state(self.app)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import json
+import os
 import secrets
 import string
 import threading
@@ -150,6 +152,37 @@ class EmulatorState:
             self.faults.clear()
             self.idempotency.clear()
             self.dispatcher.clear()
+
+    # -- persistence (embedded mode keeps its Stripe objects across restarts) -----------------
+
+    def save(self, path: str) -> None:
+        """Write every object to `path` atomically (idempotency keys and faults are not kept)."""
+        with self.lock:
+            data = json.dumps(
+                {
+                    "tables": self.tables,
+                    "type_of": self.type_of,
+                    "account_links": self.account_links,
+                }
+            )
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+
+    def load(self, path: str) -> bool:
+        """Read objects saved by `save`; False when there is no such file."""
+        if not os.path.exists(path):
+            return False
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        with self.lock:
+            for name, rows in data.get("tables", {}).items():
+                if name in self.tables:
+                    self.tables[name] = rows
+            self.type_of = data.get("type_of", {})
+            self.account_links = data.get("account_links", {})
+        return True
 
     # -- objects -------------------------------------------------------------------------------
 
