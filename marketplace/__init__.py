@@ -64,9 +64,11 @@ def _import_models() -> None:
     import marketplace.catalog.models
     import marketplace.inventory.models
     import marketplace.jobs.outbox
+    import marketplace.notifications.models
     import marketplace.orders.models
     import marketplace.payments.models
-    import marketplace.payouts.models  # noqa: F401
+    import marketplace.payouts.models
+    import marketplace.reviews.models  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:

@@ -69,6 +69,7 @@ def base_config() -> dict[str, Any]:
         "JOBS_SYNCHRONOUS": True,
         "SECRET_KEY": "test-secret",
         "SEARCH_INDEX_DIR": tempfile.mkdtemp(prefix="marketplace-index-"),
+        "MAIL_DIR": tempfile.mkdtemp(prefix="marketplace-mail-"),
     }
 
 

@@ -6,4 +6,14 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from marketplace.api import admin, admin_money, auth, cart, catalog, orders, vendor, vendor_orders  # noqa: E402,F401
+from marketplace.api import (  # noqa: E402,F401
+    admin,
+    admin_money,
+    auth,
+    cart,
+    catalog,
+    engagement,
+    orders,
+    vendor,
+    vendor_orders,
+)

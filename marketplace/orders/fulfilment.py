@@ -98,6 +98,9 @@ def mark_paid(order: Order, *, actor: str = "stripe") -> bool:
             vendor_order.cancel_reason = None
     transition_order(order, OrderStatus.PAID, actor=actor, reason="payment_authorized")
     order.cancel_reason = None
+    outbox.add("marketplace.notifications.jobs.order_paid", order.id)
+    for variant_id in sorted({item.variant_id for item in order.items}):
+        outbox.add("marketplace.notifications.jobs.low_stock", variant_id)
     return True
 
 
@@ -112,6 +115,7 @@ def mark_payment_failed(order: Order, *, actor: str = "stripe") -> None:
     inventory.release(order.id)
     transition_order(order, OrderStatus.PAYMENT_FAILED, actor=actor, reason="payment_failed")
     carts.merge_guest_lines(order.buyer_id, [(i.variant_id, i.quantity) for i in order.items])
+    outbox.add("marketplace.notifications.jobs.payment_failed", order.id)
 
 
 def mark_payment_canceled(order: Order, *, actor: str = "stripe") -> None:
@@ -155,6 +159,7 @@ def ship(vendor_id: int, vendor_order_id: int, carrier: str, tracking_number: st
         vendor_order.shipped_at = utcnow()
         sync_order_status(order, actor=actor)
         outbox.add("marketplace.payments.jobs.capture_order", order.id)
+        outbox.add("marketplace.notifications.jobs.vendor_order_shipped", vendor_order.id)
     return vendor_order
 
 
@@ -172,6 +177,7 @@ def deliver(vendor_id: int, vendor_order_id: int) -> VendorOrder:
         vendor_order.delivered_at = utcnow()
         sync_order_status(order, actor=actor)
         outbox.add("marketplace.payouts.jobs.transfer_vendor_order", vendor_order.id)
+        outbox.add("marketplace.notifications.jobs.vendor_order_delivered", vendor_order.id)
     return vendor_order
 
 
@@ -193,6 +199,7 @@ def cancel_vendor_order(
     else:
         inventory.release_variants(order.id, [item.variant_id for item in vendor_order.items])
     sync_order_status(order, actor=actor, reason=reason)
+    outbox.add("marketplace.notifications.jobs.vendor_order_cancelled", vendor_order.id)
 
 
 def cancel_by_vendor(vendor_id: int, vendor_order_id: int, reason: str) -> VendorOrder:

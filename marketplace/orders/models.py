@@ -211,3 +211,32 @@ class TaxRate(db.Model):
     region: Mapped[str | None] = mapped_column(String(40))
     rate_bps: Mapped[int] = mapped_column(Integer)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class ReturnStatus(enum.StrEnum):
+    REQUESTED = "requested"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+
+class ReturnRequest(db.Model):
+    """A buyer asks to send back units of a delivered item; the vendor accepts or declines."""
+
+    __tablename__ = "return_requests"
+    __table_args__ = (CheckConstraint("quantity >= 1", name="quantity_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_item_id: Mapped[int] = mapped_column(ForeignKey("order_items.id"), index=True)
+    vendor_order_id: Mapped[int] = mapped_column(ForeignKey("vendor_orders.id"), index=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[ReturnStatus] = mapped_column(_enum(ReturnStatus), index=True)
+    decision_reason: Mapped[str | None] = mapped_column(String(500))
+    restock: Mapped[bool] = mapped_column(default=False)
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    vendor_order: Mapped[VendorOrder] = relationship()
+    item: Mapped[OrderItem] = relationship()

@@ -22,6 +22,7 @@ from marketplace.db import db, on_commit, transaction, utcnow
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
 from marketplace.inventory.services import OutOfStock
+from marketplace.jobs import outbox
 from marketplace.money import apply_bps
 from marketplace.orders import fulfilment, tax
 from marketplace.orders.models import (
@@ -401,6 +402,7 @@ def expire_order(order_id: int, now: datetime | None = None) -> bool:
         if order.status not in UNPAID or order.reservation_expires_at > now:
             return False
         fulfilment.cancel_unpaid(order, actor="system", reason="reservation_expired")
+        outbox.add("marketplace.notifications.jobs.reservation_expired", order.id)
     return True
 
 

@@ -164,6 +164,7 @@ def _apply_payment_intent(event_type: str, intent: dict[str, Any]) -> str:
             return "amount_mismatch"
         if not fulfilment.mark_paid(order):
             outbox.add("marketplace.payments.jobs.void_payment", order.id, "out_of_stock")
+            outbox.add("marketplace.notifications.jobs.payment_voided", order.id)
             return "voided_out_of_stock"
         return "paid"
     if event_type == "payment_intent.payment_failed":

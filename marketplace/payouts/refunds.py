@@ -303,6 +303,7 @@ def _book(
     if vendor_order.status is not VendorOrderStatus.CANCELLED:
         _mark_order_refunded(order, actor=actor, reason=reason)
     outbox.add("marketplace.payouts.jobs.execute_refund", refund.id)
+    outbox.add("marketplace.notifications.jobs.refund_issued", refund.id)
     return refund
 
 

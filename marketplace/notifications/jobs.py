@@ -1,0 +1,49 @@
+"""RQ jobs behind the notification outbox rows: they take ids and call one service."""
+
+from __future__ import annotations
+
+from marketplace.notifications import services
+
+
+def order_paid(order_id: int) -> None:
+    services.order_paid(order_id)
+
+
+def vendor_order_shipped(vendor_order_id: int) -> None:
+    services.vendor_order_shipped(vendor_order_id)
+
+
+def vendor_order_delivered(vendor_order_id: int) -> None:
+    services.vendor_order_delivered(vendor_order_id)
+
+
+def vendor_order_cancelled(vendor_order_id: int) -> None:
+    services.vendor_order_cancelled(vendor_order_id)
+
+
+def refund_issued(refund_id: int) -> None:
+    services.refund_issued(refund_id)
+
+
+def reservation_expired(order_id: int) -> None:
+    services.reservation_expired(order_id)
+
+
+def payment_failed(order_id: int) -> None:
+    services.payment_failed(order_id)
+
+
+def payment_voided(order_id: int) -> None:
+    services.payment_voided(order_id)
+
+
+def low_stock(variant_id: int) -> None:
+    services.low_stock(variant_id)
+
+
+def return_requested(return_id: int) -> None:
+    services.return_requested(return_id)
+
+
+def return_decided(return_id: int) -> None:
+    services.return_decided(return_id)

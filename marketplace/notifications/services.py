@@ -1,0 +1,375 @@
+"""Notifications for order events: an in-app entry and an email per recipient, once each.
+
+Jobs call these with ids after the state change committed (through the outbox). Every
+recipient's notification and email carry a key like `shipped:vo:12:user:3`, so a job that
+runs twice, or a row re-dispatched after a Redis outage, never notifies twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from flask import render_template
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from marketplace.accounts.models import User
+from marketplace.catalog.models import Variant, Vendor
+from marketplace.db import db, transaction, utcnow
+from marketplace.money import format_cents
+from marketplace.notifications import mail
+from marketplace.notifications.models import Notification, SentEmail
+from marketplace.orders.models import Order, OrderItem, VendorOrder
+
+log = logging.getLogger(__name__)
+
+RECLAIM_AFTER = timedelta(minutes=5)
+
+
+@dataclass
+class Message:
+    key: str
+    user: User
+    kind: str
+    title: str
+    lines: list[str] = field(default_factory=list)
+    items: list[OrderItem] = field(default_factory=list)
+    link: str | None = None
+    currency: str = "usd"
+
+
+def deliver(message: Message) -> bool:
+    """Record the in-app notification and send the email, each at most once per key."""
+    with transaction():
+        exists = db.session.scalar(select(Notification.id).where(Notification.key == message.key))
+        if exists is None:
+            db.session.add(
+                Notification(
+                    user_id=message.user.id,
+                    key=message.key,
+                    kind=message.kind,
+                    title=message.title,
+                    body="\n".join(message.lines),
+                    link=message.link,
+                )
+            )
+    if not _claim_email(message):
+        return False
+    context: dict[str, Any] = {
+        "name": message.user.name,
+        "title": message.title,
+        "lines": message.lines,
+        "items": [_item_view(i) for i in message.items],
+        "link": message.link,
+        "currency": message.currency,
+    }
+    email = mail.build(
+        message.user.email,
+        message.title,
+        render_template("email/message.txt", **context),
+        render_template("email/message.html", **context),
+    )
+    try:
+        mail.send(email, message.key)
+    except Exception:
+        with transaction():  # let a retry claim it again
+            db.session.execute(
+                update(SentEmail)
+                .where(SentEmail.key == message.key, SentEmail.sent_at.is_(None))
+                .values(claimed_at=utcnow() - RECLAIM_AFTER)
+            )
+        raise
+    with transaction():
+        db.session.execute(
+            update(SentEmail).where(SentEmail.key == message.key).values(sent_at=utcnow())
+        )
+    return True
+
+
+def _claim_email(message: Message) -> bool:
+    try:
+        with transaction():
+            db.session.add(
+                SentEmail(key=message.key, to_address=message.user.email, subject=message.title)
+            )
+        return True
+    except IntegrityError:
+        db.session.rollback()
+    stale = utcnow() - RECLAIM_AFTER
+    with transaction():
+        reclaimed = db.session.execute(
+            update(SentEmail)
+            .where(
+                SentEmail.key == message.key,
+                SentEmail.sent_at.is_(None),
+                SentEmail.claimed_at <= stale,
+            )
+            .values(claimed_at=utcnow(), attempts=SentEmail.attempts + 1)
+        )
+    return reclaimed.rowcount == 1
+
+
+def _item_view(item: OrderItem) -> dict[str, Any]:
+    return {
+        "quantity": item.quantity,
+        "title": item.title,
+        "sku": item.sku,
+        "line_total_cents": item.line_total_cents,
+    }
+
+
+def _vendor_user(vendor_id: int) -> User:
+    return db.session.get(Vendor, vendor_id).user
+
+
+def _money(cents: int, order: Order) -> str:
+    return format_cents(cents, order.currency)
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def order_paid(order_id: int) -> None:
+    """Confirmation to the buyer; each vendor hears of the new order with only its lines."""
+    order = db.session.get(Order, order_id)
+    buyer = db.session.get(User, order.buyer_id)
+    deliver(
+        Message(
+            key=f"order_paid:{order.id}:user:{buyer.id}",
+            user=buyer,
+            kind="order_confirmed",
+            title=f"Order #{order.id} confirmed",
+            lines=[
+                f"We received your payment of {_money(order.total_cents, order)}.",
+                f"{len(order.vendor_orders)} seller(s) will ship your items.",
+            ],
+            items=list(order.items),
+            link=f"/orders/{order.id}",
+            currency=order.currency,
+        )
+    )
+    for vendor_order in order.vendor_orders:
+        vendor_user = _vendor_user(vendor_order.vendor_id)
+        deliver(
+            Message(
+                key=f"new_order:vo:{vendor_order.id}:user:{vendor_user.id}",
+                user=vendor_user,
+                kind="new_order",
+                title=f"New order #{vendor_order.id} to ship",
+                lines=[
+                    f"Items {_money(vendor_order.subtotal_cents, order)}, shipping "
+                    f"{_money(vendor_order.shipping_cents, order)}; you earn "
+                    f"{_money(vendor_order.vendor_earnings_cents, order)}.",
+                ],
+                items=list(vendor_order.items),
+                link=f"/vendor/orders/{vendor_order.id}",
+                currency=order.currency,
+            )
+        )
+
+
+def _buyer_message(vendor_order: VendorOrder, kind: str, title: str, lines: list[str]) -> None:
+    order = vendor_order.order
+    buyer = db.session.get(User, order.buyer_id)
+    deliver(
+        Message(
+            key=f"{kind}:vo:{vendor_order.id}:user:{buyer.id}",
+            user=buyer,
+            kind=kind,
+            title=title,
+            lines=lines,
+            items=list(vendor_order.items),
+            link=f"/orders/{order.id}",
+            currency=order.currency,
+        )
+    )
+
+
+def vendor_order_shipped(vendor_order_id: int) -> None:
+    vendor_order = db.session.get(VendorOrder, vendor_order_id)
+    _buyer_message(
+        vendor_order,
+        "shipped",
+        f"Your items from {vendor_order.vendor.display_name} are on their way",
+        [f"Carrier: {vendor_order.carrier}, tracking number: {vendor_order.tracking_number}."],
+    )
+
+
+def vendor_order_delivered(vendor_order_id: int) -> None:
+    vendor_order = db.session.get(VendorOrder, vendor_order_id)
+    _buyer_message(
+        vendor_order,
+        "delivered",
+        f"Your items from {vendor_order.vendor.display_name} were delivered",
+        ["You can now review what you bought, or ask for a return."],
+    )
+
+
+def vendor_order_cancelled(vendor_order_id: int) -> None:
+    vendor_order = db.session.get(VendorOrder, vendor_order_id)
+    reason = vendor_order.cancel_reason or "cancelled"
+    _buyer_message(
+        vendor_order,
+        "cancelled",
+        f"Part of order #{vendor_order.order_id} was cancelled",
+        [
+            f"{vendor_order.vendor.display_name} will not ship these items ({reason}).",
+            "You are not charged for them.",
+        ],
+    )
+    vendor_user = _vendor_user(vendor_order.vendor_id)
+    deliver(
+        Message(
+            key=f"cancelled:vo:{vendor_order.id}:user:{vendor_user.id}",
+            user=vendor_user,
+            kind="cancelled",
+            title=f"Order #{vendor_order.id} was cancelled",
+            lines=[f"Reason: {reason}. Its stock is back on hand."],
+            items=list(vendor_order.items),
+            link=f"/vendor/orders/{vendor_order.id}",
+            currency=vendor_order.order.currency,
+        )
+    )
+
+
+def refund_issued(refund_id: int) -> None:
+    from marketplace.payouts.models import Refund
+
+    refund = db.session.get(Refund, refund_id)
+    vendor_order = db.session.get(VendorOrder, refund.vendor_order_id)
+    order = vendor_order.order
+    buyer = db.session.get(User, order.buyer_id)
+    deliver(
+        Message(
+            key=f"refund:{refund.id}:user:{buyer.id}",
+            user=buyer,
+            kind="refund",
+            title=f"Refund of {_money(refund.amount_cents, order)} for order #{order.id}",
+            lines=[f"Reason: {refund.reason}.", "It reaches your card in 5–10 business days."],
+            link=f"/orders/{order.id}",
+            currency=order.currency,
+        )
+    )
+
+
+def _order_message(order_id: int, kind: str, title: str, lines: list[str]) -> None:
+    order = db.session.get(Order, order_id)
+    buyer = db.session.get(User, order.buyer_id)
+    deliver(
+        Message(
+            key=f"{kind}:{order.id}:user:{buyer.id}",
+            user=buyer,
+            kind=kind,
+            title=title,
+            lines=lines,
+            items=list(order.items),
+            link=f"/orders/{order.id}",
+            currency=order.currency,
+        )
+    )
+
+
+def reservation_expired(order_id: int) -> None:
+    _order_message(
+        order_id,
+        "reservation_expired",
+        f"Order #{order_id} expired",
+        ["We held your items for a while but no payment arrived, so the order was cancelled."],
+    )
+
+
+def payment_failed(order_id: int) -> None:
+    _order_message(
+        order_id,
+        "payment_failed",
+        f"Payment for order #{order_id} failed",
+        ["Your card was declined. Your items are back in your cart: try another card."],
+    )
+
+
+def payment_voided(order_id: int) -> None:
+    _order_message(
+        order_id,
+        "payment_voided",
+        f"Order #{order_id} could not be completed",
+        ["Your payment arrived after the items sold out. Nothing was charged."],
+    )
+
+
+def low_stock(variant_id: int) -> None:
+    variant = db.session.get(Variant, variant_id)
+    if variant.available > variant.low_stock_threshold:
+        return
+    vendor_user = _vendor_user(variant.vendor_id)
+    deliver(
+        Message(
+            key=f"low_stock:{variant.id}:{variant.on_hand}:user:{vendor_user.id}",
+            user=vendor_user,
+            kind="low_stock",
+            title=f"Low stock: {variant.product.title} ({variant.sku})",
+            lines=[f"{variant.available} left to sell (threshold {variant.low_stock_threshold})."],
+            link=f"/vendor/products/{variant.product_id}",
+        )
+    )
+
+
+def notifications_for(user_id: int, limit: int = 50) -> list[Notification]:
+    return list(
+        db.session.scalars(
+            select(Notification)
+            .where(Notification.user_id == user_id)
+            .order_by(Notification.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def mark_read(user_id: int, notification_id: int | None = None) -> int:
+    with transaction():
+        query = update(Notification).where(
+            Notification.user_id == user_id, Notification.read_at.is_(None)
+        )
+        if notification_id is not None:
+            query = query.where(Notification.id == notification_id)
+        return db.session.execute(query.values(read_at=utcnow())).rowcount
+
+
+def return_requested(return_id: int) -> None:
+    from marketplace.orders.models import ReturnRequest
+
+    request = db.session.get(ReturnRequest, return_id)
+    vendor_user = _vendor_user(request.vendor_order.vendor_id)
+    deliver(
+        Message(
+            key=f"return_requested:{request.id}:user:{vendor_user.id}",
+            user=vendor_user,
+            kind="return_requested",
+            title=f"Return requested for order #{request.vendor_order_id}",
+            lines=[f"{request.quantity} × {request.item.title}: {request.reason}"],
+            link=f"/vendor/orders/{request.vendor_order_id}",
+        )
+    )
+
+
+def return_decided(return_id: int) -> None:
+    from marketplace.orders.models import ReturnRequest
+
+    request = db.session.get(ReturnRequest, return_id)
+    buyer = db.session.get(User, request.buyer_id)
+    accepted = request.status.value == "accepted"
+    deliver(
+        Message(
+            key=f"return_decided:{request.id}:user:{buyer.id}",
+            user=buyer,
+            kind="return_decided",
+            title=f"Your return was {'accepted' if accepted else 'declined'}",
+            lines=[
+                f"{request.quantity} × {request.item.title}.",
+                "A refund is on its way." if accepted else f"Reason: {request.decision_reason}",
+            ],
+            link=f"/orders/{request.item.order_id}",
+        )
+    )

@@ -1,0 +1,1 @@
+"""Verified-purchase reviews of delivered items, vendor replies and rating aggregates."""
