@@ -53,6 +53,7 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
         "MAIL_URL": env.get("MAIL_URL", ""),
         "MAIL_FROM": env.get("MAIL_FROM", "Marketplace <no-reply@marketplace.local>"),
+        "MAIL_DIR": env.get("MAIL_DIR", ""),
         "SEARCH_INDEX_DIR": env.get("SEARCH_INDEX_DIR") or str(instance / "search-index"),
         # Jobs run inline in the request (tests) or through RQ.
         "JOBS_SYNCHRONOUS": _bool(env.get("JOBS_SYNCHRONOUS"), False),
