@@ -1,0 +1,72 @@
+"""The Order and VendorOrder state machines: allowed moves write history, others raise 409."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketplace.orders.models import Order, OrderStatus, VendorOrder, VendorOrderStatus
+from marketplace.orders.state import (
+    ORDER_TRANSITIONS,
+    VENDOR_ORDER_TRANSITIONS,
+    IllegalTransition,
+    transition_order,
+    transition_vendor_order,
+)
+
+
+@pytest.fixture
+def session(app):
+    from marketplace.db import db
+
+    yield db.session
+    db.session.rollback()
+
+
+@pytest.mark.parametrize("start", list(OrderStatus))
+def test_order_transitions_follow_the_table(session, start):
+    for target in OrderStatus:
+        order = Order(id=1, status=start)
+        before = len(session.new)
+        if target in ORDER_TRANSITIONS[start]:
+            transition_order(order, target, actor="test", reason="why")
+            assert order.status is target
+            (row,) = list(session.new)[before:]
+            assert (row.from_status, row.to_status, row.actor, row.reason) == (
+                start.value,
+                target.value,
+                "test",
+                "why",
+            )
+            session.expunge_all()
+        else:
+            with pytest.raises(IllegalTransition) as raised:
+                transition_order(order, target, actor="test")
+            assert raised.value.status == 409
+            assert order.status is start
+            assert len(session.new) == before
+
+
+@pytest.mark.parametrize("start", list(VendorOrderStatus))
+def test_vendor_order_transitions_follow_the_table(session, start):
+    for target in VendorOrderStatus:
+        vendor_order = VendorOrder(id=1, order_id=1, status=start)
+        if target in VENDOR_ORDER_TRANSITIONS[start]:
+            transition_vendor_order(vendor_order, target, actor="test")
+            assert vendor_order.status is target
+            session.expunge_all()
+        else:
+            with pytest.raises(IllegalTransition):
+                transition_vendor_order(vendor_order, target, actor="test")
+            assert vendor_order.status is start
+
+
+def test_terminal_states_have_no_exit():
+    assert ORDER_TRANSITIONS[OrderStatus.CANCELLED] == frozenset()
+    assert ORDER_TRANSITIONS[OrderStatus.REFUNDED] == frozenset()
+    assert VENDOR_ORDER_TRANSITIONS[VendorOrderStatus.CANCELLED] == frozenset()
+    assert VENDOR_ORDER_TRANSITIONS[VendorOrderStatus.REFUNDED] == frozenset()
+
+
+def test_every_status_has_a_row():
+    assert set(ORDER_TRANSITIONS) == set(OrderStatus)
+    assert set(VENDOR_ORDER_TRANSITIONS) == set(VendorOrderStatus)
