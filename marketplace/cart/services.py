@@ -159,6 +159,19 @@ def merge_guest_lines(buyer_id: int, lines: list[tuple[int, int]]) -> Cart:
     return get_cart(buyer_id)
 
 
+def take_back_lines(buyer_id: int, lines: list[tuple[int, int]]) -> None:
+    """Remove units restored by a failed payment once the order got paid after all."""
+    cart = for_buyer(buyer_id, lock=True)
+    wanted = dict(lines)
+    for item in list(cart.items):
+        if item.variant_id in wanted:
+            left = item.quantity - wanted[item.variant_id]
+            if left <= 0:
+                cart.items.remove(item)
+            else:
+                item.quantity = left
+
+
 def clear(cart: Cart) -> None:
     cart.items.clear()
 

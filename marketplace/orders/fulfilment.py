@@ -21,7 +21,11 @@ from marketplace.orders.models import (
     VendorOrder,
     VendorOrderStatus,
 )
-from marketplace.orders.state import transition_order, transition_vendor_order
+from marketplace.orders.state import (
+    reopen_after_expiry,
+    transition_order,
+    transition_vendor_order,
+)
 
 V = VendorOrderStatus
 UNPAID = (OrderStatus.PENDING_PAYMENT, OrderStatus.PAYMENT_FAILED)
@@ -91,9 +95,14 @@ def mark_paid(order: Order, *, actor: str = "stripe") -> bool:
             else:
                 order.cancel_reason = "paid_after_expiry_out_of_stock"
             return False
+    if _expired_cancellation(order):
+        reopen_after_expiry(order, actor=actor)
+    if order.status is OrderStatus.PAYMENT_FAILED:
+        # The failed attempt put the items back in the cart; they are bought after all.
+        carts.take_back_lines(order.buyer_id, [(i.variant_id, i.quantity) for i in order.items])
     inventory.commit(order.id)
     for vendor_order in order.vendor_orders:
-        if vendor_order.status in (V.PENDING_PAYMENT, V.CANCELLED):
+        if vendor_order.status is V.PENDING_PAYMENT:
             transition_vendor_order(vendor_order, V.PAID, actor=actor, reason="payment_authorized")
             vendor_order.cancel_reason = None
     transition_order(order, OrderStatus.PAID, actor=actor, reason="payment_authorized")

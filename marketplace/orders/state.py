@@ -100,6 +100,49 @@ def transition_vendor_order(
     vendor_order.status = to
 
 
+EXPIRED = "reservation_expired"
+
+
+def reopen_after_expiry(order: Order, *, actor: str) -> None:
+    """The one way out of `cancelled`: an order cancelled only because its hold expired, whose
+    payment then arrived and whose stock was reserved again, goes back to `pending_payment`
+    (and its expired VendorOrders with it), with history, so it can become `paid`.
+
+    :raises IllegalTransition: the order was cancelled for another reason.
+    """
+    if order.status is not OrderStatus.CANCELLED or order.cancel_reason != EXPIRED:
+        raise IllegalTransition(
+            f"Order {order.id} was not cancelled by an expired reservation.",
+            details={"order_id": order.id, "from": order.status.value, "to": "pending_payment"},
+        )
+    reason = "payment_after_expiry"
+    for vendor_order in order.vendor_orders:
+        if vendor_order.status is V.CANCELLED and vendor_order.cancel_reason == EXPIRED:
+            db.session.add(
+                OrderHistory(
+                    order_id=order.id,
+                    vendor_order_id=vendor_order.id,
+                    from_status=V.CANCELLED.value,
+                    to_status=V.PENDING_PAYMENT.value,
+                    actor=actor,
+                    reason=reason,
+                )
+            )
+            vendor_order.status = V.PENDING_PAYMENT
+            vendor_order.cancel_reason = None
+    db.session.add(
+        OrderHistory(
+            order_id=order.id,
+            from_status=O.CANCELLED.value,
+            to_status=O.PENDING_PAYMENT.value,
+            actor=actor,
+            reason=reason,
+        )
+    )
+    order.status = O.PENDING_PAYMENT
+    order.cancel_reason = None
+
+
 def record_creation(order: Order, *, actor: str) -> None:
     """History rows for a new order and its VendorOrders (from nothing to pending_payment)."""
     db.session.add(

@@ -137,6 +137,23 @@ def _check_charges(since: datetime | None, until: datetime | None) -> list[Misma
                 "refund booked but not yet accepted by Stripe",
             )
         )
+    stuck = db.session.scalars(
+        select(Refund).where(
+            Refund.status == RefundStatus.SUCCEEDED,
+            Refund.transfer_reversal_cents > 0,
+            Refund.stripe_reversal_id.is_(None),
+        )
+    ).all()
+    for refund in stuck:
+        found.append(
+            Mismatch(
+                "reversal_pending",
+                str(refund.id),
+                refund.transfer_reversal_cents,
+                None,
+                "refund made but the vendor's transfer not yet reversed at Stripe",
+            )
+        )
     return found
 
 

@@ -121,7 +121,7 @@ def plan_refund(
     restock_lines: list[dict[str, int]] = []
     tax_cents = 0
 
-    if whole:
+    if whole or (amount_cents is None and not items):  # everything left, tax included
         amount = left_vendor_part
         commission = left_commission
         tax_cents = left_tax
@@ -162,10 +162,15 @@ def plan_refund(
             ),
             left_commission,
         )
+        tax_cents = min(
+            sum(_item_tax(by_id[line["order_item_id"]], line["quantity"]) for line in plan_items),
+            left_tax,
+        )
         if include_shipping:
             amount += min(vendor_order.shipping_cents, left_vendor_part - amount)
         if amount >= left_vendor_part:
             commission = left_commission
+            tax_cents = left_tax
     else:
         if amount_cents is None:
             amount_cents = left_vendor_part
@@ -188,6 +193,17 @@ def plan_refund(
         restock=restock_lines,
         fully_refunded=amount >= left_vendor_part,
     )
+
+
+def _item_tax(item: Any, quantity: int) -> int:
+    """The tax collected on `quantity` of the item's units not refunded yet (to the cent)."""
+    done, left = item.refunded_quantity, item.quantity - item.refunded_quantity
+    left_tax = (
+        item.tax_cents - split_by_weights(item.tax_cents, [done, left])[0]
+        if done
+        else item.tax_cents
+    )
+    return split_by_weights(left_tax, [quantity, left - quantity])[0]
 
 
 def _commission_share(

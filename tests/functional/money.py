@@ -72,3 +72,52 @@ def checkout(api: Any, buyer: Any, key: str = "k1") -> dict[str, Any]:
     )
     assert response.status_code == 201, response.get_json()
     return response.get_json()
+
+
+# --- webhook and fault helpers (test_webhooks, test_payment_faults, test_refunds) ----------
+
+
+def emulator_events(emulator: Any) -> list[dict[str, Any]]:
+    """Every event the emulator recorded, oldest first."""
+    return list(emulator_state(emulator)["events"])
+
+
+def post_event(
+    client: Any,
+    event: dict[str, Any] | bytes,
+    secret: str | None = None,
+    *,
+    timestamp: int | None = None,
+    signature: str | None = None,
+) -> Any:
+    """POST one event to /webhooks/stripe through the test client, signed like Stripe does."""
+    import json
+
+    from flask import current_app
+
+    from marketplace.payments.emulator import sign_payload
+
+    body = event if isinstance(event, bytes) else json.dumps(event).encode()
+    if signature is None:
+        signature = sign_payload(
+            body, secret or current_app.config["STRIPE_WEBHOOK_SECRET"], timestamp=timestamp
+        )
+    headers = {"Stripe-Signature": signature} if signature else {}
+    db.session.rollback()
+    return client.post(
+        "/webhooks/stripe", data=body, headers=headers, content_type="application/json"
+    )
+
+
+def add_fault(emulator: Any, path_prefix: str, **fault: Any) -> dict[str, Any]:
+    """Inject a fault: `status`, `count`, `delay_ms`, `method`, `mode` ("before" / "after")."""
+    return emulator_post(emulator, "/_emulator/faults", {"path_prefix": path_prefix, **fault})
+
+
+def clear_faults(emulator: Any) -> None:
+    requests.delete(f"{emulator.url}/_emulator/faults", timeout=10).raise_for_status()
+
+
+def objects(state: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    value = state[kind]
+    return value if isinstance(value, list) else list(value.values())

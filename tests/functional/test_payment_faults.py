@@ -1,0 +1,374 @@
+"""Stripe failing or stalling on capture, transfer, refund and reversal.
+
+The SDK retries with our idempotency key; when Stripe stays away longer than the retries, the
+step fails, stays retryable (its outbox row is run again) and succeeds once Stripe recovers —
+and Stripe never captures, transfers or refunds twice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import stripe
+from sqlalchemy import select
+
+from marketplace.catalog.services import update_vendor_settings
+from marketplace.db import db
+from marketplace.jobs import outbox
+from marketplace.jobs.outbox import OutboxMessage
+from marketplace.payments import gateway
+from marketplace.payments.models import PaymentStatus
+from marketplace.payments.services import payment_of
+from marketplace.payouts import ledger, reconciliation
+from marketplace.payouts.models import Refund, Transfer, TransferStatus
+from tests.functional.money import (
+    add_fault,
+    checkout,
+    emulator_state,
+    objects,
+    onboarded_vendor,
+    pay,
+)
+from tests.helpers import make_buyer, make_product
+
+SHIP = {"carrier": "UPS", "tracking_number": "1Z1"}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """How Stripe misbehaves, and whether the SDK's own retries get past it."""
+
+    mode: str = "before"
+    status: int | None = 500
+    count: int = 1
+    delay_ms: int = 0
+    retries: int = gateway.MAX_NETWORK_RETRIES
+    step_fails: bool = False
+
+    def params(self) -> dict[str, Any]:
+        fault: dict[str, Any] = {"count": self.count, "mode": self.mode, "method": "POST"}
+        if self.status is not None:
+            fault["status"] = self.status
+        if self.delay_ms:
+            fault["delay_ms"] = self.delay_ms
+        return fault
+
+
+FAULTS = {
+    # the SDK retries with the same idempotency key and gets through
+    "500 before, retried": Fault(count=gateway.MAX_NETWORK_RETRIES),
+    "500 after, replayed": Fault(mode="after", count=gateway.MAX_NETWORK_RETRIES),
+    "stall, retried": Fault(status=None, delay_ms=1500),
+    # more failures than retries: the step fails and is run again later
+    "500 before, exhausted": Fault(count=gateway.MAX_NETWORK_RETRIES + 1, step_fails=True),
+    "500 after, response lost": Fault(mode="after", retries=0, step_fails=True),
+    "stall, exhausted": Fault(status=None, delay_ms=1500, retries=0, step_fails=True),
+}
+
+
+@pytest.fixture
+def fast_stripe(app, monkeypatch):
+    """Quick SDK backoff and a 1 s timeout; jobs queued (run by the test), not run inline."""
+    monkeypatch.setattr(stripe._http_client.HTTPClient, "INITIAL_DELAY", 0.01)
+    monkeypatch.setattr(gateway, "TIMEOUT_SECONDS", 1)
+    gateway.close_client(app)
+
+    def configure(fault: Fault) -> None:
+        monkeypatch.setattr(gateway, "MAX_NETWORK_RETRIES", fault.retries)
+        gateway.close_client(app)
+        monkeypatch.setitem(app.config, "JOBS_SYNCHRONOUS", False)
+
+    yield configure
+    gateway.close_client(app)
+
+
+def _paid_order(api: Any, emulator: Any, vendors: int = 1) -> dict[str, Any]:
+    sellers, variant_ids = [], []
+    buyer = make_buyer()
+    for n in range(vendors):
+        seller = onboarded_vendor(api, emulator, f"Seller{n}")
+        update_vendor_settings(seller.vendor.id, shipping_flat_cents=500)
+        variant_id = make_product(seller, price_cents=2000 + 1000 * n, stock=5).variants[0].id
+        api.post("/cart/items", buyer.token, json={"variant_id": variant_id, "quantity": 2})
+        sellers.append(seller)
+        variant_ids.append(variant_id)
+    body = checkout(api, buyer)
+    assert pay(body)["status"] == "requires_capture"
+    assert emulator.flush_webhooks()
+    order = api.get(f"/orders/{body['order']['id']}", buyer.token).get_json()
+    assert order["status"] == "paid"
+    return {
+        "order": order,
+        "buyer": buyer,
+        "sellers": sellers,
+        "vendor_orders": order["vendor_orders"],
+        "payment_intent_id": body["payment"]["payment_intent_id"],
+    }
+
+
+def _pending_message(job: str) -> int:
+    db.session.rollback()
+    ids = db.session.scalars(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.job == job, OutboxMessage.completed_at.is_(None))
+        .order_by(OutboxMessage.id)
+    ).all()
+    assert len(ids) == 1, (job, ids)
+    return ids[0]
+
+
+def _run(message_id: int, fault: Fault, started: float, acted: Any, failed: Any = None) -> None:
+    """Run the outbox row; if the fault outlasts the SDK's retries it fails (then `failed()`
+    checks what is left), and run again it succeeds."""
+    if fault.step_fails:
+        with pytest.raises(gateway.PaymentProviderError):
+            outbox.run_message(message_id)
+        db.session.rollback()
+        message = db.session.get(OutboxMessage, message_id)
+        assert (message.completed_at, message.attempts) == (None, 1)
+        assert "PaymentProviderError" in message.last_error
+        if failed is not None:
+            failed()
+    _wait_for_stalls(fault, started, acted)
+    outbox.run_message(message_id)
+    db.session.rollback()
+    message = db.session.get(OutboxMessage, message_id)
+    assert message.completed_at is not None
+    outbox.run_message(message_id)  # a completed row is never run again
+
+
+def _wait_for_stalls(fault: Fault, started: float, acted: Any) -> None:
+    """A request we gave up on may still run at Stripe: wait until it did, so that what the
+    test asserts afterwards (exactly one capture, transfer, refund) includes it."""
+    if fault.step_fails and (fault.mode == "after" or fault.delay_ms):
+        deadline = time.monotonic() + 10
+        while not acted():
+            assert time.monotonic() < deadline, "the stalled request never ran at Stripe"
+            time.sleep(0.05)
+    elif fault.delay_ms:  # the SDK's retry went through; the stalled one is replayed
+        time.sleep(max(0.0, started + fault.delay_ms / 1000 + 0.3 - time.monotonic()))
+
+
+def _stripe(emulator: Any, kind: str) -> list[dict[str, Any]]:
+    return objects(emulator_state(emulator), kind)
+
+
+def _ship(api: Any, paid: dict[str, Any], index: int = 0) -> None:
+    vo_id = paid["vendor_orders"][index]["id"]
+    response = api.post(f"/vendor/orders/{vo_id}/ship", paid["sellers"][index].token, json=SHIP)
+    assert response.status_code == 200, response.get_json()
+
+
+def _deliver(api: Any, paid: dict[str, Any], index: int = 0) -> None:
+    vo_id = paid["vendor_orders"][index]["id"]
+    response = api.post(f"/vendor/orders/{vo_id}/deliver", paid["sellers"][index].token)
+    assert response.status_code == 200, response.get_json()
+
+
+def _capture(api: Any, paid: dict[str, Any]) -> None:
+    _ship(api, paid)
+    outbox.run_message(_pending_message("marketplace.payments.jobs.capture_order"))
+
+
+def _transfer(api: Any, paid: dict[str, Any], index: int = 0) -> None:
+    _deliver(api, paid, index)
+    outbox.run_message(_pending_message("marketplace.payouts.jobs.transfer_vendor_order"))
+
+
+def _assert_books_balance() -> None:
+    db.session.rollback()
+    assert ledger.balance_all() == 0
+    report = reconciliation.reconcile()
+    assert report["mismatches"] == [] and report["ok"] is True
+
+
+def _mismatch_kinds() -> list[str]:
+    db.session.rollback()
+    return sorted(m["kind"] for m in reconciliation.reconcile()["mismatches"])
+
+
+# --- capture -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", FAULTS.values(), ids=FAULTS.keys())
+def test_capture_survives_stripe_faults(api, webhooks, fast_stripe, fault):
+    paid = _paid_order(api, webhooks)
+    total = paid["order"]["total_cents"]
+    fast_stripe(fault)
+    add_fault(
+        webhooks, f"/v1/payment_intents/{paid['payment_intent_id']}/capture", **fault.params()
+    )
+    _ship(api, paid)
+    started = time.monotonic()
+    _run(
+        _pending_message("marketplace.payments.jobs.capture_order"),
+        fault,
+        started,
+        lambda: _stripe(webhooks, "payment_intents")[0]["status"] == "succeeded",
+        lambda: payment_of(paid["order"]["id"]).status is PaymentStatus.AUTHORIZED,
+    )
+
+    payment = payment_of(paid["order"]["id"])
+    assert payment.status is PaymentStatus.CAPTURED
+    assert payment.amount_captured_cents == total
+    state = emulator_state(webhooks)
+    (intent,) = objects(state, "payment_intents")
+    assert (intent["status"], intent["amount_received"]) == ("succeeded", total)
+    captured = [c for c in objects(state, "charges") if c["captured"]]
+    assert [c["amount_captured"] for c in captured] == [total]
+    assert payment.charge_id == captured[0]["id"]
+    assert ledger.total("capture", ledger.CASH, order_id=paid["order"]["id"]) == total
+    assert webhooks.flush_webhooks()
+    _assert_books_balance()
+
+
+# --- transfer ------------------------------------------------------------------------------
+
+
+TRANSFER_FAULTS = {  # the SDK's own retries are shown on the capture
+    k: FAULTS[k] for k in ("500 before, exhausted", "500 after, response lost", "stall, exhausted")
+}
+
+
+@pytest.mark.parametrize("fault", TRANSFER_FAULTS.values(), ids=TRANSFER_FAULTS.keys())
+def test_transfer_survives_stripe_faults(api, webhooks, fast_stripe, fault):
+    paid = _paid_order(api, webhooks)
+    vo = paid["vendor_orders"][0]
+    fast_stripe(fault)
+    _capture(api, paid)
+    add_fault(webhooks, "/v1/transfers", **fault.params())
+    _deliver(api, paid)
+    message_id = _pending_message("marketplace.payouts.jobs.transfer_vendor_order")
+
+    def still_pending() -> None:
+        (pending,) = db.session.scalars(select(Transfer)).all()
+        assert pending.status is TransferStatus.PENDING and pending.stripe_transfer_id is None
+
+    started = time.monotonic()
+    acted = lambda: bool(_stripe(webhooks, "transfers"))  # noqa: E731
+    _run(message_id, fault, started, acted, still_pending)
+
+    (transfer,) = db.session.scalars(select(Transfer)).all()
+    assert transfer.status is TransferStatus.SENT
+    assert transfer.amount_cents == vo["vendor_earnings_cents"]
+    theirs = objects(emulator_state(webhooks), "transfers")
+    assert [(t["id"], t["amount"]) for t in theirs] == [
+        (transfer.stripe_transfer_id, vo["vendor_earnings_cents"])
+    ]
+    assert theirs[0]["metadata"]["vendor_order_id"] == str(vo["id"])
+    _assert_books_balance()
+
+
+def test_every_vendor_order_is_transferred_exactly_once(api, webhooks, fast_stripe):
+    """Two vendors, each transfer failing once after Stripe acted, each job run twice."""
+    paid = _paid_order(api, webhooks, vendors=2)
+    fast_stripe(Fault(retries=0))
+    _capture(api, paid)
+    for index in (0, 1):
+        if index:
+            _ship(api, paid, index)
+        add_fault(webhooks, "/v1/transfers", status=500, mode="after", method="POST")
+        _deliver(api, paid, index)
+        message_id = _pending_message("marketplace.payouts.jobs.transfer_vendor_order")
+        with pytest.raises(gateway.PaymentProviderError):
+            outbox.run_message(message_id)
+        outbox.run_message(message_id)
+        from marketplace.payouts import jobs as payout_jobs
+
+        payout_jobs.transfer_vendor_order(paid["vendor_orders"][index]["id"])  # once more
+    theirs = objects(emulator_state(webhooks), "transfers")
+    by_vo = sorted((int(t["metadata"]["vendor_order_id"]), t["amount"]) for t in theirs)
+    assert by_vo == sorted((vo["id"], vo["vendor_earnings_cents"]) for vo in paid["vendor_orders"])
+    _assert_books_balance()
+
+
+# --- refund and reversal -------------------------------------------------------------------
+
+
+REFUND_FAULTS = {
+    k: FAULTS[k] for k in ("500 before, exhausted", "500 after, response lost", "stall, exhausted")
+}
+
+
+@pytest.mark.parametrize("fault", REFUND_FAULTS.values(), ids=REFUND_FAULTS.keys())
+def test_refund_survives_stripe_faults(api, webhooks, fast_stripe, fault):
+    paid = _paid_order(api, webhooks)
+    vo = paid["vendor_orders"][0]
+    seller = paid["sellers"][0]
+    fast_stripe(fault)
+    _capture(api, paid)
+    add_fault(webhooks, "/v1/refunds", **fault.params())
+    response = api.post(
+        f"/vendor/orders/{vo['id']}/refund",
+        seller.token,
+        json={"amount_cents": 1500, "reason": "scratched"},
+    )
+    assert response.status_code == 201, response.get_json()
+    refund = response.get_json()
+    assert refund["amount_cents"] == 1500
+    assert refund["transfer_reversal_cents"] == 0  # not transferred yet
+    message_id = _pending_message("marketplace.payouts.jobs.execute_refund")
+    if fault.step_fails:
+        assert refund["status"] == "pending" and refund["stripe_refund_id"] is None
+        _wait_for_stalls(fault, 0, lambda: bool(_stripe(webhooks, "refunds")))
+        stripe_acted = ["charge_refunded"] if fault.mode == "after" or fault.delay_ms else []
+        assert _mismatch_kinds() == stripe_acted + ["refund_pending"]
+        outbox.run_message(message_id)
+    else:
+        assert refund["status"] == "succeeded"
+        outbox.run_message(message_id)  # the queued job finds nothing left to do
+
+    db.session.rollback()
+    ours = db.session.get(Refund, refund["id"])
+    assert ours.status.value == "succeeded"
+    state = emulator_state(webhooks)
+    assert [(r["id"], r["amount"]) for r in objects(state, "refunds")] == [
+        (ours.stripe_refund_id, 1500)
+    ]
+    (charge,) = [c for c in objects(state, "charges") if c["captured"]]
+    assert charge["amount_refunded"] == 1500
+    assert payment_of(paid["order"]["id"]).amount_refunded_cents == 1500
+    _assert_books_balance()
+
+
+@pytest.mark.parametrize("fault", REFUND_FAULTS.values(), ids=REFUND_FAULTS.keys())
+def test_reversal_survives_stripe_faults(api, webhooks, fast_stripe, fault):
+    paid = _paid_order(api, webhooks)
+    vo = paid["vendor_orders"][0]
+    seller = paid["sellers"][0]
+    fast_stripe(fault)
+    _capture(api, paid)
+    _transfer(api, paid)
+    (transfer,) = db.session.scalars(select(Transfer)).all()
+    add_fault(webhooks, f"/v1/transfers/{transfer.stripe_transfer_id}/reversals", **fault.params())
+    response = api.post(
+        f"/vendor/orders/{vo['id']}/refund",
+        seller.token,
+        json={"amount_cents": 2000, "reason": "one came broken"},
+    )
+    assert response.status_code == 201, response.get_json()
+    refund = response.get_json()
+    commission = 178  # the fee (400) in proportion: 2000 of the vendor's 4500 (items + shipping)
+    assert (refund["amount_cents"], refund["transfer_reversal_cents"]) == (2000, 2000 - commission)
+    assert refund["status"] == "succeeded"  # the buyer has the money back either way
+    message_id = _pending_message("marketplace.payouts.jobs.execute_refund")
+    if fault.step_fails:
+        assert refund["stripe_reversal_id"] is None
+        _wait_for_stalls(fault, 0, lambda: bool(_stripe(webhooks, "transfer_reversals")))
+        stripe_acted = ["transfer_reversed"] if fault.mode == "after" or fault.delay_ms else []
+        assert _mismatch_kinds() == ["reversal_pending"] + stripe_acted
+    outbox.run_message(message_id)
+
+    db.session.rollback()
+    ours = db.session.get(Refund, refund["id"])
+    assert ours.stripe_reversal_id is not None
+    state = emulator_state(webhooks)
+    assert len(objects(state, "refunds")) == 1
+    (theirs,) = objects(state, "transfers")
+    assert theirs["amount_reversed"] == 2000 - commission
+    assert [r["id"] for r in objects(state, "transfer_reversals")] == [ours.stripe_reversal_id]
+    assert db.session.get(Transfer, transfer.id).reversed_cents == 2000 - commission
+    _assert_books_balance()
