@@ -163,8 +163,19 @@ def webhooks(emulator: Any, live_server: str) -> Any:
     emulator.webhook_url = None
 
 
+class FreshSessionClient(FlaskClient):
+    """Requests share the test's app context and so its session: end the session's read
+    snapshot before each request, as a fresh request in production would, so that commits
+    made by other threads (webhooks from the emulator, workers) are seen."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        db.session.rollback()
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
+    app.test_client_class = FreshSessionClient
     return app.test_client()
 
 

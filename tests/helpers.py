@@ -13,7 +13,6 @@ from marketplace.accounts import services as accounts
 from marketplace.accounts.models import Role, User
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Product, ProductStatus, Vendor, VendorStatus
-from marketplace.db import db
 
 _counter = itertools.count(1)
 PASSWORD = "correct horse battery"
@@ -26,9 +25,6 @@ class Api:
         self.client = client
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> TestResponse:
-        # Requests share the test's session (one app context): end its read snapshot first,
-        # as a fresh request in production would, so commits made by other threads show.
-        db.session.rollback()
         headers = dict(kwargs.pop("headers", {}) or {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -134,3 +130,52 @@ def make_product(
             ],
         ),
     )
+
+
+# --- HTML pages: a client whose requests each get their own app context --------------------
+
+import re  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+
+from flask import Flask  # noqa: E402
+
+
+@contextmanager
+def page_app(**overrides: Any) -> Iterator[Flask]:
+    """A second app on the test database (config from `base_config()` plus `overrides`).
+
+    The `client` fixture's requests reuse the test's app context, so `g` (Flask-Login's cached
+    user, Flask-WTF's CSRF state) and the DB session leak from one request to the next. A
+    client of this app gets a fresh app context per request, as in production. Use the test's
+    own `db.session` (after `db.session.expire_all()`) to look at what the requests committed.
+    """
+    from marketplace import create_app
+    from marketplace.db import db
+    from tests.conftest import base_config
+
+    web = create_app({**base_config(), **overrides})
+    try:
+        yield web
+    finally:
+        with web.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        web.extensions["redis"].close()
+
+
+def login(client: FlaskClient, email: str, password: str = PASSWORD, **data: str) -> TestResponse:
+    """POST the login form (CSRF disabled in tests); returns the response, not following it."""
+    return client.post("/login", data={"email": email, "password": password, **data})
+
+
+_CSRF_INPUT = re.compile(
+    r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"'
+)
+
+
+def csrf_token_in(response: TestResponse) -> str:
+    """The CSRF token of the first form on an HTML page."""
+    match = _CSRF_INPUT.search(response.get_data(as_text=True))
+    assert match, "no csrf_token input on the page"
+    return match.group(1) or match.group(2)

@@ -1,0 +1,328 @@
+"""Cart, checkout, payment hand-off and the buyer's orders (HTML).
+
+Guests keep a cart in their session (variant id → quantity, with the price seen); it merges
+into their database cart when they log in, quantities adding up, capped by availability.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import abort, flash, g, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, user_logged_in
+
+from marketplace.accounts.models import Role, User
+from marketplace.buyers import bp
+from marketplace.buyers.shop_forms import (
+    AddToCartForm,
+    CheckoutForm,
+    ConfirmForm,
+    QuantityForm,
+    ReturnForm,
+    ReviewForm,
+)
+from marketplace.cart import services as carts
+from marketplace.catalog.models import Variant
+from marketplace.db import db
+from marketplace.errors import DomainError, ValidationFailed
+from marketplace.notifications import services as notifications
+from marketplace.orders import returns
+from marketplace.orders import services as orders
+from marketplace.orders.models import VendorOrderStatus
+from marketplace.payments import services as payments
+from marketplace.reviews import services as reviews
+from marketplace.reviews.models import Review
+
+GUEST_CART = "guest_cart"
+
+
+# --- guest cart ----------------------------------------------------------------------------
+
+
+def _is_buyer() -> bool:
+    return current_user.is_authenticated and current_user.role is Role.BUYER
+
+
+def _guest_lines() -> dict[str, int]:
+    return dict(session.get(GUEST_CART) or {})
+
+
+@bp.before_app_request
+def _remember_guest_cart() -> None:
+    # The login view clears the session (no fixation); keep the guest cart for the merge.
+    g.guest_cart = _guest_lines()
+
+
+@user_logged_in.connect
+def _merge_guest_cart(sender: Any, user: User, **extra: Any) -> None:
+    lines = g.get("guest_cart") or {}
+    session.pop(GUEST_CART, None)
+    if user.role is Role.BUYER and lines:
+        carts.merge_guest_lines(user.id, [(int(v), int(q)) for v, q in lines.items()])
+
+
+def _guest_cart_view() -> dict[str, Any]:
+    items = []
+    for variant_id, quantity in _guest_lines().items():
+        variant = db.session.get(Variant, int(variant_id))
+        if variant is None or not carts.is_sellable(variant):
+            continue
+        items.append(
+            {
+                "id": variant.id,
+                "variant_id": variant.id,
+                "title": variant.product.title,
+                "sku": variant.sku,
+                "attributes": variant.attributes or {},
+                "vendor_id": variant.vendor_id,
+                "quantity": quantity,
+                "unit_price_cents": variant.price_cents,
+                "line_total_cents": variant.price_cents * quantity,
+                "available": variant.available,
+            }
+        )
+    return {
+        "items": items,
+        "subtotal_cents": sum(i["line_total_cents"] for i in items),
+        "currency": "usd",
+    }
+
+
+# --- cart ----------------------------------------------------------------------------------
+
+
+@bp.get("/cart")
+def cart() -> Any:
+    if current_user.is_authenticated and not _is_buyer():
+        abort(403)
+    view = carts.cart_json(carts.get_cart(current_user.id)) if _is_buyer() else _guest_cart_view()
+    return render_template(
+        "buyers/cart.html", cart=view, guest=not _is_buyer(), form=QuantityForm()
+    )
+
+
+@bp.post("/cart/add")
+def cart_add() -> Any:
+    form = AddToCartForm()
+    back = request.referrer or url_for("buyers.cart")
+    if not form.validate_on_submit():
+        flash("Choose an option and a quantity from 1 to 100.", "error")
+        return redirect(back)
+    try:
+        if _is_buyer():
+            carts.add_item(current_user.id, form.variant_id.data, form.quantity.data)
+        elif current_user.is_authenticated:
+            abort(403)
+        else:
+            _guest_add(form.variant_id.data, form.quantity.data)
+    except DomainError as error:
+        flash(error.message, "error")
+        return redirect(back)
+    flash("Added to your cart.", "success")
+    return redirect(url_for("buyers.cart"))
+
+
+def _guest_add(variant_id: int, quantity: int) -> None:
+    variant = carts.sellable_variant(variant_id)
+    lines = _guest_lines()
+    wanted = lines.get(str(variant_id), 0) + quantity
+    if wanted > min(variant.available, carts.MAX_QUANTITY):
+        raise carts.InsufficientStock(details={"available": variant.available})
+    lines[str(variant_id)] = wanted
+    session[GUEST_CART] = lines
+
+
+@bp.post("/cart/items/<int:item_id>")
+def cart_update(item_id: int) -> Any:
+    form = QuantityForm()
+    if not form.validate_on_submit():
+        flash("Quantity must be between 0 and 100.", "error")
+        return redirect(url_for("buyers.cart"))
+    try:
+        if _is_buyer():
+            carts.set_quantity(current_user.id, item_id, form.quantity.data)
+        else:
+            lines = _guest_lines()
+            if str(item_id) not in lines:
+                abort(404)
+            if form.quantity.data == 0:
+                lines.pop(str(item_id))
+            else:
+                variant = carts.sellable_variant(item_id)
+                if form.quantity.data > variant.available:
+                    raise carts.InsufficientStock()
+                lines[str(item_id)] = form.quantity.data
+            session[GUEST_CART] = lines
+    except DomainError as error:
+        flash(error.message, "error")
+    return redirect(url_for("buyers.cart"))
+
+
+# --- checkout and payment ------------------------------------------------------------------
+
+
+@bp.route("/checkout", methods=["GET", "POST"])
+@login_required
+def checkout() -> Any:
+    if not _is_buyer():
+        abort(403)
+    form = CheckoutForm()
+    if request.method == "GET":
+        form.idempotency_key.data = uuid.uuid4().hex
+    cart_view = carts.cart_json(carts.get_cart(current_user.id))
+    if not form.validate_on_submit():
+        status = 422 if form.is_submitted() else 200
+        return render_template("buyers/checkout.html", form=form, cart=cart_view), status
+    address = orders.Address(
+        name=form.name.data,
+        line1=form.line1.data,
+        line2=form.line2.data or None,
+        city=form.city.data,
+        state=form.state.data or None,
+        postal_code=form.postal_code.data,
+        country=form.country.data,
+    )
+    fingerprint = orders.request_fingerprint({"address": address.__dict__})
+    try:
+        result = orders.checkout(current_user.id, address, form.idempotency_key.data, fingerprint)
+    except ValidationFailed as error:
+        for name, message in error.fields.items():
+            field = form._fields.get(name.removeprefix("shipping_address."))
+            if field is not None:
+                field.errors = [*field.errors, message]
+            else:
+                form.form_errors.append(message)
+        return render_template("buyers/checkout.html", form=form, cart=cart_view), 422
+    except DomainError as error:
+        flash(error.message, "error")
+        return redirect(url_for("buyers.cart"))
+    return redirect(url_for("buyers.pay", order_id=result.order.id))
+
+
+@bp.get("/orders/<int:order_id>/pay")
+@login_required
+def pay(order_id: int) -> Any:
+    """Hand the buyer to the card page: the emulator's offline, Stripe.js with real keys."""
+    order = orders.buyer_order(current_user.id, order_id)
+    payment = payments.payment_for_checkout(order.id)
+    if payment.get("error") or not payment.get("client_secret"):
+        flash("We could not reach the payment provider; please try again in a moment.", "error")
+        return redirect(url_for("buyers.order_detail", order_id=order.id))
+    return_url = url_for("buyers.payment_return", order_id=order.id, _external=True)
+    if payment["api_base"] != "https://api.stripe.com":
+        query = urlencode({"client_secret": payment["client_secret"], "return_url": return_url})
+        return redirect(
+            f"{payment['api_base']}/_emulator/pay/{payment['payment_intent_id']}?{query}"
+        )
+    return render_template(
+        "buyers/pay_stripe.html", order=order, payment=payment, return_url=return_url
+    )
+
+
+@bp.get("/orders/<int:order_id>/payment-return")
+@login_required
+def payment_return(order_id: int) -> Any:
+    order = orders.buyer_order(current_user.id, order_id)
+    if request.args.get("redirect_status") == "failed":
+        flash("Your card was declined. Your items are back in your cart.", "error")
+    else:
+        flash("Thank you! Your payment is being confirmed.", "success")
+    return redirect(url_for("buyers.order_detail", order_id=order.id))
+
+
+# --- orders --------------------------------------------------------------------------------
+
+
+@bp.get("/orders")
+@login_required
+def order_list() -> Any:
+    if not _is_buyer():
+        abort(403)
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    items, total = orders.buyer_orders(current_user.id, page, 20)
+    return render_template("buyers/orders.html", orders=items, total=total, page=page)
+
+
+@bp.get("/orders/<int:order_id>")
+@login_required
+def order_detail(order_id: int) -> Any:
+    order = orders.buyer_order(current_user.id, order_id)
+    reviewed = {
+        r.order_item_id
+        for r in db.session.query(Review).filter(
+            Review.order_item_id.in_([i.id for i in order.items])
+        )
+    }
+    delivered = (VendorOrderStatus.DELIVERED, VendorOrderStatus.COMPLETED)
+    return render_template(
+        "buyers/order.html",
+        order=order,
+        reviewed=reviewed,
+        delivered=delivered,
+        confirm_form=ConfirmForm(),
+        review_form=ReviewForm(),
+        return_form=ReturnForm(),
+    )
+
+
+@bp.post("/orders/<int:order_id>/cancel")
+@login_required
+def order_cancel(order_id: int) -> Any:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        orders.cancel_by_buyer(current_user.id, order_id)
+        flash("Cancelled what had not shipped yet.", "success")
+    except DomainError as error:
+        if error.status == 404:
+            raise
+        flash(error.message, "error")
+    return redirect(url_for("buyers.order_detail", order_id=order_id))
+
+
+@bp.post("/orders/<int:order_id>/items/<int:item_id>/review")
+@login_required
+def item_review(order_id: int, item_id: int) -> Any:
+    form = ReviewForm()
+    if not form.validate_on_submit():
+        flash("A rating from 1 to 5 is needed.", "error")
+        return redirect(url_for("buyers.order_detail", order_id=order_id))
+    try:
+        reviews.create_review(
+            current_user.id, order_id, item_id, form.rating.data, form.body.data or ""
+        )
+        flash("Thank you for your review.", "success")
+    except DomainError as error:
+        if error.status == 404:
+            raise
+        flash(error.message, "error")
+    return redirect(url_for("buyers.order_detail", order_id=order_id))
+
+
+@bp.post("/orders/<int:order_id>/items/<int:item_id>/return")
+@login_required
+def item_return(order_id: int, item_id: int) -> Any:
+    form = ReturnForm()
+    if not form.validate_on_submit():
+        flash("Say how many and why.", "error")
+        return redirect(url_for("buyers.order_detail", order_id=order_id))
+    try:
+        returns.request_return(
+            current_user.id, order_id, item_id, form.quantity.data, form.reason.data
+        )
+        flash("Return requested: the seller will answer soon.", "success")
+    except DomainError as error:
+        if error.status == 404:
+            raise
+        flash(error.message, "error")
+    return redirect(url_for("buyers.order_detail", order_id=order_id))
+
+
+@bp.get("/notifications")
+@login_required
+def notification_list() -> Any:
+    items = notifications.notifications_for(current_user.id)
+    notifications.mark_read(current_user.id)
+    return render_template("buyers/notifications.html", notifications=items)

@@ -1,0 +1,132 @@
+"""The storefront's cart, checkout, offline payment page and order pages."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from marketplace.cart.models import CartItem
+from marketplace.db import db
+from marketplace.orders.models import Order
+from tests.functional.money import onboarded_vendor
+from tests.helpers import PASSWORD, login, make_buyer, make_product, make_vendor
+
+ADDRESS_FORM = {
+    "name": "Bea Buyer",
+    "line1": "1 Main St",
+    "city": "Springfield",
+    "state": "CA",
+    "postal_code": "94000",
+    "country": "US",
+}
+
+
+def test_guest_cart_merges_at_login_capped_by_stock(client):
+    product = make_product(make_vendor(), stock=3, price_cents=1200)
+    variant_id = product.variants[0].id
+    buyer = make_buyer()
+    # The buyer already holds 2 in the database cart.
+    from marketplace.cart.services import add_item
+
+    add_item(buyer.id, variant_id, 2)
+    response = client.post("/cart/add", data={"variant_id": variant_id, "quantity": 2})
+    assert response.status_code == 302
+    page = client.get("/cart").get_data(as_text=True)
+    assert product.title in page and "Log in" in page
+    assert (
+        client.post("/cart/add", data={"variant_id": variant_id, "quantity": 9}).status_code == 302
+    )
+    assert login(client, buyer.user.email).status_code == 302
+    db.session.rollback()
+    items = db.session.query(CartItem).all()
+    assert [(i.variant_id, i.quantity) for i in items] == [(variant_id, 3)]  # 2 + 2 capped at 3
+    with client.session_transaction() as session:
+        assert "guest_cart" not in session
+
+
+def test_checkout_pay_offline_and_follow_the_order(client, api, webhooks):
+    vendor = onboarded_vendor(api, webhooks)
+    product = make_product(vendor, price_cents=2500, stock=4)
+    buyer = make_buyer()
+    login(client, buyer.user.email, PASSWORD)
+    client.post("/cart/add", data={"variant_id": product.variants[0].id, "quantity": 2})
+    form = client.get("/checkout")
+    assert form.status_code == 200
+    html = form.get_data(as_text=True)
+    key = html.split('name="idempotency_key" type="hidden" value="')[1].split('"')[0]
+
+    bad = client.post("/checkout", data={**ADDRESS_FORM, "country": "USA", "idempotency_key": key})
+    assert bad.status_code == 422
+    assert db.session.query(Order).count() == 0
+
+    placed = client.post("/checkout", data={**ADDRESS_FORM, "idempotency_key": key})
+    assert placed.status_code == 302
+    pay_redirect = client.get(placed.headers["Location"])
+    assert pay_redirect.status_code == 302
+    target = pay_redirect.headers["Location"]
+    assert target.startswith(f"{webhooks.url}/_emulator/pay/")
+    query = parse_qs(urlsplit(target).query)
+    # The buyer picks the test card on the emulator's page.
+    submitted = requests.post(
+        target.split("?")[0],
+        data={
+            "payment_method": "pm_card_visa",
+            "client_secret": query["client_secret"][0],
+            "return_url": query["return_url"][0],
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert submitted.status_code in (302, 303)
+    assert "redirect_status=succeeded" in submitted.headers["Location"]
+    assert webhooks.flush_webhooks()
+
+    db.session.rollback()
+    order = db.session.query(Order).one()
+    page = client.get(f"/orders/{order.id}").get_data(as_text=True)
+    assert "paid" in page and vendor.vendor.display_name in page
+    listing = client.get("/orders").get_data(as_text=True)
+    assert f"#{order.id}" in listing
+
+    vo_id = order.vendor_orders[0].id
+    api.post(
+        f"/vendor/orders/{vo_id}/ship",
+        vendor.token,
+        json={"carrier": "UPS", "tracking_number": "1Z42"},
+    )
+    page = client.get(f"/orders/{order.id}").get_data(as_text=True)
+    assert "1Z42" in page and "UPS" in page
+    api.post(f"/vendor/orders/{vo_id}/deliver", vendor.token)
+    item_id = order.vendor_orders[0].items[0].id
+    reviewed = client.post(
+        f"/orders/{order.id}/items/{item_id}/review", data={"rating": 5, "body": "Great"}
+    )
+    assert reviewed.status_code == 302
+    returned = client.post(
+        f"/orders/{order.id}/items/{item_id}/return", data={"quantity": 1, "reason": "Too big"}
+    )
+    assert returned.status_code == 302
+    page = client.get(f"/orders/{order.id}").get_data(as_text=True)
+    assert "Reviewed" in page
+    notes = client.get("/notifications").get_data(as_text=True)
+    assert "on their way" in notes
+
+
+def test_someone_elses_order_page_is_404(client, api):
+    product = make_product(make_vendor(), stock=2)
+    owner = make_buyer()
+    api.post("/cart/items", owner.token, json={"variant_id": product.variants[0].id})
+    order_id = api.post(
+        "/checkout",
+        owner.token,
+        json={"shipping_address": {**ADDRESS_FORM}},
+        headers={"Idempotency-Key": "k"},
+    ).get_json()["order"]["id"]
+    other = make_buyer()
+    login(client, other.user.email)
+    assert client.get(f"/orders/{order_id}").status_code == 404
+    assert client.post(f"/orders/{order_id}/cancel").status_code == 404
+    assert client.get(f"/orders/{order_id}/pay").status_code == 404
+    db.session.rollback()
+    assert db.session.get(Order, order_id).status.value == "pending_payment"
