@@ -45,7 +45,7 @@ def get_metadata():
 
 
 def render_item(type_, obj, autogen_context):
-    """Render the app's UTC datetime type as a plain DateTime, so revisions never import app code."""
+    """Render the UTC datetime type as a plain DateTime, so revisions never import app code."""
     if type_ == "type" and type(obj).__name__ == "UTCDateTime":
         return "sa.DateTime(timezone=True)"
     return False
