@@ -77,3 +77,6 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(demo)
     app.cli.add_command(serve)
+    from marketplace.search.cli import register_search_commands
+
+    register_search_commands(app)

@@ -59,6 +59,8 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "JOBS_SYNCHRONOUS": _bool(env.get("JOBS_SYNCHRONOUS"), False),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        # "rfc9106" (Argon2id, RFC 9106 low-memory profile) or "cheapest" (for test suites only).
+        "PASSWORD_HASHER": env.get("PASSWORD_HASHER", "rfc9106"),
     }
 
 

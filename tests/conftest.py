@@ -67,6 +67,7 @@ def base_config() -> dict[str, Any]:
         "REDIS_URL": REDIS_URL,
         "WTF_CSRF_ENABLED": False,
         "JOBS_SYNCHRONOUS": True,
+        "PASSWORD_HASHER": "cheapest",
         "SECRET_KEY": "test-secret",
         "SEARCH_INDEX_DIR": tempfile.mkdtemp(prefix="marketplace-index-"),
         "MAIL_DIR": tempfile.mkdtemp(prefix="marketplace-mail-"),

@@ -5,18 +5,25 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from email_validator import EmailNotValidError, validate_email
+from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from marketplace.accounts.models import ApiToken, Role, User
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict, DomainError, ValidationFailed
 
-_hasher = PasswordHasher()
+# RFC 9106's low-memory profile in production; the cheapest profile only where the config asks
+# for it (the test suite), since verifying reads the parameters from the stored hash anyway.
+_HASHERS = {
+    "rfc9106": PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY),
+    "cheapest": PasswordHasher.from_parameters(profiles.CHEAPEST),
+}
 # Verified against when the email is unknown, so timing does not reveal which emails exist.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+_DUMMY_HASHES = {name: hasher.hash("not-a-real-password") for name, hasher in _HASHERS.items()}
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 256
@@ -31,11 +38,19 @@ class InvalidCredentials(DomainError):
 
 
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    """The stored form of an email: as registration normalizes it, lower-cased."""
+    try:
+        return validate_email(email, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return email.strip().lower()
+
+
+def _hasher_name() -> str:
+    return current_app.config.get("PASSWORD_HASHER", "rfc9106")
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _HASHERS[_hasher_name()].hash(password)
 
 
 def _check_registration(email: str, password: str, name: str) -> str:
@@ -91,7 +106,10 @@ def _create_user(email: str, password: str, name: str, role: Role) -> User:
         session_token=secrets.token_hex(16),
     )
     db.session.add(user)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:  # registered concurrently, between the check and the insert
+        raise EmailTaken() from None
     return user
 
 
@@ -99,11 +117,11 @@ def authenticate(email: str, password: str) -> User:
     """:raises InvalidCredentials: unknown email, wrong password or disabled account."""
     user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
     if user is None:
-        _verify(_DUMMY_HASH, password)
+        _verify(_DUMMY_HASHES[_hasher_name()], password)
         raise InvalidCredentials()
     if not _verify(user.password_hash, password) or not user.active:
         raise InvalidCredentials()
-    if _hasher.check_needs_rehash(user.password_hash):
+    if _HASHERS[_hasher_name()].check_needs_rehash(user.password_hash):
         with transaction():
             user.password_hash = hash_password(password)
     return user
@@ -111,7 +129,7 @@ def authenticate(email: str, password: str) -> User:
 
 def _verify(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash, password)
+        return _HASHERS["rfc9106"].verify(password_hash, password)
     except (VerifyMismatchError, InvalidHashError):
         return False
 

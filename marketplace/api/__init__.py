@@ -13,6 +13,7 @@ from marketplace.api import (  # noqa: E402,F401
     cart,
     catalog,
     engagement,
+    openapi,
     orders,
     vendor,
     vendor_orders,

@@ -8,7 +8,7 @@ from flask import jsonify, request
 
 from marketplace.accounts.models import Role
 from marketplace.api import bp
-from marketplace.api.common import require
+from marketplace.api.common import page_of, pagination, require
 from marketplace.api.vendor import vendor_json
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import VendorStatus
@@ -24,9 +24,9 @@ def admin_list_vendors() -> Any:
         if status_arg not in {s.value for s in VendorStatus}:
             raise ValidationFailed({"status": "must be pending, approved or suspended"})
         status = VendorStatus(status_arg)
-    vendors = catalog.list_vendors(status)
-    items = [vendor_json(v) for v in vendors]
-    return jsonify({"items": items, "total": len(items), "page": 1, "per_page": len(items)})
+    page, per_page = pagination()
+    vendors, total = catalog.vendors_page(status, page=page, per_page=per_page)
+    return jsonify(page_of([vendor_json(v) for v in vendors], total, page, per_page))
 
 
 @bp.post("/admin/vendors/<int:vendor_id>/approve")

@@ -10,7 +10,8 @@ from marketplace.api import bp
 from marketplace.api.common import int_arg, page_of, pagination
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Product
-from marketplace.errors import ValidationFailed
+from marketplace.errors import BadRequest, ValidationFailed
+from marketplace.search import services as search
 
 MAX_PRICE = 10**9
 
@@ -32,7 +33,7 @@ def catalog_item(product: Product) -> dict[str, Any]:
 
 def catalog_filters() -> catalog.CatalogFilters:
     page, per_page = pagination()
-    sort = request.args.get("sort") or "newest"
+    sort = request.args.get("sort") or ("relevance" if request.args.get("q") else "newest")
     if sort not in catalog.SORTS:
         raise ValidationFailed({"sort": f"must be one of {', '.join(catalog.SORTS)}"})
     min_rating_raw = request.args.get("min_rating")
@@ -41,16 +42,25 @@ def catalog_filters() -> catalog.CatalogFilters:
         try:
             min_rating = float(min_rating_raw)
         except ValueError:
-            raise ValidationFailed({"min_rating": "must be a number from 0 to 5"}) from None
-        if not 0 <= min_rating <= 5:
+            raise BadRequest(
+                "`min_rating` must be a number.", details={"fields": {"min_rating": "not a number"}}
+            ) from None
+        if not 0 <= min_rating <= 5:  # also rejects nan and inf
             raise ValidationFailed({"min_rating": "must be a number from 0 to 5"})
-    in_stock = (request.args.get("in_stock") or "").lower() in {"1", "true", "yes"}
+    in_stock_raw = (request.args.get("in_stock") or "").lower()
+    if in_stock_raw not in {"", "1", "0", "true", "false", "yes", "no"}:
+        raise ValidationFailed({"in_stock": "must be true or false"})
+    in_stock = in_stock_raw in {"1", "true", "yes"}
+    min_price = int_arg("min_price", None, high=MAX_PRICE)
+    max_price = int_arg("max_price", None, high=MAX_PRICE)
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise ValidationFailed({"max_price": "must not be below min_price"})
     return catalog.CatalogFilters(
         brand=request.args.get("brand") or None,
         category=request.args.get("category") or None,
-        min_price=int_arg("min_price", None, high=MAX_PRICE),
-        max_price=int_arg("max_price", None, high=MAX_PRICE),
-        min_rating=min_rating,
+        min_price=min_price,
+        max_price=max_price,
+        min_rating=min_rating or None,  # at least 0 stars: every product, rated or not
         in_stock=in_stock,
         sort=sort,
         page=page,
@@ -61,10 +71,33 @@ def catalog_filters() -> catalog.CatalogFilters:
 @bp.get("/products")
 def list_products() -> Any:
     filters = catalog_filters()
-    products, total = catalog.browse(filters)
-    result = page_of([catalog_item(p) for p in products], total, filters.page, filters.per_page)
-    result["facets"] = {"brand": [], "category": [], "price": [], "rating": []}
+    q = request.args.get("q") or ""
+    found = search.search(
+        q,
+        brand=filters.brand,
+        category=filters.category,
+        min_price=filters.min_price,
+        max_price=filters.max_price,
+        min_rating=filters.min_rating,
+        in_stock=filters.in_stock,
+        sort=filters.sort,
+        page=filters.page,
+        per_page=filters.per_page,
+    )
+    if not found.ready and not q.strip():  # no index built yet: the SQL listing, no facets
+        products, total = catalog.browse(filters)
+        result = page_of([catalog_item(p) for p in products], total, filters.page, filters.per_page)
+        result["facets"] = search.Facets().to_dict()
+        return jsonify(result)
+    products = search.products_in_order(found.product_ids)
+    result = page_of([catalog_item(p) for p in products], found.total, found.page, found.per_page)
+    result["facets"] = found.facets.to_dict()
     return jsonify(result)
+
+
+@bp.get("/search/suggest")
+def suggest() -> Any:
+    return jsonify({"suggestions": search.suggest(request.args.get("q") or "")})
 
 
 @bp.get("/products/<int:product_id>")

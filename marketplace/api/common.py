@@ -11,15 +11,25 @@ from pydantic import BaseModel
 
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import user_for_token
+from marketplace.api import bp
 from marketplace.catalog.models import Vendor
 from marketplace.catalog.services import vendor_for_user
-from marketplace.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed
+from marketplace.errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
 from marketplace.validation import parse
 
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound=BaseModel)
 
 MAX_PER_PAGE = 100
+MAX_ID = 2**31 - 1  # ids are 32-bit INTEGER columns
+
+
+@bp.url_value_preprocessor
+def _ids_in_range(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """An id no row can have is simply missing (not a database overflow error)."""
+    for value in (values or {}).values():
+        if isinstance(value, int) and not 0 < value <= MAX_ID:
+            raise NotFound()
 
 
 def bearer_token() -> str | None:
@@ -53,6 +63,7 @@ def require(*roles: Role) -> Callable[[F], F]:
                 raise Forbidden(f"This needs the {' or '.join(r.value for r in roles)} role.")
             return view(*args, **kwargs)
 
+        wrapper.required_roles = roles  # type: ignore[attr-defined]  # read by openapi.py
         return wrapper  # type: ignore[return-value]
 
     return decorator
@@ -71,6 +82,17 @@ def json_body() -> Any:
 
 def body(model: type[M]) -> M:
     return parse(model, json_body())
+
+
+def reject_nulls(data: BaseModel, *names: str) -> None:
+    """A PATCH may leave a field out, but may not send `null` for one that cannot be empty.
+
+    :raises ValidationFailed:
+    """
+    sent = data.model_fields_set
+    fields = {n: "may not be null" for n in names if n in sent and getattr(data, n) is None}
+    if fields:
+        raise ValidationFailed(fields)
 
 
 def int_arg(name: str, default: int | None = None, *, low: int = 0, high: int = 2**31 - 1) -> Any:

@@ -9,7 +9,14 @@ from pydantic import Field
 
 from marketplace.accounts.models import Role
 from marketplace.api import bp
-from marketplace.api.common import body, current_vendor, page_of, pagination, require
+from marketplace.api.common import (
+    body,
+    current_vendor,
+    page_of,
+    pagination,
+    reject_nulls,
+    require,
+)
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import ProductStatus, Vendor
 from marketplace.errors import ValidationFailed
@@ -75,6 +82,7 @@ def get_vendor() -> Any:
 @require(Role.VENDOR)
 def patch_vendor() -> Any:
     data = body(VendorSettingsPatch)
+    reject_nulls(data, "display_name", "shipping_flat_cents")
     sent = data.model_fields_set
     vendor = catalog.update_vendor_settings(
         current_vendor().id,
@@ -132,6 +140,7 @@ def get_vendor_product(product_id: int) -> Any:
 @require(Role.VENDOR)
 def patch_product(product_id: int) -> Any:
     data = body(ProductPatch)
+    reject_nulls(data, "title", "description", "status")
     sent = data.model_fields_set
     changes: dict[str, Any] = {
         name: getattr(data, name) for name in ("title", "description") if name in sent
@@ -139,9 +148,7 @@ def patch_product(product_id: int) -> Any:
     for name in ("brand", "category"):
         if name in sent:
             changes[name] = getattr(data, name)
-    if "status" in sent:
-        if data.status is None:
-            raise ValidationFailed({"status": "must be draft, active or archived"})
+    if "status" in sent and data.status is not None:
         changes["status"] = ProductStatus(data.status)
     product = catalog.update_product(current_vendor().id, product_id, **changes)
     return jsonify(product.to_dict(with_stock=True))
@@ -159,6 +166,7 @@ def add_variant(product_id: int) -> Any:
 @require(Role.VENDOR)
 def patch_variant(variant_id: int) -> Any:
     data = body(VariantPatch)
+    reject_nulls(data, "price_cents", "stock", "low_stock_threshold")
     variant = catalog.update_variant(
         current_vendor().id,
         variant_id,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from marketplace.accounts.models import User
@@ -21,6 +22,7 @@ from marketplace.catalog.models import (
 from marketplace.db import db, transaction
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
+from marketplace.search import indexing as search_index
 from marketplace.validation import require_range
 
 MAX_PRICE_CENTS = 10_000_000  # $100,000 per unit
@@ -81,6 +83,16 @@ def list_vendors(status: VendorStatus | None = None) -> list[Vendor]:
     return list(db.session.scalars(query))
 
 
+def vendors_page(
+    status: VendorStatus | None = None, *, page: int = 1, per_page: int = 20
+) -> tuple[list[Vendor], int]:
+    """One page of vendors (oldest first) and how many match."""
+    query = select(Vendor).options(selectinload(Vendor.user)).order_by(Vendor.id)
+    if status is not None:
+        query = query.where(Vendor.status == status)
+    return _paginate(query, page, per_page)
+
+
 _VENDOR_TRANSITIONS = {
     VendorStatus.PENDING: {VendorStatus.APPROVED, VendorStatus.SUSPENDED},
     VendorStatus.APPROVED: {VendorStatus.SUSPENDED},
@@ -97,10 +109,11 @@ def set_vendor_status(vendor_id: int, status: VendorStatus) -> Vendor:
         vendor = get_vendor(vendor_id)
         if status not in _VENDOR_TRANSITIONS[vendor.status]:
             raise IllegalVendorTransition(
-                f"A {vendor.status.value} vendor cannot become {status.value}.",
+                f"A vendor that is {vendor.status.value} cannot become {status.value}.",
                 details={"from": vendor.status.value, "to": status.value},
             )
         vendor.status = status
+        search_index.vendor_changed(vendor.id)
     return vendor
 
 
@@ -134,6 +147,7 @@ def update_vendor_settings(
         vendor = get_vendor(vendor_id)
         if display_name is not None:
             vendor.display_name = display_name.strip()
+            search_index.vendor_changed(vendor.id)
         if shipping_flat_cents is not None:
             vendor.shipping_flat_cents = shipping_flat_cents
         if free_shipping_threshold_cents is not None or clear_free_shipping:
@@ -213,6 +227,18 @@ def _check_text(fields: dict[str, str], name: str, value: str | None, low: int, 
         fields[name] = f"must be {low} to {high} characters long"
 
 
+def _check_category(fields: dict[str, str], path: str | None) -> None:
+    """A category path fits its columns: at most 255 characters, each name at most 80."""
+    if path is None:
+        return
+    path = normalize_category_path(path)
+    if not 1 <= len(path) <= 255 or any(len(name) > 80 for name in path.split("/")):
+        fields["category"] = (
+            "must be a category name or path like 'Shoes/Running' "
+            "(at most 255 characters, 80 per name)"
+        )
+
+
 def _check_variant(fields: dict[str, str], prefix: str, variant: VariantInput) -> None:
     _check_text(fields, f"{prefix}sku", variant.sku, 1, 64)
     require_range(fields, f"{prefix}price_cents", variant.price_cents, 1, MAX_PRICE_CENTS)
@@ -230,8 +256,7 @@ def _check_product(data: ProductInput) -> None:
     if len(data.description) > 20_000:
         fields["description"] = "must be at most 20000 characters long"
     _check_text(fields, "brand", data.brand, 1, 80)
-    if data.category is not None and not 1 <= len(normalize_category_path(data.category)) <= 255:
-        fields["category"] = "must be a category name or path like 'Shoes/Running'"
+    _check_category(fields, data.category)
     if data.status is ProductStatus.ARCHIVED:
         fields["status"] = "a new product is draft or active"
     if not 1 <= len(data.variants) <= MAX_VARIANTS:
@@ -270,6 +295,7 @@ def create_product(vendor_id: int, data: ProductInput) -> Product:
         db.session.flush()
         for variant in data.variants:
             _add_variant(product, variant)
+        search_index.product_changed(product.id)
     return product
 
 
@@ -284,7 +310,12 @@ def _add_variant(product: Product, data: VariantInput) -> Variant:
         attributes=dict(data.attributes),
     )
     db.session.add(variant)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError as error:  # the same SKU was added concurrently
+        if "sku" not in str(error.orig).lower():
+            raise
+        raise SkuTaken(details={"skus": [variant.sku]}) from None
     return variant
 
 
@@ -299,6 +330,7 @@ def add_variant(vendor_id: int, product_id: int, data: VariantInput) -> Variant:
         if len(product.variants) >= MAX_VARIANTS:
             raise ValidationFailed({"variants": f"at most {MAX_VARIANTS} variants"})
         _ensure_skus_free(vendor_id, [data.sku.strip()])
+        search_index.product_changed(product.id)
         return _add_variant(product, data)
 
 
@@ -325,8 +357,8 @@ def update_product(
         fields["description"] = "must be at most 20000 characters long"
     if brand is not _UNSET:
         _check_text(fields, "brand", brand, 1, 80)
-    if category is not _UNSET and category is not None and not normalize_category_path(category):
-        fields["category"] = "must be a category name or path like 'Shoes/Running'"
+    if category is not _UNSET:
+        _check_category(fields, category)
     if fields:
         raise ValidationFailed(fields)
     with transaction():
@@ -341,6 +373,7 @@ def update_product(
             product.category = category_for_path(category) if category else None
         if status is not None:
             product.status = status
+        search_index.product_changed(product.id)
     return product
 
 
@@ -371,6 +404,7 @@ def update_variant(
         if stock is not None:
             db.session.flush()
             inventory.set_on_hand(variant.id, stock)
+        search_index.product_changed(variant.product_id)
     return variant
 
 
@@ -453,12 +487,15 @@ def browse(filters: CatalogFilters) -> tuple[list[Product], int]:
     query = _visible()
     if filters.brand:
         query = query.join(Brand, Brand.id == Product.brand_id).where(
-            Brand.key == filters.brand.strip().lower()
+            Brand.key == " ".join(filters.brand.split()).lower()
         )
     if filters.category:
         path = normalize_category_path(filters.category)
         query = query.join(Category, Category.id == Product.category_id).where(
-            or_(func.lower(Category.path) == path.lower(), Category.path.ilike(f"{path}/%"))
+            or_(
+                func.lower(Category.path) == path.lower(),
+                Category.path.istartswith(f"{path}/", autoescape=True),
+            )
         )
     if filters.min_price is not None:
         query = query.where(price >= filters.min_price)

@@ -10,6 +10,7 @@ from marketplace.catalog.models import Variant
 from marketplace.db import db, utcnow
 from marketplace.errors import Conflict
 from marketplace.inventory.models import Reservation, ReservationStatus
+from marketplace.search import indexing as search_index
 
 
 class StockBelowReserved(Conflict):
@@ -65,6 +66,7 @@ def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -
             short.append(variant_id)
     if short:
         raise OutOfStock(details={"variant_ids": short})
+    search_index.stock_changed(variant_ids=sorted(merged))
     reservations = [
         Reservation(
             order_id=order_id,
@@ -109,6 +111,7 @@ def _settle(order_id: int, to: ReservationStatus, variant_ids: list[int] | None 
             .execution_options(synchronize_session=False)
         )
         moved += 1
+    search_index.stock_changed(variant_ids=[r.variant_id for r in reservations])
     db.session.expire_all()
     return moved
 
@@ -133,6 +136,7 @@ def restock(variant_id: int, quantity: int) -> None:
         .values(on_hand=Variant.on_hand + quantity)
         .execution_options(synchronize_session=False)
     )
+    search_index.stock_changed(variant_ids=[variant_id])
     db.session.expire_all()
 
 

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 RECLAIM_AFTER = timedelta(minutes=5)
 
 
+class EmailInFlight(RuntimeError):
+    """The email's key is claimed by an attempt that has not sent it yet (the job retries)."""
+
+
 @dataclass
 class Message:
     key: str
@@ -57,7 +61,12 @@ def deliver(message: Message) -> bool:
                 )
             )
     if not _claim_email(message):
-        return False
+        if _email_sent(message.key):
+            return False
+        # Another attempt holds a recent claim and has not sent yet (it may still be sending,
+        # or its worker died). Completing now would lose the email: fail so the job is retried,
+        # and a retry after RECLAIM_AFTER takes the claim over.
+        raise EmailInFlight(message.key)
     context: dict[str, Any] = {
         "name": message.user.name,
         "title": message.title,
@@ -110,6 +119,11 @@ def _claim_email(message: Message) -> bool:
             .values(claimed_at=utcnow(), attempts=SentEmail.attempts + 1)
         )
     return reclaimed.rowcount == 1
+
+
+def _email_sent(key: str) -> bool:
+    sent_at = db.session.scalar(select(SentEmail.sent_at).where(SentEmail.key == key))
+    return sent_at is not None
 
 
 def _item_view(item: OrderItem) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.orders.models import Order, OrderItem, VendorOrderStatus
 from marketplace.reviews.models import Review
+from marketplace.search import indexing as search_indexing
 
 REVIEWABLE = (VendorOrderStatus.DELIVERED, VendorOrderStatus.COMPLETED)
 
@@ -77,19 +78,8 @@ def create_review(buyer_id: int, order_id: int, item_id: int, rating: int, body:
                 .values(rating_sum=model.rating_sum + rating, rating_count=model.rating_count + 1)
                 .execution_options(synchronize_session=False)
             )
-        _product_changed(item.product_id)
+        search_indexing.product_changed(item.product_id)  # ratings are a search facet
     return review
-
-
-def _product_changed(product_id: int) -> None:
-    """Ratings are searchable: tell the search index (when the search module is present)."""
-    try:
-        from marketplace.search import indexing
-    except ImportError:
-        return
-    hook = getattr(indexing, "product_changed", None)
-    if hook is not None:
-        hook(product_id)
 
 
 def reply(vendor_id: int, review_id: int, body: str) -> Review:

@@ -13,11 +13,9 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from flask import Flask
 from sqlalchemy import func, select, update
 
-from marketplace.accounts import services as accounts
 from marketplace.cart import services as carts
 from marketplace.catalog.models import Variant
 from marketplace.db import db, utcnow
@@ -37,13 +35,6 @@ ADDRESS = {
     "country": "US",
 }
 BODY = {"shipping_address": ADDRESS}
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hash(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hundreds of buyers: skip argon2's deliberate ~0.1 s per registration (no login here)."""
-    fixed = accounts.hash_password("not-used-for-login")
-    monkeypatch.setattr(accounts, "hash_password", lambda password: fixed)
 
 
 def _fresh(variant_id: int) -> Variant:

@@ -1,0 +1,188 @@
+"""The transactional outbox: handlers run after commit, survive a Redis outage, run once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import redis
+from rq import Queue
+from sqlalchemy import func, select
+
+from marketplace import jobs
+from marketplace.catalog.models import Brand
+from marketplace.db import db, transaction, utcnow
+from marketplace.jobs import outbox
+from marketplace.jobs.outbox import OutboxMessage
+
+HANDLER = "tests.integration.test_outbox.handler"
+FAILING = "tests.integration.test_outbox.failing_handler"
+LATER = outbox.STALE_AFTER + timedelta(minutes=1)
+
+calls: list[tuple[object, ...]] = []
+failures_left: list[int] = [0]
+
+
+def handler(*args: object) -> None:
+    """Records each call, with how many outbox rows it can see committed."""
+    with db.engine.connect() as connection:
+        committed = connection.execute(select(func.count()).select_from(OutboxMessage)).scalar()
+    calls.append((*args, committed))
+
+
+def failing_handler(*args: object) -> None:
+    if failures_left[0] > 0:
+        failures_left[0] -= 1
+        raise RuntimeError("handler failed")
+    calls.append(args)
+
+
+@pytest.fixture(autouse=True)
+def _reset_calls() -> Iterator[None]:
+    calls.clear()
+    failures_left[0] = 0
+    yield
+    calls.clear()
+
+
+def _row(message_id: int) -> OutboxMessage:
+    db.session.rollback()
+    row = db.session.get(OutboxMessage, message_id)
+    assert row is not None
+    return row
+
+
+def _add(*args: object, job: str = HANDLER) -> int:
+    with transaction():
+        message = outbox.add(job, *args)
+        assert calls == []  # nothing runs before the commit
+    return message.id
+
+
+@pytest.fixture
+def redis_down(app, monkeypatch):
+    """Every enqueue fails as if Redis were unreachable."""
+    app.config["JOBS_SYNCHRONOUS"] = False
+
+    def unreachable(name: str = "default") -> Queue:
+        raise redis.exceptions.ConnectionError("Redis is down")
+
+    monkeypatch.setattr(jobs, "get_queue", unreachable)
+    return monkeypatch
+
+
+def test_synchronous_mode_runs_the_handler_after_commit(app):
+    message_id = _add(7, "x")
+    assert calls == [(7, "x", 1)]  # the row was committed when the handler ran
+    row = _row(message_id)
+    assert row.completed_at is not None and row.attempts == 1
+    assert row.dispatched_at is None  # synchronous mode never hands it to RQ
+
+
+def test_rolled_back_transaction_leaves_no_row_and_runs_nothing(app):
+    with pytest.raises(RuntimeError), transaction():
+        outbox.add(HANDLER, 1)
+        raise RuntimeError
+    assert calls == []
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+
+
+def test_row_is_written_with_the_state_change(app):
+    with pytest.raises(RuntimeError), transaction():
+        db.session.add(Brand(name="B", key="b"))
+        outbox.add(HANDLER, 1)
+        raise RuntimeError
+    with transaction():
+        db.session.add(Brand(name="B", key="b"))
+        outbox.add(HANDLER, 2)
+    assert [c[0] for c in calls] == [2]
+
+
+def test_asynchronous_dispatch_hands_the_row_to_rq(app):
+    app.config["JOBS_SYNCHRONOUS"] = False
+    message_id = _add(3)
+    assert calls == []
+    assert _row(message_id).dispatched_at is not None
+    queue = jobs.get_queue()
+    job = queue.fetch_job(f"outbox-{message_id}")
+    assert job is not None and job.args == (message_id,)
+    # What the worker would do:
+    outbox.run_message(message_id)
+    assert calls == [(3, 1)]
+    assert _row(message_id).completed_at is not None
+
+
+def test_redis_outage_delays_but_loses_nothing(app, redis_down):
+    message_id = _add("order", 42)
+    assert calls == []
+    row = _row(message_id)
+    assert row.dispatched_at is None and row.completed_at is None
+
+    # Not stale yet: the periodic job leaves young rows alone.
+    assert outbox.redispatch_stale() == 0
+    # Still down at the next round: the row stays undispatched.
+    assert outbox.redispatch_stale(now=utcnow() + LATER) == 1
+    assert _row(message_id).dispatched_at is None
+
+    redis_down.undo()  # Redis is back
+    assert outbox.redispatch_stale(now=utcnow() + LATER) == 1
+    row = _row(message_id)
+    assert row.dispatched_at is not None and row.completed_at is None
+    job = jobs.get_queue().fetch_job(f"outbox-{message_id}")
+    assert job is not None and job.func_name == "marketplace.jobs.outbox.run_message"
+    outbox.run_message(message_id)
+    assert calls == [("order", 42, 1)]
+    assert _row(message_id).completed_at is not None
+    # Completed rows are never redispatched.
+    assert outbox.redispatch_stale(now=utcnow() + LATER) == 0
+
+
+def test_redispatch_in_synchronous_mode_runs_the_handler(app, redis_down):
+    message_id = _add(9)
+    redis_down.undo()
+    app.config["JOBS_SYNCHRONOUS"] = True
+    assert outbox.redispatch_stale(now=utcnow() + LATER) == 1
+    assert calls == [(9, 1)]
+    assert _row(message_id).completed_at is not None
+
+
+def test_dispatched_but_never_completed_rows_are_sent_again(app):
+    app.config["JOBS_SYNCHRONOUS"] = False
+    message_id = _add(5)
+    first = _row(message_id).dispatched_at
+    assert first is not None
+    jobs.get_queue().empty()  # the job was lost (Redis restarted without persistence)
+    assert outbox.redispatch_stale(now=utcnow() + LATER) == 1
+    assert jobs.get_queue().fetch_job(f"outbox-{message_id}") is not None
+    assert _row(message_id).dispatched_at >= first
+
+
+def test_run_message_never_runs_a_completed_row_twice(app):
+    message_id = _add(1)
+    assert len(calls) == 1
+    outbox.run_message(message_id)
+    outbox.run_message(message_id)
+    outbox.dispatch([message_id])
+    assert len(calls) == 1
+    assert _row(message_id).attempts == 1
+
+
+def test_run_message_of_a_missing_row_does_nothing(app):
+    outbox.run_message(123456)
+    assert calls == []
+
+
+def test_failed_handler_is_recorded_and_retried(app):
+    app.config["JOBS_SYNCHRONOUS"] = False
+    failures_left[0] = 1
+    message_id = _add("x", job=FAILING)
+    with pytest.raises(RuntimeError):
+        outbox.run_message(message_id)
+    row = _row(message_id)
+    assert row.completed_at is None and row.attempts == 1
+    assert "handler failed" in row.last_error
+    outbox.run_message(message_id)  # RQ's retry
+    row = _row(message_id)
+    assert row.completed_at is not None and row.attempts == 2
+    assert calls == [("x",)]
