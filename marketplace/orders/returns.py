@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict, NotFound, ValidationFailed
@@ -97,29 +97,61 @@ def accept_return(vendor_id: int, return_id: int, *, restock: bool) -> ReturnReq
 
     with transaction():
         request = vendor_return(vendor_id, return_id)
-        if request.status is not ReturnStatus.REQUESTED:
-            raise ReturnAlreadyDecided()
         item_id, quantity, vendor_order_id = (
             request.order_item_id,
             request.quantity,
             request.vendor_order_id,
         )
-    refund = refunds.refund_vendor_order(
-        vendor_order_id,
-        vendor_id=vendor_id,
-        actor=f"vendor:{vendor_id}",
-        reason=f"return #{return_id}",
-        items=[refunds.ItemRequest(item_id, quantity)],
-        restock=restock,
-    )
+        _claim(return_id)
+    try:
+        refund = refunds.refund_vendor_order(
+            vendor_order_id,
+            vendor_id=vendor_id,
+            actor=f"vendor:{vendor_id}",
+            reason=f"return #{return_id}",
+            items=[refunds.ItemRequest(item_id, quantity)],
+            restock=restock,
+        )
+    except Exception:
+        with transaction():
+            _release_claim(return_id)
+        raise
     with transaction():
         request = db.session.get(ReturnRequest, return_id)
         request.status = ReturnStatus.ACCEPTED
         request.restock = restock
         request.refund_id = refund.id
-        request.decided_at = utcnow()
         outbox.add("marketplace.notifications.jobs.return_decided", request.id)
     return request
+
+
+def _claim(return_id: int) -> None:
+    """Stamp `decided_at` on a still-undecided request, so two deciders never both act.
+
+    :raises ReturnAlreadyDecided: someone else decided (or is deciding) it first.
+    """
+    claimed = db.session.execute(
+        update(ReturnRequest)
+        .where(
+            ReturnRequest.id == return_id,
+            ReturnRequest.status == ReturnStatus.REQUESTED,
+            ReturnRequest.decided_at.is_(None),
+        )
+        .values(decided_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        raise ReturnAlreadyDecided()
+
+
+def _release_claim(return_id: int) -> None:
+    """The refund failed: the request is undecided again and can be retried."""
+    db.session.execute(
+        update(ReturnRequest)
+        .where(ReturnRequest.id == return_id, ReturnRequest.status == ReturnStatus.REQUESTED)
+        .values(decided_at=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def decline_return(vendor_id: int, return_id: int, reason: str) -> ReturnRequest:
@@ -128,11 +160,10 @@ def decline_return(vendor_id: int, return_id: int, reason: str) -> ReturnRequest
         raise ValidationFailed({"reason": "must be 1 to 500 characters long"})
     with transaction():
         request = vendor_return(vendor_id, return_id)
-        if request.status is not ReturnStatus.REQUESTED:
-            raise ReturnAlreadyDecided()
+        _claim(return_id)
+        db.session.refresh(request)
         request.status = ReturnStatus.DECLINED
         request.decision_reason = reason.strip()
-        request.decided_at = utcnow()
         outbox.add("marketplace.notifications.jobs.return_decided", request.id)
     return request
 

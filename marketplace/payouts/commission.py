@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from marketplace.catalog.models import Category, Vendor
 from marketplace.catalog.services import get_vendor, normalize_category_path
@@ -63,7 +63,9 @@ def set_category_bps(name: str, bps: int | None) -> Category:
     _check_bps(bps, "bps")
     path = normalize_category_path(name)
     with transaction():
-        category = db.session.scalar(select(Category).where(Category.path.ilike(path)))
+        category = db.session.scalar(
+            select(Category).where(func.lower(Category.path) == path.lower())
+        )
         if category is None:
             raise CategoryNotFound()
         category.commission_bps = bps

@@ -126,7 +126,14 @@ def _check_charges(since: datetime | None, until: datetime | None) -> list[Misma
                     f"order {payment.order_id}: refunded amount differs",
                 )
             )
-    pending = db.session.scalars(select(Refund).where(Refund.status == RefundStatus.PENDING)).all()
+    pending = db.session.scalars(
+        _in_range(
+            select(Refund).where(Refund.status == RefundStatus.PENDING),
+            Refund.created_at,
+            since,
+            until,
+        )
+    ).all()
     for refund in pending:
         found.append(
             Mismatch(
@@ -138,10 +145,15 @@ def _check_charges(since: datetime | None, until: datetime | None) -> list[Misma
             )
         )
     stuck = db.session.scalars(
-        select(Refund).where(
-            Refund.status == RefundStatus.SUCCEEDED,
-            Refund.transfer_reversal_cents > 0,
-            Refund.stripe_reversal_id.is_(None),
+        _in_range(
+            select(Refund).where(
+                Refund.status == RefundStatus.SUCCEEDED,
+                Refund.transfer_reversal_cents > 0,
+                Refund.stripe_reversal_id.is_(None),
+            ),
+            Refund.created_at,
+            since,
+            until,
         )
     ).all()
     for refund in stuck:

@@ -152,6 +152,24 @@ def test_vendor_commission_override_beats_category(api):
     assert vo["platform_fee_cents"] == 250
 
 
+def test_category_commission_names_one_category_without_wildcards(api):
+    from marketplace.catalog.models import Category
+    from marketplace.payouts.commission import CategoryNotFound
+
+    make_product(make_vendor(), category="Clothing/Tops")
+    for pattern in ("C%", "clothing/to_s", "%"):
+        try:
+            set_category_bps(pattern, 700)
+        except CategoryNotFound:
+            pass
+        else:
+            raise AssertionError(f"{pattern!r} matched a category")
+    set_category_bps("clothing/TOPS", 700)  # names match without case
+    db.session.rollback()
+    rules = {c.path: c.commission_bps for c in db.session.scalars(select(Category))}
+    assert rules == {"Clothing": None, "Clothing/Tops": 700}
+
+
 def test_same_key_same_body_replays_other_body_conflicts(api):
     product = make_product(make_vendor(), stock=5)
     buyer = make_buyer()

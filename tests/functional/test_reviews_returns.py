@@ -128,3 +128,30 @@ def test_notifications_in_app_and_email_once(api, webhooks, app):
     assert len(list(Path(app.config["MAIL_DIR"]).glob("*.eml"))) == before
     assert len(api.get("/notifications", buyer.token).get_json()["items"]) == 2
     assert api.post("/notifications/read", buyer.token).get_json()["marked"] == 2
+
+
+def test_accept_that_cannot_refund_leaves_the_return_undecided(api, webhooks):
+    vendor, product, buyer, order_id, vo_id, item_id = _delivered_order(api, webhooks, quantity=1)
+    api.post(
+        f"/vendor/orders/{vo_id}/ship",
+        vendor.token,
+        json={"carrier": "UPS", "tracking_number": "1"},
+    )
+    api.post(f"/vendor/orders/{vo_id}/deliver", vendor.token)
+    path = f"/orders/{order_id}/items/{item_id}/return"
+    requested = api.post(path, buyer.token, json={"quantity": 1, "reason": "Broken"}).get_json()
+    # The vendor refunds the whole item from the order page first: nothing is left to refund.
+    refunded = api.post(f"/vendor/orders/{vo_id}/refund", vendor.token, json={})
+    assert refunded.status_code == 201, refunded.get_json()
+
+    refused = api.post(f"/vendor/returns/{requested['id']}/accept", vendor.token, json={})
+    assert 400 <= refused.status_code < 500 and refused.get_json()["error"]["code"]
+    db.session.rollback()
+    from marketplace.orders.models import ReturnRequest
+
+    still = db.session.get(ReturnRequest, requested["id"])
+    assert still.status.value == "requested" and still.decided_at is None
+    declined = api.post(
+        f"/vendor/returns/{requested['id']}/decline", vendor.token, json={"reason": "Refunded"}
+    )
+    assert declined.get_json()["status"] == "declined"
