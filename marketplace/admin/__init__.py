@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from marketplace.admin import routes  # noqa: E402,F401
+from marketplace.admin import money_pages, routes  # noqa: E402,F401

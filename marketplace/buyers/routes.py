@@ -1,16 +1,184 @@
-"""Storefront and sign-in pages."""
+"""Storefront and sign-in pages: home, catalog, product page, register, login, logout.
+
+Views are thin: parse the form, call one service, render or redirect. Domain errors become
+form errors (re-rendered with the error's status) or propagate to the error page.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import render_template
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+from wtforms import SelectChoice
 
+from marketplace.accounts import services as accounts
+from marketplace.accounts.models import Role, User
 from marketplace.buyers import bp
+from marketplace.buyers.forms import (
+    CatalogFilterForm,
+    LoginForm,
+    LogoutForm,
+    RegisterForm,
+    add_domain_error,
+)
 from marketplace.catalog import services as catalog
+from marketplace.catalog.models import Category
+from marketplace.errors import DomainError
+from marketplace.extensions import limiter
+
+PER_PAGE = 24
+
+
+# --- storefront ------------------------------------------------------------------------------
 
 
 @bp.get("/")
 def home() -> Any:
-    products, total = catalog.browse(catalog.CatalogFilters(per_page=24))
+    products, total = catalog.browse(catalog.CatalogFilters(per_page=PER_PAGE))
     return render_template("buyers/home.html", products=products, total=total)
+
+
+def _category_label(category: Category) -> str:
+    depth = category.path.count("/")
+    return f"{'— ' * depth}{category.name}"
+
+
+def _price_bound(cents: int | None) -> int | None:
+    """Clamp a filter amount just above the dearest possible price: the same results, and the
+    bound fits the integer price column (PostgreSQL rejects an int4 parameter over 2^31 - 1)."""
+    return None if cents is None else min(cents, catalog.MAX_PRICE_CENTS + 1)
+
+
+@bp.get("/products")
+def products() -> Any:
+    form = CatalogFilterForm(request.args)
+    form.category.choices = [SelectChoice("", "All categories")] + [
+        SelectChoice(c.path, _category_label(c)) for c in catalog.list_categories()
+    ]
+    form.brand.choices = [SelectChoice("", "All brands")] + [
+        SelectChoice(b.name, b.name) for b in catalog.list_brands()
+    ]
+    if not form.validate():
+        return render_template("buyers/products.html", form=form, products=[], total=0), 422
+    filters = catalog.CatalogFilters(
+        category=form.category.data or None,
+        brand=form.brand.data or None,
+        min_price=_price_bound(form.min_price.cents),
+        max_price=_price_bound(form.max_price.cents),
+        in_stock=form.in_stock.data,
+        sort=form.sort.data,
+        page=form.page.data or 1,
+        per_page=PER_PAGE,
+    )
+    items, total = catalog.browse(filters)
+    pages = max(1, -(-total // PER_PAGE))
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template(
+        "buyers/products.html",
+        form=form,
+        products=items,
+        total=total,
+        page=filters.page,
+        pages=pages,
+        page_args=args,
+    )
+
+
+@bp.get("/products/<int:product_id>")
+def product(product_id: int) -> Any:
+    item = catalog.public_product(product_id)
+    variants = [v for v in item.variants if v.is_active]
+    return render_template("buyers/product.html", product=item, variants=variants)
+
+
+# --- sign-in ---------------------------------------------------------------------------------
+
+
+def safe_next(target: str | None) -> str | None:
+    """`target` when it is a same-site relative path ("/vendor/"), else None.
+
+    Rejects absolute and scheme-relative URLs ("//evil.example"), backslashes (browsers read
+    "/\\evil.example" as scheme-relative) and control characters.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def _landing(user: User) -> str:
+    if user.role is Role.VENDOR:
+        return url_for("vendors.dashboard")
+    if user.role is Role.ADMIN:
+        return url_for("admin.vendors")
+    return url_for("buyers.home")
+
+
+def _start_session(user: User) -> None:
+    """Log `user` in on a fresh session, so a session planted before login is worthless."""
+    session.clear()
+    # Flask-WTF caches the CSRF token of the old session for the rest of the request.
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+    login_user(user)
+
+
+def login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register() -> Any:
+    form = RegisterForm()
+    if not form.validate_on_submit():
+        status = 422 if form.is_submitted() else 200
+        return render_template("buyers/register.html", form=form), status
+    try:
+        user = accounts.register(
+            form.email.data, form.password.data, form.name.data, Role(form.role.data)
+        )
+    except DomainError as error:
+        status = add_domain_error(form, error)
+        return render_template("buyers/register.html", form=form), status
+    _start_session(user)
+    flash(f"Welcome, {user.name}! Your account is ready.", "success")
+    return redirect(_landing(user))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(login_limit, methods=["POST"], deduct_when=lambda r: r.status_code == 401)
+def login() -> Any:
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = safe_next(request.args.get("next")) or ""
+        if current_user.is_authenticated:
+            return redirect(form.next.data or _landing(current_user))
+    if not form.validate_on_submit():
+        status = 422 if form.is_submitted() else 200
+        return render_template("buyers/login.html", form=form), status
+    try:
+        user = accounts.authenticate(form.email.data, form.password.data)
+    except accounts.InvalidCredentials as error:
+        # 401 is what the rate limiter counts: only failed attempts use up the allowance.
+        form.form_errors.append(error.message)
+        return render_template("buyers/login.html", form=form), 401
+    target = safe_next(form.next.data)
+    _start_session(user)
+    flash(f"Welcome back, {user.name}.", "success")
+    return redirect(target or _landing(user))
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    form = LogoutForm()
+    if not form.validate_on_submit():
+        return render_template("error.html", status=400, message="Bad logout request."), 400
+    logout_user()
+    session.clear()
+    flash("You are logged out.", "success")
+    return redirect(url_for("buyers.home"))

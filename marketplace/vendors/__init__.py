@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("vendors", __name__, url_prefix="/vendor")
 
-from marketplace.vendors import onboarding, routes  # noqa: E402,F401
+from marketplace.vendors import fulfilment_pages, onboarding, routes  # noqa: E402,F401

@@ -1,0 +1,26 @@
+"""Admin forms: the vendor list's status filter and the CSRF-carrying action buttons."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, SelectChoice, SelectField
+
+VENDOR_STATUS_CHOICES = [
+    SelectChoice("", "All"),
+    SelectChoice("pending", "Pending"),
+    SelectChoice("approved", "Approved"),
+    SelectChoice("suspended", "Suspended"),
+]
+
+
+class VendorFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    status = SelectField("Status", choices=VENDOR_STATUS_CHOICES, default="")
+
+
+class VendorActionForm(FlaskForm):
+    """An Approve / Suspend button; `status_filter` brings the admin back to the same list."""
+
+    status_filter = HiddenField()

@@ -1,0 +1,115 @@
+"""Buyer-facing forms: sign-in, registration and the catalog filters.
+
+Forms check shape only (present, a number, one of the choices); the business rules (valid
+email, password length, …) live in the services, whose errors the views copy onto the form.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    EmailField,
+    Field,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+)
+from wtforms.validators import EqualTo, InputRequired, Length, NumberRange, Optional
+
+from marketplace.errors import DomainError, ValidationFailed
+
+_DOLLARS = re.compile(r"^\$?(\d{1,9})(?:\.(\d{1,2}))?$")
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[InputRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=256)])
+    next = HiddenField()
+
+
+class RegisterForm(FlaskForm):
+    email = EmailField("Email", validators=[InputRequired(), Length(max=254)])
+    name = StringField("Name", validators=[InputRequired(), Length(max=120)])
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=256)])
+    confirm = PasswordField(
+        "Repeat the password",
+        validators=[InputRequired(), EqualTo("password", message="The passwords differ.")],
+    )
+    role = RadioField(
+        "I want to",
+        choices=[SelectChoice("buyer", "Buy"), SelectChoice("vendor", "Sell (open a shop)")],
+        default="buyer",
+        validators=[InputRequired()],
+    )
+
+
+class LogoutForm(FlaskForm):
+    """Empty: only carries the CSRF token of the nav bar's logout button."""
+
+
+class DollarFilterField(StringField):
+    """An optional amount typed in dollars ("12.34"); `.cents` holds it in integer cents."""
+
+    cents: int | None = None
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        super().process_formdata(valuelist)
+        self.cents = None
+        text = (self.data or "").strip()
+        if not text:
+            return
+        match = _DOLLARS.match(text)
+        if match is None:
+            raise ValueError("Enter an amount in dollars, like 12.34.")
+        self.cents = int(Decimal(text.lstrip("$")) * 100)
+
+
+SORT_CHOICES = [
+    SelectChoice("newest", "Newest"),
+    SelectChoice("price_asc", "Price: low to high"),
+    SelectChoice("price_desc", "Price: high to low"),
+    SelectChoice("rating", "Best rated"),
+]
+
+
+class CatalogFilterForm(FlaskForm):
+    """The GET filter form of /products; choices of the selects are set by the view."""
+
+    class Meta:
+        csrf = False
+
+    category = SelectField("Category", choices=[SelectChoice("", "All categories")], default="")
+    brand = SelectField("Brand", choices=[SelectChoice("", "All brands")], default="")
+    min_price = DollarFilterField("Min price ($)")
+    max_price = DollarFilterField("Max price ($)")
+    in_stock = BooleanField("In stock only")
+    sort = SelectField("Sort", choices=SORT_CHOICES, default="newest")
+    page = IntegerField(
+        "Page", validators=[Optional(), NumberRange(min=1, max=1_000_000)], default=1
+    )
+
+
+def add_domain_error(form: FlaskForm, error: DomainError) -> int:
+    """Copy a service error onto the form (field errors or a form-wide message).
+
+    Returns the HTTP status for re-rendering the form.
+    """
+    if isinstance(error, ValidationFailed):
+        for name, message in error.fields.items():
+            field: Field | None = form._fields.get(name)
+            if field is not None:
+                field.errors = [*field.errors, message]
+            else:
+                form.form_errors.append(f"{name}: {message}")
+    else:
+        form.form_errors.append(error.message)
+    return error.status

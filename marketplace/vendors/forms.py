@@ -1,0 +1,234 @@
+"""Vendor forms: products with variant rows, variant price/stock, shop settings.
+
+Forms check shape only: a money amount is a non-negative dollar figure with at most two
+decimals (converted exactly to integer cents with Decimal), stock is an integer, attributes are
+"name=value" pairs. Ranges and other business rules are the catalog services' job; the views
+copy the services' errors back onto these forms.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    Field,
+    FieldList,
+    Form,
+    FormField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
+
+from marketplace.errors import DomainError, ValidationFailed
+
+# Nine digits of dollars is far beyond any price the catalog accepts; the service decides the
+# real limit. Anything longer is treated as nonsense rather than parsed.
+_DOLLARS = re.compile(r"^(\d{1,9})(?:\.(\d*))?$")
+MAX_VARIANT_ROWS = 20
+NEW_PRODUCT_ROWS = 4
+
+
+def dollars_to_cents(text: str) -> int:
+    """'12.34' → 1234, exactly (Decimal, never float).
+
+    :raises ValueError: with a message for the user: not a number, negative, more than two
+        decimals, or absurdly large.
+    """
+    text = text.strip().removeprefix("$").strip()
+    if text.startswith("-"):
+        raise ValueError("Must not be negative.")
+    match = _DOLLARS.match(text)
+    if match is None:
+        if re.fullmatch(r"\d{10,}(\.\d*)?", text):
+            raise ValueError("That amount is too large.")
+        raise ValueError("Enter an amount in dollars, like 12.34.")
+    if len(match.group(2) or "") > 2:
+        raise ValueError("Use at most two decimals (whole cents).")
+    return int(Decimal(text) * 100)
+
+
+def cents_to_dollars(cents: int | None) -> str:
+    """1234 → '12.34' for pre-filling money inputs."""
+    if cents is None:
+        return ""
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+class MoneyField(StringField):
+    """A dollar amount typed as text; `.cents` is the exact value in cents (None when blank)."""
+
+    cents: int | None = None
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        super().process_formdata(valuelist)
+        self.cents = None
+        text = (self.data or "").strip()
+        if text:
+            self.cents = dollars_to_cents(text)
+
+
+def parse_attributes(text: str) -> dict[str, str]:
+    """'colour=Black, size=M' → {'colour': 'Black', 'size': 'M'}.
+
+    :raises ValueError: a pair without '=', an empty name or a repeated name.
+    """
+    attributes: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name:
+            raise ValueError("Write attributes as name=value pairs, e.g. colour=Black, size=M.")
+        if name in attributes:
+            raise ValueError(f"The attribute {name!r} is given twice.")
+        attributes[name] = value
+    return attributes
+
+
+def format_attributes(attributes: dict[str, Any] | None) -> str:
+    return ", ".join(f"{k}={v}" for k, v in (attributes or {}).items())
+
+
+class AttributesField(StringField):
+    """'name=value, name=value' text; `.attributes` is the parsed dict."""
+
+    attributes: dict[str, str]
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        super().process_formdata(valuelist)
+        self.attributes = {}
+        self.attributes = parse_attributes(self.data or "")
+
+
+class VariantRowForm(Form):
+    """One variant row of the new-product form; a row left entirely blank is ignored."""
+
+    sku = StringField("SKU", validators=[Length(max=64)])
+    price = MoneyField("Price ($)")
+    stock = IntegerField("Stock", validators=[Optional()])
+    attributes = AttributesField("Attributes")
+
+    def is_blank(self) -> bool:
+        return (
+            not any(
+                (field.raw_data or [""])[0].strip() for field in (self.sku, self.price, self.stock)
+            )
+            and not (self.attributes.raw_data or [""])[0].strip()
+        )
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = super().validate(extra_validators)
+        if self.is_blank():
+            return ok
+        for field in (self.sku, self.price):
+            if not (field.data or "").strip():
+                field.errors = [*field.errors, "Required for each variant."]
+                ok = False
+        return ok
+
+
+STATUS_NEW = [SelectChoice("draft", "Draft (hidden)"), SelectChoice("active", "Active (for sale)")]
+STATUS_ALL = [*STATUS_NEW, SelectChoice("archived", "Archived (withdrawn)")]
+
+
+class ProductFields(FlaskForm):
+    title = StringField("Title", validators=[InputRequired(), Length(max=200)])
+    description = TextAreaField("Description", validators=[Length(max=20_000)])
+    brand = StringField("Brand", validators=[Length(max=80)])
+    category = StringField(
+        "Category", validators=[Length(max=255)], description='A path like "Clothing/Tops".'
+    )
+
+
+class NewProductForm(ProductFields):
+    status = SelectField("Status", choices=STATUS_NEW, default="draft")
+    variants = FieldList(
+        FormField(VariantRowForm), min_entries=NEW_PRODUCT_ROWS, max_entries=MAX_VARIANT_ROWS
+    )
+
+    def filled_rows(self) -> list[tuple[int, VariantRowForm]]:
+        """(row index, row form) of every row with something typed in it."""
+        return [
+            (index, entry.form)
+            for index, entry in enumerate(self.variants.entries)
+            if not entry.form.is_blank()
+        ]
+
+
+class EditProductForm(ProductFields):
+    status = SelectField("Status", choices=STATUS_ALL)
+
+
+class AddVariantForm(FlaskForm):
+    sku = StringField("SKU", validators=[InputRequired(), Length(max=64)])
+    price = MoneyField("Price ($)", validators=[InputRequired()])
+    stock = IntegerField("Stock", validators=[InputRequired()])
+    attributes = AttributesField("Attributes")
+
+
+class EditVariantForm(FlaskForm):
+    price = MoneyField("Price ($)", validators=[InputRequired()])
+    stock = IntegerField("Stock on hand", validators=[InputRequired()])
+    low_stock_threshold = IntegerField("Low-stock warning at", validators=[Optional()])
+
+
+class SettingsForm(FlaskForm):
+    display_name = StringField("Shop name", validators=[InputRequired(), Length(max=120)])
+    shipping_flat = MoneyField("Flat shipping per order ($)", validators=[InputRequired()])
+    free_shipping_threshold = MoneyField(
+        "Free shipping from ($)", description="Leave blank for no free shipping."
+    )
+
+
+class ProductStatusFilter(FlaskForm):
+    class Meta:
+        csrf = False
+
+    status = SelectField(
+        "Status",
+        choices=[
+            SelectChoice("", "All"),
+            SelectChoice("draft", "Draft"),
+            SelectChoice("active", "Active"),
+            SelectChoice("archived", "Archived"),
+        ],
+        default="",
+    )
+    page = IntegerField(
+        "Page", validators=[Optional(), NumberRange(min=1, max=1_000_000)], default=1
+    )
+
+
+PRICE_MESSAGE = "must be between $0.01 and {max}"
+
+
+def add_domain_error(
+    form: Form, error: DomainError, names: dict[str, str] | None = None, price_max: str = ""
+) -> int:
+    """Copy a service error onto `form`: ValidationFailed fields onto the matching inputs
+    (renamed through `names`), anything else as a form-wide message. Returns the HTTP status.
+    """
+    names = names or {}
+    if isinstance(error, ValidationFailed):
+        for key, message in error.fields.items():
+            name = names.get(key, key)
+            if key.endswith("price_cents") and price_max:
+                message = PRICE_MESSAGE.format(max=price_max)
+            elif key.endswith("_cents") and price_max:
+                message = f"must be between $0.00 and {price_max}"
+            field: Field | None = form._fields.get(name)
+            if field is not None:
+                field.errors = [*field.errors, message]
+            else:
+                form.form_errors.append(f"{name}: {message}")
+    else:
+        form.form_errors.append(error.message)
+    return error.status
