@@ -50,7 +50,8 @@ def checkout() -> Any:
         coupon_code=data.coupon_code,
     )
     payment = payments.payment_for_checkout(result.order.id)
-    response = jsonify({"order": order_json(result.order), "payment": payment})
+    order = orders.buyer_order(buyer.id, result.order.id)
+    response = jsonify({"order": order_json(order), "payment": payment})
     response.status_code = 201
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
