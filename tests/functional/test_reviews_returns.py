@@ -155,3 +155,65 @@ def test_accept_that_cannot_refund_leaves_the_return_undecided(api, webhooks):
         f"/vendor/returns/{requested['id']}/decline", vendor.token, json={"reason": "Refunded"}
     )
     assert declined.get_json()["status"] == "declined"
+
+
+def _vendor_side(vo_id):
+    """What any vendor route could change: the vendor order, returns, reviews, refunds."""
+    from sqlalchemy import select
+
+    from marketplace.orders.models import ReturnRequest, VendorOrder
+    from marketplace.payouts.models import Refund
+    from marketplace.reviews.models import Review
+
+    db.session.rollback()
+    vo = db.session.get(VendorOrder, vo_id)
+    return (
+        vo.status,
+        vo.carrier,
+        vo.tracking_number,
+        tuple(i.refunded_quantity for i in vo.items),
+        tuple(db.session.execute(select(ReturnRequest.id, ReturnRequest.status)).all()),
+        tuple(db.session.execute(select(Review.id, Review.reply)).all()),
+        tuple(db.session.scalars(select(Refund.id)).all()),
+    )
+
+
+def test_second_vendor_gets_404_on_every_vendor_order_route(api, webhooks):
+    vendor, product, buyer, order_id, vo_id, item_id = _delivered_order(api, webhooks, quantity=2)
+    api.post(
+        f"/vendor/orders/{vo_id}/ship",
+        vendor.token,
+        json={"carrier": "UPS", "tracking_number": "1"},
+    )
+    api.post(f"/vendor/orders/{vo_id}/deliver", vendor.token)
+    returned = api.post(
+        f"/orders/{order_id}/items/{item_id}/return",
+        buyer.token,
+        json={"quantity": 1, "reason": "Too big"},
+    ).get_json()
+    review = api.post(
+        f"/orders/{order_id}/items/{item_id}/review", buyer.token, json={"rating": 5}
+    ).get_json()
+    rival = onboarded_vendor(api, webhooks, "Rival")
+    before = _vendor_side(vo_id)
+
+    base = f"/vendor/orders/{vo_id}"
+    for path in (base, f"{base}/refund-preview", f"{base}/refund-preview?amount_cents=1"):
+        assert_error(api.get(path, rival.token), 404)
+    for path, body in (
+        (f"{base}/ship", {"carrier": "UPS", "tracking_number": "2"}),
+        (f"{base}/deliver", {}),
+        (f"{base}/cancel", {"reason": "mine"}),
+        (f"{base}/refund", {"amount_cents": 100}),
+        (f"{base}/refund", {}),
+        (f"/vendor/returns/{returned['id']}/accept", {"restock": True}),
+        (f"/vendor/returns/{returned['id']}/decline", {"reason": "no"}),
+        (f"/vendor/reviews/{review['id']}/reply", {"body": "thanks"}),
+    ):
+        assert_error(api.post(path, rival.token, json=body), 404)
+    for path in ("/vendor/orders", "/vendor/returns", "/vendor/reviews"):
+        listed = api.get(path, rival.token).get_json()
+        assert listed["items"] == [] and listed["total"] == 0, path
+    earnings = api.get("/vendor/earnings", rival.token).get_json()
+    assert all(earnings[k] == 0 for k in earnings if k.endswith("_cents")), earnings
+    assert _vendor_side(vo_id) == before

@@ -206,3 +206,18 @@ def twin_checkouts(app: Flask, barrier: Any, payload: dict[str, Any]) -> list[An
         barrier.wait(BARRIER_TIMEOUT)
         answers.append(_checkout(client, token, key, payload["body"]))
     return answers
+
+
+def decline_return(app: Flask, barrier: Any, payload: dict[str, Any]) -> str:
+    """Decline one return request through the API, as the vendor clicking at the same time."""
+    client = app.test_client()
+    barrier.wait(BARRIER_TIMEOUT)
+    response = client.post(
+        f"/api/v1/vendor/returns/{payload['return_id']}/decline",
+        json={"reason": payload["reason"]},
+        headers=_auth(payload["token"]),
+    )
+    body = response.get_json(silent=True) or {}
+    if response.status_code == 200:
+        return "declined"
+    return f"{response.status_code} {body.get('error', {}).get('code')}"
