@@ -50,6 +50,12 @@ def register_commands(app: Flask) -> None:
             click.echo("demo data already loaded; logins: admin@example.com, buyer1@example.com,")
             click.echo("  vendor1@example.com ... (password demo-password)")
             return
+        # Embedded, the index jobs went to this process's in-memory queue, gone when it ends: build
+        # the index now (with Redis too), so search works from the first request.
+        from marketplace.search import indexing
+
+        report = indexing.reindex()
+        click.echo(f"search index built: {report.documents} products")
         click.echo("demo logins:")
         for login in logins:
             click.echo(f"  {login.role:<7} {login.email:<24} password: {login.password}")

@@ -1,4 +1,4 @@
-"""The `flask users create-admin` command."""
+"""The `flask users create-admin` and `flask demo load` commands."""
 
 from __future__ import annotations
 
@@ -76,3 +76,24 @@ def test_password_can_be_prompted(runner):
     )
     assert result.exit_code == 0, result.output
     assert _admins() == 1
+
+
+def test_demo_load_prints_logins_and_leaves_a_searchable_catalog(runner, api, app):
+    # As on a fresh install, where jobs go to a queue no worker runs yet: only the command's
+    # own index build can make the catalog searchable.
+    app.config["JOBS_SYNCHRONOUS"] = False
+    result = runner.invoke(args=["demo", "load"])
+    assert result.exit_code == 0, result.output
+    assert "admin@example.com" in result.output and "buyer1@example.com" in result.output
+    assert "search index built: " in result.output
+    built = int(result.output.split("search index built: ")[1].split()[0])
+    listed = api.get("/products?per_page=1").get_json()
+    assert listed["total"] == built >= 50
+    brands = {facet["value"] for facet in listed["facets"]["brand"]}
+    assert len(brands) >= 5, listed["facets"]
+    brand = sorted(brands)[0]
+    searched = api.get("/products", query_string={"q": brand}).get_json()
+    assert searched["total"] >= 1 and searched["items"][0]["brand"] == brand
+
+    again = runner.invoke(args=["demo", "load"])
+    assert again.exit_code == 0 and "already loaded" in again.output
