@@ -150,11 +150,16 @@ def page_app(**overrides: Any) -> Iterator[Flask]:
     client of this app gets a fresh app context per request, as in production. Use the test's
     own `db.session` (after `db.session.expire_all()`) to look at what the requests committed.
     """
+    from flask import current_app
+
     from marketplace import create_app
     from marketplace.db import db
     from tests.conftest import base_config
 
-    web = create_app({**base_config(), **overrides})
+    shared = {}
+    if current_app:  # the test's app: share its search index and mail folder too
+        shared = {name: current_app.config[name] for name in ("SEARCH_INDEX_DIR", "MAIL_DIR")}
+    web = create_app({**base_config(), **shared, **overrides})
     try:
         yield web
     finally:

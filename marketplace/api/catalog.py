@@ -71,26 +71,10 @@ def catalog_filters() -> catalog.CatalogFilters:
 @bp.get("/products")
 def list_products() -> Any:
     filters = catalog_filters()
-    q = request.args.get("q") or ""
-    found = search.search(
-        q,
-        brand=filters.brand,
-        category=filters.category,
-        min_price=filters.min_price,
-        max_price=filters.max_price,
-        min_rating=filters.min_rating,
-        in_stock=filters.in_stock,
-        sort=filters.sort,
-        page=filters.page,
-        per_page=filters.per_page,
+    found = search.catalog_page(request.args.get("q"), filters)
+    result = page_of(
+        [catalog_item(p) for p in found.products], found.total, filters.page, filters.per_page
     )
-    if not found.ready and not q.strip():  # no index built yet: the SQL listing, no facets
-        products, total = catalog.browse(filters)
-        result = page_of([catalog_item(p) for p in products], total, filters.page, filters.per_page)
-        result["facets"] = search.Facets().to_dict()
-        return jsonify(result)
-    products = search.products_in_order(found.product_ids)
-    result = page_of([catalog_item(p) for p in products], found.total, found.page, found.per_page)
     result["facets"] = found.facets.to_dict()
     return jsonify(result)
 

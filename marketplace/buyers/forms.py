@@ -74,10 +74,16 @@ class DollarFilterField(StringField):
 
 
 SORT_CHOICES = [
+    SelectChoice("relevance", "Best match"),
     SelectChoice("newest", "Newest"),
     SelectChoice("price_asc", "Price: low to high"),
     SelectChoice("price_desc", "Price: high to low"),
     SelectChoice("rating", "Best rated"),
+]
+
+
+RATING_CHOICES = [SelectChoice("", "Any rating")] + [
+    SelectChoice(str(stars), f"{stars} stars & up") for stars in (4, 3, 2, 1)
 ]
 
 
@@ -87,12 +93,15 @@ class CatalogFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
+    q = StringField("Search", validators=[Optional(), Length(max=200)])
     category = SelectField("Category", choices=[SelectChoice("", "All categories")], default="")
     brand = SelectField("Brand", choices=[SelectChoice("", "All brands")], default="")
     min_price = DollarFilterField("Min price ($)")
     max_price = DollarFilterField("Max price ($)")
+    min_rating = SelectField("Rating", choices=RATING_CHOICES, default="")
     in_stock = BooleanField("In stock only")
-    sort = SelectField("Sort", choices=SORT_CHOICES, default="newest")
+    # Empty: best match when there are words to match, else newest.
+    sort = SelectField("Sort", choices=[SelectChoice("", "Default"), *SORT_CHOICES], default="")
     page = IntegerField(
         "Page", validators=[Optional(), NumberRange(min=1, max=1_000_000)], default=1
     )

@@ -27,6 +27,7 @@ from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Category
 from marketplace.errors import DomainError
 from marketplace.extensions import limiter
+from marketplace.search import services as search
 
 PER_PAGE = 24
 
@@ -61,29 +62,44 @@ def products() -> Any:
         SelectChoice(b.name, b.name) for b in catalog.list_brands()
     ]
     if not form.validate():
-        return render_template("buyers/products.html", form=form, products=[], total=0), 422
+        return render_template(
+            "buyers/products.html", form=form, products=[], total=0, facets=None
+        ), 422
+    q = (form.q.data or "").strip()
     filters = catalog.CatalogFilters(
         category=form.category.data or None,
         brand=form.brand.data or None,
         min_price=_price_bound(form.min_price.cents),
         max_price=_price_bound(form.max_price.cents),
+        min_rating=float(form.min_rating.data) if form.min_rating.data else None,
         in_stock=form.in_stock.data,
-        sort=form.sort.data,
+        sort=form.sort.data or ("relevance" if q else "newest"),
         page=form.page.data or 1,
         per_page=PER_PAGE,
     )
-    items, total = catalog.browse(filters)
-    pages = max(1, -(-total // PER_PAGE))
+    found = search.catalog_page(q, filters)
+    pages = max(1, -(-found.total // PER_PAGE))
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
         "buyers/products.html",
         form=form,
-        products=items,
-        total=total,
+        products=found.products,
+        total=found.total,
+        facets=found.facets,
         page=filters.page,
         pages=pages,
         page_args=args,
+        facet_url=lambda **change: _catalog_url(args, change),
     )
+
+
+def _catalog_url(args: dict[str, str], change: dict[str, Any]) -> str:
+    """This listing with some filters set (or removed, given None), back on page 1."""
+    merged = {**args, **{k: v for k, v in change.items() if v is not None}}
+    for key, value in change.items():
+        if value is None:
+            merged.pop(key, None)
+    return url_for("buyers.products", **merged)
 
 
 @bp.get("/products/<int:product_id>")

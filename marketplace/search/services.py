@@ -34,6 +34,7 @@ from whoosh.query import And, Or, Prefix, Query, Term
 from whoosh.searching import Searcher
 
 from marketplace.catalog.models import Product, ProductStatus, Vendor, VendorStatus
+from marketplace.catalog.services import CatalogFilters, browse
 from marketplace.db import db
 from marketplace.search import index as storage
 from marketplace.search.schema import (
@@ -496,3 +497,34 @@ def products_in_order(product_ids: list[int]) -> list[Product]:
     ).all()
     by_id = {p.id: p for p in products}
     return [by_id[i] for i in product_ids if i in by_id]
+
+
+@dataclass(frozen=True)
+class CatalogPage:
+    products: list[Product]
+    total: int
+    facets: Facets
+
+
+def catalog_page(q: str | None, filters: CatalogFilters) -> CatalogPage:
+    """The catalog listing of the API and the storefront: the index's answer with facets.
+
+    Before the index is first built, a listing without words falls back to SQL (no facets);
+    a text query then finds nothing rather than failing.
+    """
+    found = search(
+        q,
+        brand=filters.brand,
+        category=filters.category,
+        min_price=filters.min_price,
+        max_price=filters.max_price,
+        min_rating=filters.min_rating,
+        in_stock=filters.in_stock,
+        sort=filters.sort,
+        page=filters.page,
+        per_page=filters.per_page,
+    )
+    if not found.ready and not query_words(q):
+        products, total = browse(filters)
+        return CatalogPage(products, total, Facets())
+    return CatalogPage(products_in_order(found.product_ids), found.total, found.facets)

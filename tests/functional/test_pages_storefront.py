@@ -10,10 +10,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
+from marketplace.cart import services as carts
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import ProductStatus, Variant, VendorStatus
 from marketplace.db import db
-from tests.helpers import make_product, make_vendor, page_app
+from marketplace.orders import services as orders
+from tests.helpers import make_buyer, make_product, make_vendor, page_app
 
 
 @pytest.fixture
@@ -93,8 +95,10 @@ def test_filter_in_stock(web):
     make_product(vendor, title="Plenty", stock=3)
     make_product(vendor, title="None left", stock=0)
     reserved = make_product(vendor, title="All reserved", stock=2)
-    db.session.execute(update(Variant).where(Variant.product_id == reserved.id).values(reserved=2))
-    db.session.commit()
+    buyer = make_buyer()  # holds both units in an unpaid checkout
+    carts.add_item(buyer.id, reserved.variants[0].id, 2)
+    address = orders.Address(name="B", line1="1 St", city="C", postal_code="1", country="US")
+    orders.checkout(buyer.id, address, "hold-both", "hash")
     assert _titles(web.get("/products?in_stock=y")) == ["Plenty"]
 
 
@@ -218,3 +222,74 @@ def test_hidden_products_are_404(web, case):
 
 def test_non_numeric_product_id_is_404(web):
     assert web.get("/products/abc").status_code == 404
+
+
+# --- search ----------------------------------------------------------------------------------
+
+
+def _facet_links(page: str, kind: str) -> dict[str, tuple[str, int]]:
+    """Facet label -> (link, count) for one facet group of the catalog page."""
+    found = re.findall(
+        rf'<a data-facet="{kind}" href="([^"]*)">([^<]*)</a> <span class="count">\((\d+)\)</span>',
+        page,
+    )
+    return {label: (href.replace("&amp;", "&"), int(count)) for href, label, count in found}
+
+
+def test_search_box_ranks_title_matches_and_forgives_a_typo(web):
+    vendor = make_vendor()
+    make_product(vendor, title="Trail Sneaker", brand="Adidas", category="Shoes")
+    make_product(vendor, title="Canvas Bag", brand="Adidas", description="fits a sneaker")
+    make_product(vendor, title="Garden Rake", brand="Acme", category="Garden")
+
+    assert _titles(web.get("/products?q=sneaker")) == ["Trail Sneaker", "Canvas Bag"]
+    assert _titles(web.get("/products?q=sneker")) == ["Trail Sneaker", "Canvas Bag"]
+    assert sorted(_titles(web.get("/products?q=addidas"))) == ["Canvas Bag", "Trail Sneaker"]
+    page = web.get("/products?q=sneaker").text
+    assert "Results for “sneaker”" in page and 'value="sneaker"' in page
+    # the header's box searches from every page
+    assert 'role="search"' in web.get("/").text
+
+
+def test_facet_links_count_and_narrow_like_the_api(web, api):
+    vendor = make_vendor()
+    make_product(
+        vendor, title="Road Shoe", brand="Adidas", category="Shoes/Running", price_cents=8000
+    )
+    make_product(
+        vendor, title="Trail Shoe", brand="Salomon", category="Shoes/Trail", price_cents=12000
+    )
+    make_product(
+        vendor, title="Court Shoe", brand="Adidas", category="Shoes/Court", price_cents=1500
+    )
+    make_product(vendor, title="Shoe Horn", brand="Acme", category="Home", price_cents=500)
+
+    page = web.get("/products?q=shoe&brand=Adidas").text
+    assert sorted(_titles(web.get("/products?q=shoe&brand=Adidas"))) == ["Court Shoe", "Road Shoe"]
+    api_facets = api.get("/products?q=shoe&brand=Adidas").get_json()["facets"]
+    brands = _facet_links(page, "brand")
+    # a brand's facet ignores the brand filter itself: the other brands still show
+    assert {label: count for label, (_, count) in brands.items()} == {
+        f["value"]: f["count"] for f in api_facets["brand"]
+    }
+    assert brands["Salomon"][1] == 1 and brands["Adidas"][1] == 2
+    salomon = web.get(brands["Salomon"][0])
+    assert _titles(salomon) == ["Trail Shoe"]
+
+    prices = _facet_links(web.get("/products?q=shoe").text, "price")
+    for label, (href, count) in prices.items():
+        assert len(_titles(web.get(href))) == count, label
+    assert sum(count for _, count in prices.values()) == 4
+
+
+def test_rating_filter_and_odd_queries_never_fail(web):
+    vendor = make_vendor()
+    make_product(vendor, title="Plain Mug")
+    for q in ('"unclosed', "title:mug OR", "*", "AND", "mug~2^3", "ü" * 150, "%00%ff"):
+        response = web.get("/products", query_string={"q": q})
+        assert response.status_code == 200, q
+    assert _titles(web.get("/products?q=mug&min_rating=4")) == []
+    assert _titles(web.get("/products?q=mug")) == ["Plain Mug"]
+    too_long = web.get("/products", query_string={"q": "x" * 201})
+    assert too_long.status_code == 422 and "Please correct the filters" in too_long.text
+    assert web.get("/products?min_rating=9").status_code == 422
