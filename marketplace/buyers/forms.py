@@ -6,10 +6,6 @@ email, password length, …) live in the services, whose errors the views copy o
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal
-from typing import Any
-
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -26,8 +22,7 @@ from wtforms import (
 from wtforms.validators import EqualTo, InputRequired, Length, NumberRange, Optional
 
 from marketplace.errors import DomainError, ValidationFailed
-
-_DOLLARS = re.compile(r"^\$?(\d{1,9})(?:\.(\d{1,2}))?$")
+from marketplace.forms import MoneyField
 
 
 class LoginForm(FlaskForm):
@@ -56,23 +51,6 @@ class LogoutForm(FlaskForm):
     """Empty: only carries the CSRF token of the nav bar's logout button."""
 
 
-class DollarFilterField(StringField):
-    """An optional amount typed in dollars ("12.34"); `.cents` holds it in integer cents."""
-
-    cents: int | None = None
-
-    def process_formdata(self, valuelist: list[Any]) -> None:
-        super().process_formdata(valuelist)
-        self.cents = None
-        text = (self.data or "").strip()
-        if not text:
-            return
-        match = _DOLLARS.match(text)
-        if match is None:
-            raise ValueError("Enter an amount in dollars, like 12.34.")
-        self.cents = int(Decimal(text.lstrip("$")) * 100)
-
-
 SORT_CHOICES = [
     SelectChoice("relevance", "Best match"),
     SelectChoice("newest", "Newest"),
@@ -96,8 +74,8 @@ class CatalogFilterForm(FlaskForm):
     q = StringField("Search", validators=[Optional(), Length(max=200)])
     category = SelectField("Category", choices=[SelectChoice("", "All categories")], default="")
     brand = SelectField("Brand", choices=[SelectChoice("", "All brands")], default="")
-    min_price = DollarFilterField("Min price ($)")
-    max_price = DollarFilterField("Max price ($)")
+    min_price = MoneyField("Min price ($)")
+    max_price = MoneyField("Max price ($)")
     min_rating = SelectField("Rating", choices=RATING_CHOICES, default="")
     in_stock = BooleanField("In stock only")
     # Empty: best match when there are words to match, else newest.

@@ -8,8 +8,6 @@ copy the services' errors back onto these forms.
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -27,51 +25,10 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from marketplace.errors import DomainError, ValidationFailed
+from marketplace.forms import MoneyField
 
-# Nine digits of dollars is far beyond any price the catalog accepts; the service decides the
-# real limit. Anything longer is treated as nonsense rather than parsed.
-_DOLLARS = re.compile(r"^(\d{1,9})(?:\.(\d*))?$")
 MAX_VARIANT_ROWS = 20
 NEW_PRODUCT_ROWS = 4
-
-
-def dollars_to_cents(text: str) -> int:
-    """'12.34' → 1234, exactly (Decimal, never float).
-
-    :raises ValueError: with a message for the user: not a number, negative, more than two
-        decimals, or absurdly large.
-    """
-    text = text.strip().removeprefix("$").strip()
-    if text.startswith("-"):
-        raise ValueError("Must not be negative.")
-    match = _DOLLARS.match(text)
-    if match is None:
-        if re.fullmatch(r"\d{10,}(\.\d*)?", text):
-            raise ValueError("That amount is too large.")
-        raise ValueError("Enter an amount in dollars, like 12.34.")
-    if len(match.group(2) or "") > 2:
-        raise ValueError("Use at most two decimals (whole cents).")
-    return int(Decimal(text) * 100)
-
-
-def cents_to_dollars(cents: int | None) -> str:
-    """1234 → '12.34' for pre-filling money inputs."""
-    if cents is None:
-        return ""
-    return f"{cents // 100}.{cents % 100:02d}"
-
-
-class MoneyField(StringField):
-    """A dollar amount typed as text; `.cents` is the exact value in cents (None when blank)."""
-
-    cents: int | None = None
-
-    def process_formdata(self, valuelist: list[Any]) -> None:
-        super().process_formdata(valuelist)
-        self.cents = None
-        text = (self.data or "").strip()
-        if text:
-            self.cents = dollars_to_cents(text)
 
 
 def parse_attributes(text: str) -> dict[str, str]:

@@ -21,9 +21,9 @@ from wtforms import (
 )
 from wtforms.validators import NumberRange, Optional, ValidationError
 
+from marketplace.forms import MoneyField
 from marketplace.orders.models import OrderItem
 from marketplace.payouts.refunds import ItemRequest
-from marketplace.vendors.forms import MoneyField
 
 # The queue's tabs: name → (label, the statuses it shows). "to_ship" is the default.
 TABS: dict[str, tuple[str, tuple[str, ...]]] = {

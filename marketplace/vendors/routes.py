@@ -16,6 +16,7 @@ from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Product, ProductStatus, Variant, Vendor
 from marketplace.errors import DomainError, Forbidden, NotFound
 from marketplace.extensions import login_manager
+from marketplace.forms import cents_to_dollars
 from marketplace.inventory.services import StockBelowReserved
 from marketplace.money import format_cents
 from marketplace.vendors import bp
@@ -27,7 +28,6 @@ from marketplace.vendors.forms import (
     ProductStatusFilter,
     SettingsForm,
     add_domain_error,
-    cents_to_dollars,
     format_attributes,
 )
 
