@@ -27,16 +27,17 @@ def _delivered_order(api, webhooks, quantity=2):
     return vendor, product, buyer, body["order"]["id"], vo_id, item_id
 
 
+def _ship_and_deliver(api, vendor, vo_id):
+    for path, body in (("ship", {"carrier": "UPS", "tracking_number": "1"}), ("deliver", {})):
+        response = api.post(f"/vendor/orders/{vo_id}/{path}", vendor.token, json=body)
+        assert response.status_code == 200, response.get_json()
+
+
 def test_review_rules_and_aggregates(api, webhooks):
     vendor, product, buyer, order_id, vo_id, item_id = _delivered_order(api, webhooks)
     path = f"/orders/{order_id}/items/{item_id}/review"
     assert_error(api.post(path, buyer.token, json={"rating": 5, "body": "x"}), 409, "not_delivered")
-    api.post(
-        f"/vendor/orders/{vo_id}/ship",
-        vendor.token,
-        json={"carrier": "UPS", "tracking_number": "1"},
-    )
-    api.post(f"/vendor/orders/{vo_id}/deliver", vendor.token)
+    _ship_and_deliver(api, vendor, vo_id)
 
     stranger = make_buyer()
     assert_error(api.post(path, stranger.token, json={"rating": 5}), 404)
@@ -69,12 +70,7 @@ def test_review_rules_and_aggregates(api, webhooks):
 
 def test_return_accepted_refunds_and_restocks_declined_changes_nothing(api, webhooks):
     vendor, product, buyer, order_id, vo_id, item_id = _delivered_order(api, webhooks, quantity=2)
-    api.post(
-        f"/vendor/orders/{vo_id}/ship",
-        vendor.token,
-        json={"carrier": "UPS", "tracking_number": "1"},
-    )
-    api.post(f"/vendor/orders/{vo_id}/deliver", vendor.token)
+    _ship_and_deliver(api, vendor, vo_id)
     path = f"/orders/{order_id}/items/{item_id}/return"
     assert_error(api.post(path, buyer.token, json={"quantity": 3, "reason": "too many"}), 422)
     first = api.post(path, buyer.token, json={"quantity": 1, "reason": "Wrong size"}).get_json()
@@ -132,12 +128,7 @@ def test_notifications_in_app_and_email_once(api, webhooks, app):
 
 def test_accept_that_cannot_refund_leaves_the_return_undecided(api, webhooks):
     vendor, product, buyer, order_id, vo_id, item_id = _delivered_order(api, webhooks, quantity=1)
-    api.post(
-        f"/vendor/orders/{vo_id}/ship",
-        vendor.token,
-        json={"carrier": "UPS", "tracking_number": "1"},
-    )
-    api.post(f"/vendor/orders/{vo_id}/deliver", vendor.token)
+    _ship_and_deliver(api, vendor, vo_id)
     path = f"/orders/{order_id}/items/{item_id}/return"
     requested = api.post(path, buyer.token, json={"quantity": 1, "reason": "Broken"}).get_json()
     # The vendor refunds the whole item from the order page first: nothing is left to refund.
@@ -180,12 +171,7 @@ def _vendor_side(vo_id):
 
 def test_second_vendor_gets_404_on_every_vendor_order_route(api, webhooks):
     vendor, product, buyer, order_id, vo_id, item_id = _delivered_order(api, webhooks, quantity=2)
-    api.post(
-        f"/vendor/orders/{vo_id}/ship",
-        vendor.token,
-        json={"carrier": "UPS", "tracking_number": "1"},
-    )
-    api.post(f"/vendor/orders/{vo_id}/deliver", vendor.token)
+    _ship_and_deliver(api, vendor, vo_id)
     returned = api.post(
         f"/orders/{order_id}/items/{item_id}/return",
         buyer.token,
