@@ -21,8 +21,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,8 @@ class Stack:
             "SECRET_KEY": secrets.token_hex(16),
             "SEARCH_INDEX_DIR": str(self.tmp / "search-index"),
             "JOBS_SYNCHRONOUS": "false",
+            # Bench accounts never log in: argon2's deliberate cost would only slow the set-up.
+            "PASSWORD_HASHER": "cheapest",
             "STRIPE_SECRET_KEY": "",
             "STRIPE_API_BASE": "",
         }
@@ -239,20 +241,6 @@ class Stack:
 # --- data setup (services, in this process) --------------------------------------------------
 
 
-@contextmanager
-def fast_registration() -> Iterator[None]:
-    """Skip argon2's deliberate ~0.1 s per account while creating bench buyers (no logins)."""
-    from marketplace.accounts import services as accounts
-
-    original = accounts.hash_password
-    fixed = original("bench-password-unused")
-    accounts.hash_password = lambda password: fixed
-    try:
-        yield
-    finally:
-        accounts.hash_password = original
-
-
 def make_vendor(name: str) -> int:
     from marketplace.accounts import services as accounts
     from marketplace.accounts.models import Role
@@ -260,8 +248,7 @@ def make_vendor(name: str) -> int:
     from marketplace.catalog.models import VendorStatus
 
     email = f"{name.lower()}-{secrets.token_hex(4)}@example.com"
-    with fast_registration():
-        user = accounts.register(email, "bench-password", name, Role.VENDOR)
+    user = accounts.register(email, "bench-password", name, Role.VENDOR)
     vendor = catalog.vendor_for_user(user.id)
     catalog.set_vendor_status(vendor.id, VendorStatus.APPROVED)
     catalog.set_payouts_enabled(vendor.id, True)  # checkout sells only for payable vendors
@@ -304,12 +291,11 @@ def make_buyers(count: int, cart: Callable[[int], list[tuple[int, int]]]) -> lis
 
     buyers = []
     run = secrets.token_hex(3)
-    with fast_registration():
-        for n in range(count):
-            user = accounts.register(f"b{n}-{run}@example.com", "bench-password", "B", Role.BUYER)
-            for variant_id, quantity in cart(n):
-                carts.add_item(user.id, variant_id, quantity)
-            buyers.append(Buyer(user.id, accounts.issue_token(user)))
+    for n in range(count):
+        user = accounts.register(f"b{n}-{run}@example.com", "bench-password", "B", Role.BUYER)
+        for variant_id, quantity in cart(n):
+            carts.add_item(user.id, variant_id, quantity)
+        buyers.append(Buyer(user.id, accounts.issue_token(user)))
     return buyers
 
 
