@@ -13,7 +13,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text, select, update
+from sqlalchemy import JSON, Integer, String, Text, delete, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace.db import UTCDateTime, db, on_commit, transaction, utcnow
@@ -21,6 +21,8 @@ from marketplace.db import UTCDateTime, db, on_commit, transaction, utcnow
 log = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(minutes=1)
+# Completed rows are only history once their job is done; failed or pending rows are kept.
+COMPLETED_RETENTION = timedelta(days=7)
 
 
 class OutboxMessage(db.Model):
@@ -120,3 +122,15 @@ def redispatch_stale(now: datetime | None = None) -> int:
             )
         dispatch(list(ids))
     return len(ids)
+
+
+def prune_completed(now: datetime | None = None) -> int:
+    """Periodic job (daily): delete rows completed longer ago than the retention."""
+    cutoff = (now or utcnow()) - COMPLETED_RETENTION
+    with transaction():
+        result = db.session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.completed_at.is_not(None), OutboxMessage.completed_at < cutoff
+            )
+        )
+    return result.rowcount

@@ -15,3 +15,8 @@ def sweep_expired_orders() -> int:
     for order_id in services.expired_unpaid_order_ids():
         count += services.expire_order(order_id)
     return count
+
+
+def prune_idempotency_records() -> int:
+    """Periodic (daily): drop checkout Idempotency-Keys past their retention."""
+    return services.prune_idempotency_records()

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -39,6 +39,8 @@ from marketplace.payouts import commission
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_KEY_MAX = 255
+# Stripe keeps idempotency keys for 24 hours; a week covers any client's retry window.
+IDEMPOTENCY_RETENTION = timedelta(days=7)
 
 
 class CartEmpty(Conflict):
@@ -168,6 +170,16 @@ def _claim_key(buyer_id: int, key: str, request_hash: str) -> IdempotencyRecord:
     except IntegrityError as error:
         raise _KeyTaken() from error
     return record
+
+
+def prune_idempotency_records(now: datetime | None = None) -> int:
+    """Forget Idempotency-Keys older than the retention; the same key later is a new request."""
+    cutoff = (now or utcnow()) - IDEMPOTENCY_RETENTION
+    with transaction():
+        result = db.session.execute(
+            delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)
+        )
+    return result.rowcount
 
 
 def _replay(buyer_id: int, key: str, request_hash: str) -> Order | None:

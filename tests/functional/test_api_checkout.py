@@ -315,3 +315,25 @@ def test_expiry_releases_once_and_cancels(app, api):
     assert len(reasons) == 1 + db.session.scalar(
         select(func.count()).select_from(VendorOrder).where(VendorOrder.order_id == order_id)
     )
+
+
+def test_idempotency_keys_are_kept_a_week_then_forgotten(api):
+    from datetime import timedelta
+
+    from marketplace.db import utcnow
+    from marketplace.orders import services as orders
+    from marketplace.orders.models import IdempotencyRecord
+
+    product = make_product(make_vendor(), stock=5)
+    buyer = make_buyer()
+    api.post("/cart/items", buyer.token, json={"variant_id": product.variants[0].id})
+    first = _checkout(api, buyer, key="weekly").get_json()["order"]["id"]
+
+    assert orders.prune_idempotency_records(now=utcnow() + timedelta(days=6)) == 0
+    assert _checkout(api, buyer, key="weekly").headers["Idempotent-Replayed"] == "true"
+    assert orders.prune_idempotency_records(now=utcnow() + timedelta(days=8)) == 1
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 0
+    # The key is free again: the same request is now a new checkout (of an empty cart).
+    assert_error(_checkout(api, buyer, key="weekly"), 409, "cart_empty")
+    assert db.session.get(Order, first) is not None

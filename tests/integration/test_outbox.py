@@ -186,3 +186,28 @@ def test_failed_handler_is_recorded_and_retried(app):
     row = _row(message_id)
     assert row.completed_at is not None and row.attempts == 2
     assert calls == [("x",)]
+
+
+def test_prune_deletes_only_rows_completed_before_the_retention(app):
+    failures_left[0] = 10
+
+    def add(*args: object, job: str = HANDLER) -> int:
+        with transaction():
+            return outbox.add(job, *args).id
+
+    done = add("done")
+    with pytest.raises(RuntimeError):
+        add(job=FAILING)  # synchronous mode: the handler's error surfaces at commit
+    failed = db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.job == FAILING))
+    app.config["JOBS_SYNCHRONOUS"] = False
+    pending = add("pending")  # dispatched to RQ, never run
+    assert _row(done).completed_at is not None and _row(failed).completed_at is None
+
+    assert outbox.prune_completed() == 0  # completed just now: kept
+    week_later = utcnow() + outbox.COMPLETED_RETENTION + timedelta(minutes=1)
+    assert outbox.prune_completed(now=week_later) == 1
+    db.session.rollback()
+    assert db.session.get(OutboxMessage, done) is None
+    assert {_row(failed).id, _row(pending).id} == {failed, pending}
+    outbox.run_message(done)  # a late duplicate of the deleted row's job does nothing
+    assert calls == [("done", 1)]
