@@ -7,18 +7,20 @@ Plain values in, a dataclass out; read-only (any web worker). How a query runs:
    text fields (title boosted highest); a word of 4+ letters that the index does not know
    is widened to the indexed words one edit away (`addidas` → `adidas`).
    Words are ANDed; when that finds nothing, ORed (ARCHITECTURE.md: AND first, OR costs 4×).
-2. Each active filter becomes a set of document numbers (term postings / numeric ranges).
+2. Each active filter becomes a boolean mask over document numbers: brand, category and
+   in-stock from their term postings (read into arrays once per index segment), price and
+   rating ranges by comparing column arrays.
 3. Results = text ∩ every filter. Each facet counts text ∩ every *other* filter, so choosing a
-   brand still shows the other brands' counts. Counting reads sortable columns, loaded once per
-   index segment (segments never change) and kept in memory; facet counts are cached per
-   index generation.
+   brand still shows the other brands' counts. Counting is `numpy.bincount` over sortable
+   columns held as numpy arrays (brand and category as integer codes into their distinct
+   strings), loaded once per index segment (segments never change) and kept in memory; facet
+   counts are cached per index generation.
 4. Relevance order comes from Whoosh's scorer restricted to the result set; the other sorts
-   use the column arrays.
+   use `numpy.lexsort` over the column arrays (a presorted order for big result sets).
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
 import threading
@@ -28,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from whoosh.query import And, Or, Prefix, Query, Term
@@ -162,19 +165,39 @@ def text_query(
 
 # --- per-segment column arrays -------------------------------------------------------------
 
+# Exact-match filter fields: their postings are read once per segment, like the columns.
+TERM_FIELDS = ("brand_key", "category_paths", "in_stock")
+_INT64_MAX = int(np.iinfo(np.int64).max)
+_INT64_MIN = int(np.iinfo(np.int64).min)
+
+_Postings = dict[str, dict[bytes, np.ndarray]]  # field → term bytes → sorted docnums
+
 
 @dataclass
 class _Columns:
-    pid: list[int]
-    price: list[int]
-    rating: list[int]
-    created: list[int]
-    brand: list[str]
-    category: list[str]
-    price_bucket: list[int]
-    rating_floor: list[int]
+    """Column values by document number: int64 numbers; brand and category as int32 codes
+    into `brands` / `categories` (the distinct strings of this segment or view)."""
+
+    pid: np.ndarray
+    price: np.ndarray
+    rating: np.ndarray
+    created: np.ndarray
+    brand: np.ndarray
+    category: np.ndarray
+    price_bucket: np.ndarray
+    rating_floor: np.ndarray
+    brands: list[str]
+    categories: list[str]
+    # (docnum offset, postings of one segment) for every segment in this view.
+    postings: list[tuple[int, _Postings]] = field(default_factory=list, repr=False)
     # Every docnum sorted by a sort key, built on first use (the arrays never change).
-    orders: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    orders: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+
+_NUMBERS = ("pid", "price", "rating", "created", "price_bucket", "rating_floor")
+_BUCKET_HIGHS = np.array(
+    [_INT64_MAX if high is None else high for _, high in PRICE_BUCKETS], dtype=np.int64
+)
 
 
 def _bucket(price: int) -> int:
@@ -184,31 +207,93 @@ def _bucket(price: int) -> int:
     return len(PRICE_BUCKETS) - 1
 
 
+def _buckets(price: np.ndarray) -> np.ndarray:
+    """`_bucket` of every price: the first bucket whose high end admits it."""
+    found = np.searchsorted(_BUCKET_HIGHS, price, side="left")
+    return np.minimum(found, len(PRICE_BUCKETS) - 1).astype(np.int8)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False  # shared between threads and caches
+    return array
+
+
 def _segment_columns(reader: Any) -> _Columns:
-    def column(name: str) -> list[Any]:
-        return list(reader.column_reader(name))
+    count = reader.doc_count_all()
 
-    decoded: dict[bytes, str] = {}
+    def numbers(name: str) -> np.ndarray:
+        return np.fromiter(reader.column_reader(name), dtype=np.int64, count=count)
 
-    def text(name: str) -> list[str]:
-        out = []
-        for raw in reader.column_reader(name):
-            value = decoded.get(raw)
-            if value is None:
-                value = decoded[raw] = raw.decode() if raw else ""
-            out.append(value)
-        return out
+    def codes(name: str) -> tuple[np.ndarray, list[str]]:
+        seen: dict[bytes, int] = {}
+        array = np.fromiter(
+            (seen.setdefault(raw, len(seen)) for raw in reader.column_reader(name)),
+            dtype=np.int32,
+            count=count,
+        )
+        return array, [raw.decode() if raw else "" for raw in seen]
 
-    price, rating = column("price_min"), column("rating")
-    return _Columns(
-        pid=column("pid"),
+    postings: _Postings = {}
+    for name in TERM_FIELDS:
+        postings[name] = {
+            term: _frozen(np.fromiter(reader.postings(name, term).all_ids(), dtype=np.int64))
+            for term in reader.lexicon(name)
+        }
+    price, rating = numbers("price_min"), numbers("rating")
+    brand, brands = codes("brand_name")
+    category, categories = codes("category_path")
+    columns = _Columns(
+        pid=numbers("pid"),
         price=price,
         rating=rating,
-        created=column("created"),
-        brand=text("brand_name"),
-        category=text("category_path"),
-        price_bucket=[_bucket(p) for p in price],
-        rating_floor=[(r - 1) // RATING_SCALE if r else -1 for r in rating],
+        created=numbers("created"),
+        brand=brand,
+        category=category,
+        price_bucket=_buckets(price),
+        rating_floor=np.where(rating > 0, (rating - 1) // RATING_SCALE, -1),
+        brands=brands,
+        categories=categories,
+        postings=[(0, postings)],
+    )
+    for name in (*_NUMBERS, "brand", "category"):
+        _frozen(getattr(columns, name))
+    return columns
+
+
+def _recode(parts: list[tuple[np.ndarray, list[str]]]) -> tuple[np.ndarray, list[str]]:
+    """Concatenate per-segment codes, renumbered into one list of distinct strings."""
+    merged: dict[str, int] = {}
+    arrays = []
+    for array, values in parts:
+        table = np.array([merged.setdefault(v, len(merged)) for v in values], dtype=np.int32)
+        arrays.append(table[array] if len(array) else array)
+    return np.concatenate(arrays), list(merged)
+
+
+def _concatenate(parts: list[_Columns]) -> _Columns:
+    if not parts:  # an index with no segments yet
+        empty = np.zeros(0, dtype=np.int64)
+        return _Columns(
+            **{name: empty for name in _NUMBERS},
+            brand=empty.astype(np.int32),
+            category=empty.astype(np.int32),
+            brands=[],
+            categories=[],
+        )
+    offsets = itertools.accumulate((len(part.pid) for part in parts[:-1]), initial=0)
+    brand, brands = _recode([(part.brand, part.brands) for part in parts])
+    category, categories = _recode([(part.category, part.categories) for part in parts])
+    return _Columns(
+        **{name: _frozen(np.concatenate([getattr(p, name) for p in parts])) for name in _NUMBERS},
+        brand=_frozen(brand),
+        category=_frozen(category),
+        brands=brands,
+        categories=categories,
+        postings=[
+            (offset + inner, postings)
+            for offset, part in zip(offsets, parts, strict=True)
+            for inner, postings in part.postings
+        ],
     )
 
 
@@ -233,18 +318,18 @@ class _Lru(OrderedDict[Any, Any]):
 
 _segments = _Lru(64)  # (index dir, segment id) → _Columns
 _views = _Lru(8)  # (index dir, segment ids) → concatenated _Columns
-_live = _Lru(8)  # (index dir, generation) → live docnums
+_live = _Lru(8)  # (index dir, generation) → mask of live docnums
 _corrections_cache = _Lru(2048)  # (index dir, generation, word) → corrections
-_filter_cache = _Lru(256)  # (index dir, generation, filter query) → docnums
+_filter_cache = _Lru(256)  # (index dir, generation, filter) → mask of docnums
 _facet_cache = _Lru(512)  # (index dir, generation, words, mode, filter queries) → Facets
 
 
 def _leaves(searcher: Searcher) -> list[tuple[Any, int]]:
-    return list(searcher.reader().leaf_readers())
+    return [(r, o) for r, o in searcher.reader().leaf_readers() if r.segment() is not None]
 
 
 def _columns(searcher: Searcher, where: str) -> _Columns:
-    leaves = [(r, o) for r, o in _leaves(searcher) if r.segment() is not None]
+    leaves = _leaves(searcher)
     segment_ids = tuple(reader.segment().segment_id() for reader, _ in leaves)
 
     def build() -> _Columns:
@@ -252,37 +337,47 @@ def _columns(searcher: Searcher, where: str) -> _Columns:
             _segments.get_or((where, sid), lambda r=reader: _segment_columns(r))
             for sid, (reader, _) in zip(segment_ids, leaves, strict=True)
         ]
-        if len(parts) == 1:
-            return parts[0]
-        if not parts:  # an index with no segments yet
-            return _Columns(**{name: [] for name in _FIELDS})
-        return _Columns(
-            **{name: [v for part in parts for v in getattr(part, name)] for name in _FIELDS}
-        )
+        return parts[0] if len(parts) == 1 else _concatenate(parts)
 
     return _views.get_or((where, segment_ids), build)
 
 
-_FIELDS = tuple(name for name in _Columns.__dataclass_fields__ if name != "orders")
+def _live_mask(searcher: Searcher, size: int) -> np.ndarray:
+    live = np.zeros(size, dtype=bool)
+    for reader, offset in _leaves(searcher):
+        live[offset : offset + reader.doc_count_all()] = True
+        if reader.has_deletions():
+            deleted = np.fromiter(reader.segment().deleted_docs(), dtype=np.int64)
+            live[deleted + offset] = False
+    return _frozen(live)
 
 
 # --- the search ----------------------------------------------------------------------------
 
 
-def _intersect(sets: Iterable[set[int] | frozenset[int]]) -> set[int]:
-    ordered = sorted(sets, key=len)
-    result = set(ordered[0])
-    for other in ordered[1:]:
-        result &= other
-        if not result:
-            break
-    return result
+def _docs_mask(docnums: Iterable[int], size: int) -> np.ndarray:
+    mask = np.zeros(size, dtype=bool)
+    mask[np.fromiter(docnums, dtype=np.int64)] = True
+    return mask
 
 
-def _filter_sets(
+def _term_mask(searcher: Searcher, columns: _Columns, name: str, value: Any) -> np.ndarray:
+    """The documents having term `value` in field `name`, as `Term(name, value)` finds them."""
+    try:
+        text = searcher.schema[name].to_bytes(value)
+    except ValueError:
+        text = None
+    mask = np.zeros(len(columns.pid), dtype=bool)
+    for offset, postings in columns.postings:
+        docnums = postings[name].get(text) if text is not None else None
+        if docnums is not None:
+            mask[docnums + offset] = True
+    return _frozen(mask)
+
+
+def _filter_masks(
     searcher: Searcher,
     columns: _Columns,
-    live: frozenset[int],
     *,
     brand: str | None,
     category: str | None,
@@ -290,91 +385,105 @@ def _filter_sets(
     max_price: int | None,
     min_rating: float | None,
     in_stock: bool,
-) -> dict[str, frozenset[int]]:
-    queries: dict[str, Query] = {}
+) -> dict[str, np.ndarray]:
+    terms: dict[str, tuple[str, Any]] = {}
     if brand and brand.strip():
-        queries["brand"] = Term("brand_key", " ".join(brand.split()).lower())
+        terms["brand"] = ("brand_key", " ".join(brand.split()).lower())
     if category and category.strip():
         path = "/".join(p.strip() for p in category.replace(">", "/").split("/") if p.strip())
-        queries["category"] = Term("category_paths", path.lower())
+        terms["category"] = ("category_paths", path.lower())
     if in_stock:
-        queries["in_stock"] = Term("in_stock", True)
+        terms["in_stock"] = ("in_stock", True)
     where, generation = storage.searcher_dir(), searcher.reader().generation()
-    sets = {
+    masks = {
         name: _filter_cache.get_or(
-            (where, generation, repr(q)), lambda q=q: frozenset(searcher.docs_for_query(q))
+            (where, generation, term), lambda term=term: _term_mask(searcher, columns, *term)
         )
-        for name, q in queries.items()
+        for name, term in terms.items()
     }
-    # Ranges scan the column arrays (numbers are not indexed as terms).
+    # Ranges compare the column arrays (numbers are not indexed as terms).
     if min_price is not None or max_price is not None:
         low, high = min_price or 0, max_price if max_price is not None else 2**63
+        # Column values are int64: clamping the bounds to that range changes no comparison.
+        low, high = min(max(low, _INT64_MIN), _INT64_MAX), min(max(high, _INT64_MIN), _INT64_MAX)
         price = columns.price
-        sets["price"] = _filter_cache.get_or(
+        masks["price"] = _filter_cache.get_or(
             (where, generation, "price", low, high),
-            lambda: frozenset(d for d in live if low <= price[d] <= high),
+            lambda: _frozen((price >= low) & (price <= high)),
         )
     if min_rating:  # "at least 0 stars" is no filter at all (as in the API)
         floor = 1 + max(0, math.ceil(Decimal(str(min_rating)) * RATING_SCALE))
+        floor = min(floor, _INT64_MAX)
         rating = columns.rating
-        sets["rating"] = _filter_cache.get_or(
-            (where, generation, "rating", floor),
-            lambda: frozenset(d for d in live if rating[d] >= floor),
+        masks["rating"] = _filter_cache.get_or(
+            (where, generation, "rating", floor), lambda: _frozen(rating >= floor)
         )
-    return sets
+    return masks
 
 
-def _facets(
-    columns: _Columns, text_docs: set[int] | frozenset[int], filters: dict[str, frozenset[int]]
-) -> Facets:
-    def base(skip: str) -> set[int] | frozenset[int]:
-        others = [docs for name, docs in filters.items() if name != skip]
-        return _intersect([text_docs, *others]) if others else text_docs
+def _all_of(first: np.ndarray, others: Iterable[np.ndarray]) -> np.ndarray:
+    result = first
+    for other in others:
+        result = result & other
+    return result
 
-    brands = Counter(map(columns.brand.__getitem__, base("brand")))
-    leaves = Counter(map(columns.category.__getitem__, base("category")))
+
+def _facets(columns: _Columns, text_docs: np.ndarray, filters: dict[str, np.ndarray]) -> Facets:
+    def base(skip: str) -> np.ndarray:
+        return _all_of(text_docs, (docs for name, docs in filters.items() if name != skip))
+
+    def counts(codes: np.ndarray, skip: str, size: int) -> np.ndarray:
+        return np.bincount(codes[base(skip)], minlength=size)
+
+    brands = counts(columns.brand, "brand", len(columns.brands))
+    leaves = counts(columns.category, "category", len(columns.categories))
     categories: Counter[str] = Counter()
-    for path, count in leaves.items():
+    for code in np.flatnonzero(leaves).tolist():
+        path = columns.categories[code]
         if path:
             for ancestor in category_ancestors(path):
-                categories[ancestor] += count
-    buckets = Counter(map(columns.price_bucket.__getitem__, base("price")))
-    floors = Counter(map(columns.rating_floor.__getitem__, base("rating")))
+                categories[ancestor] += int(leaves[code])
+    buckets = counts(columns.price_bucket, "price", len(PRICE_BUCKETS)).tolist()
+    # rating_floor is -1 (unrated) … 5; shifted by one so bincount can count it.
+    floors = np.bincount(columns.rating_floor[base("rating")] + 1).tolist()
 
-    def top(counter: Counter[str]) -> list[FacetCount]:
-        ranked = sorted(((v, c) for v, c in counter.items() if v), key=lambda p: (-p[1], p[0]))
+    def top(pairs: Iterable[tuple[str, int]]) -> list[FacetCount]:
+        ranked = sorted(((v, c) for v, c in pairs if v and c), key=lambda p: (-p[1], p[0]))
         return [FacetCount(v, c) for v, c in ranked[:MAX_FACET_VALUES]]
 
     return Facets(
-        brand=top(brands),
-        category=top(categories),
-        price=[
-            PriceFacet(low, high, buckets.get(i, 0)) for i, (low, high) in enumerate(PRICE_BUCKETS)
-        ],
-        rating=[
-            RatingFacet(step, sum(c for f, c in floors.items() if f >= step))
-            for step in RATING_STEPS
-        ],
+        brand=top(zip(columns.brands, brands.tolist(), strict=True)),
+        category=top(categories.items()),
+        price=[PriceFacet(low, high, buckets[i]) for i, (low, high) in enumerate(PRICE_BUCKETS)],
+        rating=[RatingFacet(step, sum(floors[step + 1 :])) for step in RATING_STEPS],
     )
 
 
-def _order(columns: _Columns, docs: set[int], sort: str, limit: int) -> list[int]:
-    pid, price, rating, created = columns.pid, columns.price, columns.rating, columns.created
-    keys: dict[str, Callable[[int], Any]] = {
-        "price_asc": lambda d: (price[d], pid[d]),
-        "price_desc": lambda d: (-price[d], pid[d]),
-        "rating": lambda d: (-rating[d], pid[d]),
-    }
-    key = keys.get(sort, lambda d: (-created[d], -pid[d]))
-    if len(docs) > PRESORTED_ABOVE:
+def _sort_keys(columns: _Columns, sort: str, at: np.ndarray | slice) -> tuple[np.ndarray, ...]:
+    """`numpy.lexsort` keys (last one primary) of a sort for the docnums `at`; product id
+    breaks ties."""
+    pid = columns.pid[at]
+    if sort == "price_asc":
+        return pid, columns.price[at]
+    if sort == "price_desc":
+        return pid, -columns.price[at]
+    if sort == "rating":
+        return pid, -columns.rating[at]
+    return -pid, -columns.created[at]  # newest (and relevance without words)
+
+
+def _order(columns: _Columns, docs: np.ndarray, total: int, sort: str, limit: int) -> np.ndarray:
+    if sort not in ("price_asc", "price_desc", "rating"):
+        sort = "newest"
+    if total > PRESORTED_ABOVE:
         # Big result sets (browsing): walk the presorted order and keep the first matches.
         order = columns.orders.get(sort)
         if order is None:
-            order = columns.orders[sort] = sorted(range(len(pid)), key=key)
-        return list(itertools.islice(filter(docs.__contains__, order), limit))
-    if limit * 4 < len(docs):
-        return heapq.nsmallest(limit, docs, key=key)
-    return sorted(docs, key=key)[:limit]
+            keys = _sort_keys(columns, sort, slice(None))
+            order = columns.orders[sort] = _frozen(np.lexsort(keys))
+        return order[docs[order]][:limit]
+    found = np.flatnonzero(docs)
+    return found[np.lexsort(_sort_keys(columns, sort, found))][:limit]
 
 
 def search(
@@ -403,11 +512,11 @@ def search(
     where = storage.searcher_dir()
     generation = searcher.reader().generation()
     columns = _columns(searcher, where)
-    live = _live.get_or((where, generation), lambda: frozenset(searcher.reader().all_doc_ids()))
-    filters = _filter_sets(
+    size = len(columns.pid)
+    live = _live.get_or((where, generation), lambda: _live_mask(searcher, size))
+    filters = _filter_masks(
         searcher,
         columns,
-        live,
         brand=brand,
         category=category,
         min_price=min_price,
@@ -418,9 +527,9 @@ def search(
 
     words = query_words(q)
     text: Query | None = None
-    text_docs: set[int] | frozenset[int] = live
+    text_docs = live
     matched = "all"
-    docs: set[int] = _intersect([live, *filters.values()])
+    docs = _all_of(live, filters.values())
     if words:
         fixes = {
             w: _corrections_cache.get_or(
@@ -430,10 +539,10 @@ def search(
         }
         for conjunctive in (True, False):
             text = text_query(words, fixes, conjunctive=conjunctive)
-            text_docs = set(searcher.docs_for_query(text))
-            docs = _intersect([text_docs, *filters.values()])
+            text_docs = _docs_mask(searcher.docs_for_query(text), size)
+            docs = _all_of(text_docs, filters.values())
             matched = "and" if conjunctive else "or"
-            if docs or len(words) == 1:
+            if docs.any() or len(words) == 1:
                 break
 
     filter_key = (brand, category, min_price, max_price, min_rating, in_stock)
@@ -441,16 +550,17 @@ def search(
     facets = _facet_cache.get_or(facet_key, lambda: _facets(columns, text_docs, filters))
 
     offset = (page - 1) * per_page
-    total = len(docs)
+    total = int(np.count_nonzero(docs))
     if offset >= total:
         return SearchResult([], total, page, per_page, facets, matched)
     limit = min(offset + per_page, total)
     if text is not None and sort == "relevance":
-        results = searcher.search(text, filter=docs, limit=limit)
-        ranked = [docnum for _, docnum in results.top_n]
+        allowed = set(np.flatnonzero(docs).tolist())
+        results = searcher.search(text, filter=allowed, limit=limit)
+        ranked = np.array([docnum for _, docnum in results.top_n], dtype=np.int64)
     else:
-        ranked = _order(columns, docs, sort, limit)
-    ids = [columns.pid[d] for d in ranked[offset:limit]]
+        ranked = _order(columns, docs, total, sort, limit)
+    ids = columns.pid[ranked[offset:limit]].tolist()
     return SearchResult(ids, total, page, per_page, facets, matched)
 
 
