@@ -147,14 +147,15 @@ def issue_token(user: User) -> str:
 
 
 def user_for_token(token: str) -> User | None:
-    api_token = db.session.scalar(
-        select(ApiToken).where(
-            ApiToken.token_hash == _token_hash(token), ApiToken.revoked_at.is_(None)
+    return db.session.scalar(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(
+            ApiToken.token_hash == _token_hash(token),
+            ApiToken.revoked_at.is_(None),
+            User.active.is_(True),
         )
     )
-    if api_token is None or not api_token.user.active:
-        return None
-    return api_token.user
 
 
 def revoke_token(token: str) -> None:

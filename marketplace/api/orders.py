@@ -41,16 +41,16 @@ def checkout() -> Any:
         )
     raw = json_body()
     data = parse(CheckoutBody, raw)
-    buyer = current_user()
+    buyer_id = current_user().id  # read before the commit expires the user
     result = orders.checkout(
-        buyer.id,
+        buyer_id,
         orders.Address(**data.shipping_address.model_dump()),
         key,
         orders.request_fingerprint(raw),
         coupon_code=data.coupon_code,
     )
     payment = payments.payment_for_checkout(result.order.id)
-    order = orders.buyer_order(buyer.id, result.order.id)
+    order = orders.buyer_order(buyer_id, result.order.id)
     response = jsonify({"order": order_json(order), "payment": payment})
     response.status_code = 201
     if result.replayed:
