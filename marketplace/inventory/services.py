@@ -54,19 +54,32 @@ def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -
     for variant_id, quantity in lines:
         merged[variant_id] = merged.get(variant_id, 0) + quantity
     short: list[int] = []
+    # Only a variant left with nothing available can take its product out of stock in the
+    # search index; RETURNING says which, without a query per line (SQLite before 3.35 has no
+    # RETURNING: then every line is checked).
+    returning = db.session.get_bind().dialect.update_returning
+    sold_out: list[int] = []
     for variant_id in sorted(merged):
         quantity = merged[variant_id]
-        result = db.session.execute(
+        statement = (
             update(Variant)
             .where(Variant.id == variant_id, Variant.on_hand - Variant.reserved >= quantity)
             .values(reserved=Variant.reserved + quantity)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:
+        if returning:
+            left = db.session.execute(
+                statement.returning(Variant.on_hand - Variant.reserved)
+            ).scalar_one_or_none()
+            if left is None:
+                short.append(variant_id)
+            elif left == 0:
+                sold_out.append(variant_id)
+        elif db.session.execute(statement).rowcount != 1:
             short.append(variant_id)
     if short:
         raise OutOfStock(details={"variant_ids": short})
-    search_index.stock_changed(variant_ids=sorted(merged))
+    search_index.stock_changed(variant_ids=sold_out if returning else sorted(merged))
     reservations = [
         Reservation(
             order_id=order_id,

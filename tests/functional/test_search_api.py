@@ -20,6 +20,7 @@ from marketplace.catalog.models import (
     VendorStatus,
 )
 from marketplace.db import db, transaction
+from marketplace.orders.models import Order
 from marketplace.search import index as storage
 from marketplace.search import indexing
 from tests.helpers import make_product, make_vendor
@@ -408,6 +409,28 @@ def test_stock_out_and_back(api):
     assert [(i["title"], i["in_stock"]) for i in body["items"]] == [("Tent", False)]
     catalog.update_variant(vendor.vendor.id, product.variants[0].id, stock=2)
     assert titles(api, in_stock="true") == ["Tent"]
+
+
+def test_checkouts_that_sell_out_and_a_cancel_keep_the_in_stock_flag_fresh(api):
+    from marketplace.cart import services as carts
+    from marketplace.orders import services as orders
+    from tests.helpers import make_buyer
+
+    product = make_product(make_vendor(), title="Kayak", stock=3)
+    variant_id = product.variants[0].id
+    address = orders.Address(name="B", line1="1 St", city="C", postal_code="1", country="US")
+
+    def checkout(quantity: int) -> int:
+        buyer = make_buyer()
+        carts.add_item(buyer.id, variant_id, quantity)
+        return orders.checkout(buyer.id, address, f"k{quantity}", "h").order.id
+
+    checkout(2)  # one left
+    assert titles(api, in_stock="true") == ["Kayak"]
+    last = checkout(1)  # sold out
+    assert titles(api, in_stock="true") == []
+    orders.cancel_by_buyer(db.session.get(Order, last).buyer_id, last)  # released
+    assert titles(api, in_stock="true") == ["Kayak"]
 
 
 def test_stock_changed_hook_enqueues_only_on_a_flip(api):
