@@ -105,8 +105,11 @@ def plan_refund(
     payment = payment_of(vendor_order.order_id)
     if payment is None or payment.status is not PaymentStatus.CAPTURED:
         raise NotCaptured()
-    if vendor_order.status in (VendorOrderStatus.REFUNDED,):
+    if vendor_order.status is VendorOrderStatus.REFUNDED:
         raise NothingToRefund()
+    if vendor_order.status is VendorOrderStatus.CANCELLED and not whole:
+        # Cancelled before the capture: never charged. After it: refunded whole, automatically.
+        raise NothingToRefund("A cancelled order is refunded automatically if it was charged.")
     if amount_cents is not None and items:
         raise ValidationFailed({"amount_cents": "give either amount_cents or items, not both"})
     done_amount, done_tax, done_commission = _refunded_so_far(vendor_order.id)

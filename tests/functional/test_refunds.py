@@ -327,3 +327,26 @@ def test_buyer_cancel_after_capture_refunds_the_unshipped_part(api, webhooks):
     assert refund.commission_returned_cents == VO1["fee"]
     assert _stock(paid["variants"][2]) == (5, 0)
     _assert_books_balance()
+
+
+def test_a_part_cancelled_before_the_capture_cannot_be_refunded_out_of_the_others(api, webhooks):
+    paid = _paid_order(api, webhooks, vendors=2)
+    other = paid["sellers"][1]
+    cancelled = api.post(f"{_vo_url(paid, 1)}/cancel", other.token, json={"reason": "no stock"})
+    assert cancelled.status_code == 200, cancelled.get_json()
+    _ship(api, paid)  # captures the first vendor's part only
+    db.session.rollback()
+    stock_before = [db.session.get(Variant, v).on_hand for v in paid["variants"]]
+
+    body = {"reason": "goodwill"}
+    for request in (body, {**body, "amount_cents": 100}):
+        assert_error(
+            api.post(f"{_vo_url(paid, 1)}/refund", other.token, json=request),
+            409,
+            "nothing_to_refund",
+        )
+    assert_error(api.get(f"{_vo_url(paid, 1)}/refund-preview", other.token), 409)
+    assert objects(emulator_state(webhooks), "refunds") == []
+    db.session.rollback()
+    assert [db.session.get(Variant, v).on_hand for v in paid["variants"]] == stock_before
+    _assert_books_balance()
