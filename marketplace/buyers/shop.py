@@ -206,6 +206,9 @@ def checkout() -> Any:
 def pay(order_id: int) -> Any:
     """Hand the buyer to the card page: the emulator's offline, Stripe.js with real keys."""
     order = orders.buyer_order(current_user.id, order_id)
+    if order.status not in orders.UNPAID:
+        flash(f"This order is {order.status.value.replace('_', ' ')}: there is nothing to pay.")
+        return redirect(url_for("buyers.order_detail", order_id=order.id))
     payment = payments.payment_for_checkout(order.id)
     if payment.get("error") or not payment.get("client_secret"):
         flash("We could not reach the payment provider; please try again in a moment.", "error")

@@ -82,7 +82,7 @@ def mark_paid(order: Order, *, actor: str = "stripe") -> bool:
     reserved again if it is still there. Returns False when it is not: the caller voids the
     payment and the order is cancelled.
     """
-    if order.status not in UNPAID and not _expired_cancellation(order):
+    if order.status not in UNPAID and not expired_cancellation(order):
         return True  # already paid (events arrive more than once and out of order)
     if not inventory.active_reservations(order.id):
         lines = [(item.variant_id, item.quantity) for item in order.items]
@@ -95,7 +95,7 @@ def mark_paid(order: Order, *, actor: str = "stripe") -> bool:
             else:
                 order.cancel_reason = "paid_after_expiry_out_of_stock"
             return False
-    if _expired_cancellation(order):
+    if expired_cancellation(order):
         reopen_after_expiry(order, actor=actor)
     if order.status is OrderStatus.PAYMENT_FAILED:
         # The failed attempt put the items back in the cart; they are bought after all.
@@ -113,7 +113,8 @@ def mark_paid(order: Order, *, actor: str = "stripe") -> bool:
     return True
 
 
-def _expired_cancellation(order: Order) -> bool:
+def expired_cancellation(order: Order) -> bool:
+    """Cancelled only because the reservation ran out: a late payment can still buy it."""
     return order.status is OrderStatus.CANCELLED and order.cancel_reason == "reservation_expired"
 
 

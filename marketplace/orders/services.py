@@ -408,6 +408,8 @@ def cancel_by_buyer(buyer_id: int, order_id: int) -> Order:
         assert order is not None
         if order.status in UNPAID:
             fulfilment.cancel_unpaid(order, actor=actor, reason="cancelled_by_buyer")
+            if order.payment_intent_id:  # a pay page left open can no longer charge the card
+                outbox.add("marketplace.payments.jobs.void_payment", order.id, "cancelled_by_buyer")
         elif fulfilment.cancel_paid_parts(order, actor=actor, reason="cancelled_by_buyer") == 0:
             transition_order(order, OrderStatus.CANCELLED, actor=actor, reason="cancelled_by_buyer")
     return order

@@ -153,7 +153,8 @@ def _apply_payment_intent(event_type: str, intent: dict[str, Any]) -> str:
         db.session.add(payment)
     status = intent.get("status")
     if event_type in AUTHORIZED_EVENTS and status in ("requires_capture", "succeeded"):
-        if payment.status is PaymentStatus.REQUIRES_PAYMENT:
+        first_authorization = payment.status is PaymentStatus.REQUIRES_PAYMENT
+        if first_authorization:
             payment.status = PaymentStatus.AUTHORIZED
             payment.amount_authorized_cents = int(
                 intent.get("amount_capturable") or intent.get("amount") or 0
@@ -162,6 +163,11 @@ def _apply_payment_intent(event_type: str, intent: dict[str, Any]) -> str:
         if intent.get("amount") != order.total_cents:
             outbox.add("marketplace.payments.jobs.void_payment", order.id, "amount_mismatch")
             return "amount_mismatch"
+        cancelled = order.status is OrderStatus.CANCELLED
+        if first_authorization and cancelled and not fulfilment.expired_cancellation(order):
+            # Paid from a page left open after the order was cancelled: give the hold back.
+            outbox.add("marketplace.payments.jobs.void_payment", order.id, "order_cancelled")
+            return "voided_cancelled"
         if not fulfilment.mark_paid(order):
             outbox.add("marketplace.payments.jobs.void_payment", order.id, "out_of_stock")
             outbox.add("marketplace.notifications.jobs.payment_voided", order.id)
@@ -225,6 +231,14 @@ def capture_order(order_id: int) -> Payment | None:
     return payment_of(order_id)
 
 
+# Our reasons for voiding, in Stripe's `cancellation_reason` vocabulary.
+_STRIPE_CANCELLATION_REASONS = {
+    "amount_mismatch": "fraudulent",
+    "cancelled_by_buyer": "requested_by_customer",
+    "order_cancelled": "requested_by_customer",
+}
+
+
 def void_payment(order_id: int, reason: str) -> None:
     """Cancel an uncaptured authorization (nothing was taken from the buyer)."""
     payment = payment_of(order_id)
@@ -232,9 +246,7 @@ def void_payment(order_id: int, reason: str) -> None:
         return
     pi_id = payment.payment_intent_id
     db.session.rollback()
-    stripe_reason = "abandoned" if reason in ("out_of_stock", "all_cancelled") else "fraudulent"
-    if reason == "amount_mismatch":
-        stripe_reason = "fraudulent"
+    stripe_reason = _STRIPE_CANCELLATION_REASONS.get(reason, "abandoned")
     try:
         gateway.cancel_payment_intent(pi_id, key=f"void:order:{order_id}", reason=stripe_reason)
     except gateway.PaymentProviderRejected:

@@ -130,3 +130,24 @@ def test_someone_elses_order_page_is_404(client, api):
     assert client.get(f"/orders/{order_id}/pay").status_code == 404
     db.session.rollback()
     assert db.session.get(Order, order_id).status.value == "pending_payment"
+
+
+def test_a_cancelled_order_has_nothing_to_pay(client, api, webhooks):
+    product = make_product(make_vendor(), price_cents=900, stock=2)
+    buyer = make_buyer()
+    api.post("/cart/items", buyer.token, json={"variant_id": product.variants[0].id})
+    body = api.post(
+        "/checkout",
+        buyer.token,
+        json={"shipping_address": ADDRESS_FORM},
+        headers={"Idempotency-Key": "cancel-then-pay"},
+    ).get_json()
+    order_id = body["order"]["id"]
+    assert api.post(f"/orders/{order_id}/cancel", buyer.token).status_code == 200
+
+    login(client, buyer.user.email, PASSWORD)
+    response = client.get(f"/orders/{order_id}/pay")
+    assert response.status_code == 302
+    assert urlsplit(response.location).path == f"/orders/{order_id}"
+    page = client.get(response.location).get_data(as_text=True)
+    assert "This order is cancelled: there is nothing to pay." in page

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import stripe
 from sqlalchemy import func, select
 
 from marketplace.catalog.models import Variant, Vendor
@@ -317,3 +318,50 @@ def test_account_updated_for_an_unknown_account_is_ignored(api, client, emulator
     assert post_event(client, event).get_json()["outcome"] == "duplicate"
     db.session.rollback()
     assert db.session.get(Vendor, vendor.vendor.id).payouts_enabled is False
+
+
+def _intent(emulator: Any, intent_id: str) -> dict[str, Any]:
+    (intent,) = [
+        i for i in objects(emulator_state(emulator), "payment_intents") if i["id"] == intent_id
+    ]
+    return intent
+
+
+def test_cancelling_an_unpaid_order_cancels_its_payment_intent(api, webhooks):
+    variant_id = make_product(make_vendor(), price_cents=1200, stock=2).variants[0].id
+    buyer = make_buyer()
+    _add_to_cart(api, buyer, variant_id, 1)
+    body = checkout(api, buyer)
+    intent_id = body["payment"]["payment_intent_id"]
+
+    cancelled = api.post(f"/orders/{body['order']['id']}/cancel", buyer.token)
+    assert cancelled.get_json()["status"] == "cancelled"
+    assert _intent(webhooks, intent_id)["status"] == "canceled"
+    with pytest.raises(stripe.InvalidRequestError, match="status of canceled"):
+        pay(body)  # the pay page left open can no longer charge the card
+    webhooks.flush_webhooks()
+    order = _order(body["order"]["id"])
+    assert order.status.value == "cancelled" and _variant(variant_id) == (2, 0)
+    assert not objects(emulator_state(webhooks), "charges")
+
+
+def test_an_authorization_for_an_order_cancelled_meanwhile_is_voided(api, webhooks):
+    from marketplace.db import transaction
+    from marketplace.orders import fulfilment
+
+    variant_id = make_product(make_vendor(), price_cents=1200, stock=2).variants[0].id
+    buyer = make_buyer()
+    _add_to_cart(api, buyer, variant_id, 1)
+    body = checkout(api, buyer)
+    order_id, intent_id = body["order"]["id"], body["payment"]["payment_intent_id"]
+    with transaction():  # cancelled by a path that does not void (say, an operator's fix)
+        fulfilment.cancel_unpaid(_order(order_id), actor="admin", reason="fraud_check")
+
+    assert pay(body)["status"] == "requires_capture"
+    assert webhooks.flush_webhooks()
+    order = _order(order_id)
+    assert order.status.value == "cancelled" and order.cancel_reason == "fraud_check"
+    assert _variant(variant_id) == (2, 0)
+    intent = _intent(webhooks, intent_id)
+    assert intent["status"] == "canceled" and intent["amount_received"] == 0
+    assert intent["cancellation_reason"] == "requested_by_customer"
