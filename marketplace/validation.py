@@ -14,6 +14,12 @@ from marketplace.errors import BadRequest, ValidationFailed
 
 T = TypeVar("T", bound=BaseModel)
 
+
+def is_whole_number(text: str, max_digits: int = 18) -> bool:
+    """Plain ASCII digits, not absurdly long: `'²'.isdigit()` is true, yet `int('²')` fails."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
 # Errors that mean "this value has the wrong JSON type", not "the value is out of range".
 _TYPE_ERRORS = {
     "bool_type",

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from marketplace.accounts.models import ApiToken, Role, User
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict, DomainError, ValidationFailed
+from marketplace.validation import is_whole_number
 
 # RFC 9106's low-memory profile in production; the cheapest profile only where the config asks
 # for it (the test suite), since verifying reads the parameters from the stored hash anyway.
@@ -170,7 +171,7 @@ def revoke_token(token: str) -> None:
 def load_session_user(session_id: str) -> User | None:
     """Flask-Login's loader: the id carries the user's session token, so rotation logs out."""
     user_id, _, session_token = session_id.partition(":")
-    if not user_id.isdigit():
+    if not is_whole_number(user_id):
         return None
     user = db.session.get(User, int(user_id))
     if user is None or not secrets.compare_digest(user.session_token, session_token):

@@ -94,7 +94,9 @@ def reconciliation_page() -> Any:
     if not form.validate():
         return render_template("admin/reconciliation.html", form=form, report=None), 422
     since = _start_of(form.since.data)
-    until = _start_of(form.until.data + timedelta(days=1)) if form.until.data else None
+    # The last day runs to midnight after it; the calendar's last day has no "after".
+    last = form.until.data
+    until = _start_of(last + timedelta(days=1)) if last and last < date.max else None
     try:
         report = reconciliation.reconcile(since, until)
     except PaymentProviderError as error:

@@ -25,7 +25,7 @@ from marketplace.orders.models import VendorOrder, VendorOrderStatus
 from marketplace.orders.presenters import vendor_order_json
 from marketplace.payments import services as payments
 from marketplace.payouts import earnings, refunds
-from marketplace.validation import Body
+from marketplace.validation import Body, is_whole_number
 
 
 class ShipBody(Body):
@@ -142,7 +142,7 @@ def refund_preview(vendor_order_id: int) -> Any:
         items = []
         for raw in raw_items:
             item_id, _, quantity = raw.partition(":")
-            if not item_id.isdigit() or not quantity.isdigit():
+            if not is_whole_number(item_id) or not is_whole_number(quantity):
                 raise BadRequest("`items` entries look like <order_item_id>:<quantity>.")
             items.append(refunds.ItemRequest(int(item_id), int(quantity)))
     plan = refunds.preview(

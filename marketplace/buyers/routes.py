@@ -79,7 +79,9 @@ def products() -> Any:
     )
     found = search.catalog_page(q, filters)
     pages = max(1, -(-found.total // PER_PAGE))
-    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    # Only the form's own filters go into the links (a key like `endpoint` would clash with
+    # url_for's own arguments).
+    args = {k: v for k, v in request.args.items() if k in form._fields and k != "page" and v}
     return render_template(
         "buyers/products.html",
         form=form,

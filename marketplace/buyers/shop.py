@@ -36,6 +36,7 @@ from marketplace.reviews import services as reviews
 from marketplace.reviews.models import Review
 
 GUEST_CART = "guest_cart"
+MAX_PAGE = 10**6  # far past any real history; keeps OFFSET within the database's integers
 
 
 # --- guest cart ----------------------------------------------------------------------------
@@ -243,7 +244,7 @@ def payment_return(order_id: int) -> Any:
 def order_list() -> Any:
     if not _is_buyer():
         abort(403)
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
     items, total = orders.buyer_orders(current_user.id, page, 20)
     return render_template("buyers/orders.html", orders=items, total=total, page=page)
 

@@ -22,6 +22,7 @@ from marketplace.orders.models import Order, OrderStatus, VendorOrder, VendorOrd
 from marketplace.payments import gateway
 from marketplace.payments.models import Payment, PaymentStatus, StripeEvent
 from marketplace.payouts import ledger
+from marketplace.validation import is_whole_number
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def _apply(event_type: str, obj: dict[str, Any]) -> str:
 
 def _order_for_intent(intent: dict[str, Any]) -> Order | None:
     order_id = (intent.get("metadata") or {}).get("order_id")
-    if order_id is None or not str(order_id).isdigit():
+    if order_id is None or not is_whole_number(str(order_id)):
         order_id = db.session.scalar(
             select(Order.id).where(Order.payment_intent_id == intent["id"])
         )

@@ -24,6 +24,7 @@ from wtforms.validators import NumberRange, Optional, ValidationError
 from marketplace.forms import MoneyField
 from marketplace.orders.models import OrderItem
 from marketplace.payouts.refunds import ItemRequest
+from marketplace.validation import is_whole_number
 
 # The queue's tabs: name → (label, the statuses it shows). "to_ship" is the default.
 TABS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -94,7 +95,7 @@ class RefundFields(FlaskForm):
             raw = (source.get(f"{ITEM_PREFIX}{item.id}") or "").strip()
             if not raw:
                 continue
-            if not raw.isdigit() or len(raw) > 9:
+            if not is_whole_number(raw, max_digits=9):
                 self.form_errors.append(f"{item.sku}: enter a whole number of items.")
                 continue
             if int(raw):
@@ -115,7 +116,7 @@ def quantities(source: Any) -> dict[int, str]:
     """What was typed in the `qty_<id>` inputs, by item id, to fill them in again."""
     found: dict[int, str] = {}
     for key in source:
-        if key.startswith(ITEM_PREFIX) and key[len(ITEM_PREFIX) :].isdigit():
+        if key.startswith(ITEM_PREFIX) and is_whole_number(key[len(ITEM_PREFIX) :]):
             found[int(key[len(ITEM_PREFIX) :])] = str(source.get(key) or "")[:12]
     return found
 

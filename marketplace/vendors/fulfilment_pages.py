@@ -37,6 +37,7 @@ from marketplace.payouts import earnings, refunds
 from marketplace.payouts.models import Refund
 from marketplace.reviews import services as reviews
 from marketplace.reviews.models import Review
+from marketplace.validation import is_whole_number
 from marketplace.vendors import bp
 from marketplace.vendors.forms import add_domain_error
 from marketplace.vendors.fulfilment_forms import (
@@ -88,7 +89,7 @@ def _queue_filters(vendor_id: int, q: str) -> list[Any]:
     clauses: list[Any] = [VendorOrder.vendor_id == vendor_id]
     text = q.strip()
     number = text.removeprefix("#").strip()
-    if number.isdigit() and len(number) <= 18:
+    if is_whole_number(number):
         clauses.append(or_(VendorOrder.order_id == int(number), VendorOrder.id == int(number)))
     elif text:
         clauses.append(User.email.ilike(f"%{_escape_like(text.lower())}%", escape="\\"))
@@ -557,7 +558,7 @@ def reply_review(review_id: int) -> Any:
         raise reviews.ReviewNotFound()
     form = ReplyForm()
     raw_page = form.page.data or "1"
-    page = min(int(raw_page), 10**6) if raw_page.isdigit() and int(raw_page) > 0 else 1
+    page = min(int(raw_page), 10**6) if is_whole_number(raw_page) and int(raw_page) > 0 else 1
     if not form.validate_on_submit():
         return _reviews_page(page, status=_invalid(form), failed_id=review_id, failed=form)
     try:

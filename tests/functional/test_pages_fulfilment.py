@@ -650,3 +650,18 @@ def test_actions_need_their_csrf_token(api, webhooks, app):
         assert _fresh().scalar(select(func.count()).select_from(Refund)) == 0
         assert browser.post(f"/vendor/orders/{vo_id}/refund", data=fields).status_code == 303
         assert _fresh().scalar(select(Refund.amount_cents)) == 200
+
+
+def test_unicode_digits_and_huge_numbers_are_refused_not_500(shop, web):
+    vo_id = shop["vo_id"]
+    item_id = shop["order"]["vendor_orders"][0]["items"][0]["id"]
+    assert web.get("/vendor/orders", query_string={"q": "²", "tab": "all"}).status_code == 200
+    assert web.get("/vendor/orders", query_string={"q": "9" * 40}).status_code == 200
+    before = _snapshot(vo_id)
+    for quantity in ("²", "٣", "9" * 30):
+        preview = web.get(f"/vendor/orders/{vo_id}/refund-preview?qty_{item_id}={quantity}")
+        assert preview.status_code in (400, 422), quantity
+        refund = web.post(f"/vendor/orders/{vo_id}/refund", data={f"qty_{item_id}": quantity})
+        assert refund.status_code in (400, 422), quantity
+    assert web.get(f"/vendor/orders/{vo_id}/refund-preview?qty_²=1").status_code < 500
+    assert _snapshot(vo_id) == before

@@ -29,7 +29,7 @@ def decode_params(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             if part == "":  # `a[]=v`: append with the next free index
-                part = str(sum(1 for k in node if k.isdigit()))
+                part = str(sum(1 for k in node if k.isascii() and k.isdigit()))
             if last:
                 node[part] = value
             else:
@@ -44,7 +44,7 @@ def decode_params(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
 def _listify(value: Any, key: str | None) -> Any:
     if not isinstance(value, dict):
         return value
-    if key != "metadata" and value and all(k.isdigit() for k in value):
+    if key != "metadata" and value and all(k.isascii() and k.isdigit() for k in value):
         return [_listify(value[k], None) for k in sorted(value, key=int)]
     return {k: _listify(v, k) for k, v in value.items()}
 
