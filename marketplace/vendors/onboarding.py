@@ -42,6 +42,10 @@ def onboarding_start() -> Any:
 @bp.get("/onboarding/refresh")
 @login_required
 def onboarding_refresh() -> Any:
+    """Stripe sends the vendor here when a link expired. A GET never creates an account (any
+    page could embed it): without one, back to the dashboard's button."""
+    if vendor_for_user(current_user.id).stripe_account_id is None:
+        return redirect(url_for("vendors.dashboard"))
     return _link()
 
 

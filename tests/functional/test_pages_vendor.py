@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -617,3 +618,11 @@ def test_dashboard_button_onboards_the_vendor_through_stripe(web):
     page = done.get_data(as_text=True)
     assert "you can receive payouts" in page and "Connect with Stripe" not in page
     assert _fresh().get(Vendor, account.vendor.id).payouts_enabled
+
+
+def test_expired_link_refresh_never_creates_a_stripe_account(web):
+    account = make_vendor("Newcomer", payable=False)
+    assert login(web, account.user.email).status_code == 302
+    response = web.get("/vendor/onboarding/refresh")
+    assert response.status_code == 302 and urlsplit(response.location).path == "/vendor/"
+    assert _fresh().get(Vendor, account.vendor.id).stripe_account_id is None
