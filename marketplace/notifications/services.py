@@ -325,7 +325,7 @@ def low_stock(variant_id: int) -> None:
             kind="low_stock",
             title=f"Low stock: {variant.product.title} ({variant.sku})",
             lines=[f"{variant.available} left to sell (threshold {variant.low_stock_threshold})."],
-            link=f"/vendor/products/{variant.product_id}",
+            link=f"/vendor/variants/{variant.id}/edit",
         )
     )
 

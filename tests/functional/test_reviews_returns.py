@@ -203,3 +203,26 @@ def test_second_vendor_gets_404_on_every_vendor_order_route(api, webhooks):
     earnings = api.get("/vendor/earnings", rival.token).get_json()
     assert all(earnings[k] == 0 for k in earnings if k.endswith("_cents")), earnings
     assert _vendor_side(vo_id) == before
+
+
+def test_every_notification_links_to_a_page_its_recipient_can_open(api, webhooks):
+    from tests.helpers import login, page_app
+
+    vendor, product, buyer, order_id, vo_id, item_id = _delivered_order(api, webhooks, quantity=9)
+    _ship_and_deliver(api, vendor, vo_id)  # 1 of 10 left: low stock for the vendor too
+    api.post(
+        f"/orders/{order_id}/items/{item_id}/return",
+        buyer.token,
+        json={"quantity": 1, "reason": "Too big"},
+    )
+    with page_app() as web_app:
+        for account in (buyer, vendor):
+            notes = api.get("/notifications", account.token).get_json()["items"]
+            assert notes, account.user.email
+            web = web_app.test_client()
+            assert login(web, account.user.email).status_code == 302
+            for note in notes:
+                response = web.get(note["link"])
+                assert response.status_code == 200, (note["kind"], note["link"])
+        kinds = {n["kind"] for n in api.get("/notifications", vendor.token).get_json()["items"]}
+        assert "low_stock" in kinds
