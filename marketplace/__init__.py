@@ -90,4 +90,8 @@ def register_blueprints(app: Flask) -> None:
 def register_template_helpers(app: Flask) -> None:
     from marketplace.money import format_cents
 
-    app.jinja_env.filters["money"] = format_cents
+    def money(amount_cents: int, currency: str | None = None) -> str:
+        """`{{ cents | money }}` in the shop's currency, or `| money(order.currency)`."""
+        return format_cents(amount_cents, currency or app.config["CURRENCY"])
+
+    app.jinja_env.filters["money"] = money

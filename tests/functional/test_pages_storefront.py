@@ -311,3 +311,10 @@ def test_buyer_order_list_survives_absurd_page_numbers(web):
     assert login(web, buyer.user.email).status_code == 302
     for page in ("9" * 25, "-3", "²", "abc"):
         assert web.get(f"/orders?page={page}").status_code == 200, page
+
+
+def test_prices_show_the_shops_currency(app):
+    make_product(make_vendor(), title="Teapot", price_cents=123456)
+    with page_app(CURRENCY="eur") as euro_shop:
+        page = euro_shop.test_client().get("/products").text
+    assert "€1,234.56" in page and "$1,234.56" not in page
