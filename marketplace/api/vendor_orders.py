@@ -106,6 +106,8 @@ def cancel_vendor_order(vendor_order_id: int) -> Any:
 
 
 def _refund_request(data: RefundBody) -> dict[str, Any]:
+    if data.items is not None and not data.items:
+        raise ValidationFailed({"items": "list at least one item, or leave items out"})
     items = (
         [refunds.ItemRequest(i.order_item_id, i.quantity) for i in data.items]
         if data.items

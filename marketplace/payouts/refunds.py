@@ -155,6 +155,10 @@ def plan_refund(
                 restock_lines.append({"variant_id": item.variant_id, "quantity": request.quantity})
         if fields:
             raise ValidationFailed(fields)
+        if amount > left_vendor_part:  # an earlier refund by amount already paid part of them
+            raise ValidationFailed(
+                {"items": f"worth {amount} cents, but only {left_vendor_part} is left to refund"}
+            )
         commission = min(
             sum(
                 apply_bps(
@@ -170,7 +174,7 @@ def plan_refund(
             left_tax,
         )
         if include_shipping:
-            amount += min(vendor_order.shipping_cents, left_vendor_part - amount)
+            amount += min(_shipping_left(vendor_order), left_vendor_part - amount)
         if amount >= left_vendor_part:
             commission = left_commission
             tax_cents = left_tax
@@ -183,6 +187,12 @@ def plan_refund(
             raise ValidationFailed({"amount_cents": f"must be between 1 and {left_vendor_part}"})
         amount = amount_cents
         commission = _commission_share(vendor_order, amount, left_vendor_part, left_commission)
+        if amount == left_vendor_part:  # all that is left: the tax on it goes back too
+            tax_cents = left_tax
+            for item in vendor_order.items:
+                remaining = item.quantity - item.refunded_quantity
+                if remaining:  # paid back, so not returnable any more (nothing restocked)
+                    plan_items.append({"order_item_id": item.id, "quantity": remaining})
     if amount <= 0 and tax_cents <= 0:
         raise NothingToRefund()
     vendor_share = amount - commission
@@ -196,6 +206,25 @@ def plan_refund(
         restock=restock_lines,
         fully_refunded=amount >= left_vendor_part,
     )
+
+
+def _shipping_left(vendor_order: VendorOrder) -> int:
+    """Shipping not refunded yet. A refund by items holds its items' value, its tax and any
+    shipping it included; refunds by amount are not shipping."""
+    by_id = {item.id: item for item in vendor_order.items}
+    refunded = 0
+    for refund in db.session.scalars(
+        select(Refund).where(
+            Refund.vendor_order_id == vendor_order.id, Refund.status != RefundStatus.FAILED
+        )
+    ):
+        if refund.items:
+            value = sum(
+                by_id[line["order_item_id"]].unit_price_cents * line["quantity"]
+                for line in refund.items
+            )
+            refunded += max(0, refund.amount_cents - refund.tax_cents - value)
+    return max(0, vendor_order.shipping_cents - refunded)
 
 
 def _item_tax(item: Any, quantity: int) -> int:

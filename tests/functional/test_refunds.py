@@ -350,3 +350,46 @@ def test_a_part_cancelled_before_the_capture_cannot_be_refunded_out_of_the_other
     db.session.rollback()
     assert [db.session.get(Variant, v).on_hand for v in paid["variants"]] == stock_before
     _assert_books_balance()
+
+
+def _refund(api: Any, paid: dict[str, Any], body: dict[str, Any]) -> Any:
+    return api.post(f"{_vo_url(paid)}/refund", paid["sellers"][0].token, json=body)
+
+
+def test_refunds_never_give_back_more_than_was_charged(api, webhooks):
+    paid = _paid_order(api, webhooks)
+    item_a, item_b = paid["items"]
+    _ship(api, paid, deliver=True)
+    a_with_shipping = {
+        "items": [{"order_item_id": item_a, "quantity": 1}],
+        "include_shipping": True,
+    }
+    first = _refund(api, paid, a_with_shipping).get_json()
+    assert (first["amount_cents"], first["tax_cents"]) == (2000 + 500 + 160, 160)
+    again = _refund(api, paid, a_with_shipping).get_json()
+    assert (again["amount_cents"], again["tax_cents"]) == (2000 + 160, 160)  # shipping once
+    # 1000 of the vendor's part is left (item B): a goodwill amount uses most of it ...
+    assert _refund(api, paid, {"amount_cents": 900}).status_code == 201
+    # ... so item B (worth 1000) can no longer be refunded as an item.
+    response = _refund(api, paid, {"items": [{"order_item_id": item_b, "quantity": 1}]})
+    assert_error(response, 422)
+    assert _refund(api, paid, {"items": []}).status_code == 422
+    last = _refund(api, paid, {}).get_json()  # what is left, and its tax
+    assert (last["amount_cents"], last["tax_cents"]) == (100 + 80, 80)
+    refunded = sum(r["amount"] for r in objects(emulator_state(webhooks), "refunds"))
+    assert refunded == VO0["total"]
+    assert_error(_refund(api, paid, {"amount_cents": 1}), 409, "nothing_to_refund")
+    _assert_books_balance()
+
+
+def test_a_refund_by_amount_of_all_that_is_left_returns_the_tax_too(api, webhooks):
+    paid = _paid_order(api, webhooks)
+    _ship(api, paid, deliver=True)
+    whole_part = VO0["total"] - VO0["tax"]
+    refund = _refund(api, paid, {"amount_cents": whole_part}).get_json()
+    assert (refund["amount_cents"], refund["tax_cents"]) == (VO0["total"], VO0["tax"])
+    order = api.get(f"/orders/{paid['order']['id']}", paid["buyer"].token).get_json()
+    vo = order["vendor_orders"][0]
+    assert vo["status"] == "refunded"
+    assert all(i["refunded_quantity"] == i["quantity"] for i in vo["items"])
+    _assert_books_balance()
