@@ -55,6 +55,13 @@ def sync_order_status(order: Order, *, actor: str, reason: str | None = None) ->
     """Move the order to the status its VendorOrders imply (through the state machine)."""
     vendor_orders = order.vendor_orders
     active = [vo for vo in vendor_orders if vo.status not in (V.CANCELLED, V.REFUNDED)]
+    if order.status in UNPAID:  # a part cancelled before payment: the rest still awaits it
+        if not active:
+            transition_order(order, OrderStatus.CANCELLED, actor=actor, reason=reason)
+            order.cancel_reason = reason
+            if order.payment_intent_id:
+                outbox.add("marketplace.payments.jobs.void_payment", order.id, "order_cancelled")
+        return
     refunded_any = any(vo.status is V.REFUNDED for vo in vendor_orders) or any(
         item.refunded_quantity for vo in vendor_orders for item in vo.items
     )

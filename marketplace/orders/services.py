@@ -33,7 +33,7 @@ from marketplace.orders.models import (
     VendorOrder,
     VendorOrderStatus,
 )
-from marketplace.orders.state import record_creation, transition_order
+from marketplace.orders.state import IllegalTransition, record_creation
 from marketplace.payouts import commission
 
 log = logging.getLogger(__name__)
@@ -411,7 +411,10 @@ def cancel_by_buyer(buyer_id: int, order_id: int) -> Order:
             if order.payment_intent_id:  # a pay page left open can no longer charge the card
                 outbox.add("marketplace.payments.jobs.void_payment", order.id, "cancelled_by_buyer")
         elif fulfilment.cancel_paid_parts(order, actor=actor, reason="cancelled_by_buyer") == 0:
-            transition_order(order, OrderStatus.CANCELLED, actor=actor, reason="cancelled_by_buyer")
+            raise IllegalTransition(
+                "Nothing is left to cancel: every part has shipped, been cancelled or refunded.",
+                details={"order_id": order.id, "from": order.status.value, "to": "cancelled"},
+            )
     return order
 
 

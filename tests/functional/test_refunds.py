@@ -393,3 +393,45 @@ def test_a_refund_by_amount_of_all_that_is_left_returns_the_tax_too(api, webhook
     assert vo["status"] == "refunded"
     assert all(i["refunded_quantity"] == i["quantity"] for i in vo["items"])
     _assert_books_balance()
+
+
+def test_buyer_cannot_cancel_an_order_whose_parts_all_shipped(api, webhooks):
+    paid = _paid_order(api, webhooks)
+    _ship(api, paid)
+    assert _refund(api, paid, {"amount_cents": 100}).status_code == 201
+    order_url = f"/orders/{paid['order']['id']}"
+    before = api.get(order_url, paid["buyer"].token).get_json()
+    assert before["status"] == "partially_refunded"
+    assert_error(api.post(f"{order_url}/cancel", paid["buyer"].token), 409, "illegal_transition")
+    assert api.get(order_url, paid["buyer"].token).get_json() == before
+    deliver = api.post(f"{_vo_url(paid)}/deliver", paid["sellers"][0].token)
+    assert deliver.status_code == 200, deliver.get_json()
+
+
+def test_a_part_cancelled_before_payment_leaves_the_rest_waiting_for_it(api, webhooks):
+    buyer = make_buyer()
+    sellers = [onboarded_vendor(api, webhooks, f"Seller{n}") for n in range(2)]
+    variants = [make_product(s, price_cents=1000, stock=3).variants[0].id for s in sellers]
+    for variant_id in variants:
+        api.post("/cart/items", buyer.token, json={"variant_id": variant_id, "quantity": 1})
+    body = checkout(api, buyer)
+    first, second = body["order"]["vendor_orders"]
+    cancelled = api.post(
+        f"/vendor/orders/{second['id']}/cancel", sellers[1].token, json={"reason": "no stock"}
+    )
+    assert cancelled.status_code == 200, cancelled.get_json()
+    order_url = f"/orders/{body['order']['id']}"
+    assert api.get(order_url, buyer.token).get_json()["status"] == "pending_payment"
+    assert _stock(variants[1]) == (3, 0)  # released at once
+
+    assert pay(body)["status"] == "requires_capture"
+    assert webhooks.flush_webhooks()
+    order = api.get(order_url, buyer.token).get_json()
+    assert order["status"] == "paid"
+    assert [vo["status"] for vo in order["vendor_orders"]] == ["paid", "cancelled"]
+    assert _stock(variants[0]) == (2, 0)  # sold: reservation committed
+    shipped = api.post(f"/vendor/orders/{first['id']}/ship", sellers[0].token, json=SHIP)
+    assert shipped.status_code == 200, shipped.get_json()
+    db.session.rollback()
+    assert payment_of(body["order"]["id"]).amount_captured_cents == first["total_cents"]
+    _assert_books_balance()
