@@ -298,15 +298,20 @@ def refund_vendor_order(
     return execute_refund_now(refund.id)
 
 
+CANCELLATION_ACTOR, CANCELLATION_REASON = "system", "cancelled"
+
+
 def refund_cancelled_vendor_order(vendor_order_id: int) -> Refund | None:
     """A VendorOrder cancelled after the capture: give back all of it, tax included."""
     with transaction():
         vendor_order = db.session.get(VendorOrder, vendor_order_id)
         order = fulfilment.locked_order(vendor_order.order_id)
         db.session.refresh(vendor_order)
-        existing = db.session.scalar(
+        existing = db.session.scalar(  # this job's own refund, never a vendor's of that name
             select(Refund).where(
-                Refund.vendor_order_id == vendor_order_id, Refund.reason == "cancelled"
+                Refund.vendor_order_id == vendor_order_id,
+                Refund.actor == CANCELLATION_ACTOR,
+                Refund.reason == CANCELLATION_REASON,
             )
         )
         if existing is not None:
@@ -316,7 +321,9 @@ def refund_cancelled_vendor_order(vendor_order_id: int) -> Refund | None:
                 plan = plan_refund(vendor_order, whole=True, restock=False)
             except NothingToRefund:
                 return None
-            refund = _book(vendor_order, order, plan, actor="system", reason="cancelled")
+            refund = _book(
+                vendor_order, order, plan, actor=CANCELLATION_ACTOR, reason=CANCELLATION_REASON
+            )
     return execute_refund_now(refund.id)
 
 

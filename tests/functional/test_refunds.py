@@ -435,3 +435,18 @@ def test_a_part_cancelled_before_payment_leaves_the_rest_waiting_for_it(api, web
     db.session.rollback()
     assert payment_of(body["order"]["id"]).amount_captured_cents == first["total_cents"]
     _assert_books_balance()
+
+
+def test_a_vendor_refund_named_cancelled_does_not_stand_in_for_the_cancellation_refund(
+    api, webhooks
+):
+    paid = _paid_order(api, webhooks, vendors=2)
+    _ship(api, paid)  # captures both parts
+    goodwill = {"amount_cents": 100, "reason": "cancelled"}
+    response = api.post(f"{_vo_url(paid, 1)}/refund", paid["sellers"][1].token, json=goodwill)
+    assert response.status_code == 201, response.get_json()
+    cancel = api.post(f"/orders/{paid['order']['id']}/cancel", paid["buyer"].token)
+    assert cancel.status_code == 200, cancel.get_json()
+    amounts = [r["amount"] for r in objects(emulator_state(webhooks), "refunds")]
+    assert amounts == [100, VO1["total"] - 100]  # the buyer gets all of that part back
+    _assert_books_balance()
