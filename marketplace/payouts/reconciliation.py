@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from marketplace.db import db
-from marketplace.orders.models import VendorOrder
+from marketplace.orders.models import Order, VendorOrder
 from marketplace.payments import gateway
 from marketplace.payments.models import Payment, PaymentStatus
 from marketplace.payouts import ledger
@@ -64,7 +64,9 @@ def reconcile(since: datetime | None = None, until: datetime | None = None) -> d
             Mismatch("ledger_unbalanced", None, 0, unbalanced, "ledger entries do not sum to zero")
         )
     mismatches += _check_charges(since, until)
+    mismatches += _check_authorizations(since, until)
     mismatches += _check_transfers(since, until)
+    mismatches += _check_vendor_payouts(since, until)
     return {
         "ok": not mismatches,
         "totals": totals(since, until),
@@ -166,6 +168,83 @@ def _check_charges(since: datetime | None, until: datetime | None) -> list[Misma
                 "refund made but the vendor's transfer not yet reversed at Stripe",
             )
         )
+    return found
+
+
+def _check_authorizations(since: datetime | None, until: datetime | None) -> list[Mismatch]:
+    """Payments we hold as authorized that Stripe has in fact captured (a capture whose answer
+    was lost, then never recorded): money taken that the ledger does not show."""
+    found: list[Mismatch] = []
+    payments = db.session.scalars(
+        _in_range(
+            select(Payment)
+            .join(Order, Order.id == Payment.order_id)
+            .where(Payment.status == PaymentStatus.AUTHORIZED),
+            Order.created_at,
+            since,
+            until,
+        )
+    ).all()
+    for payment in payments:
+        try:
+            intent = gateway.retrieve_payment_intent(payment.payment_intent_id)
+        except gateway.PaymentProviderRejected:
+            found.append(
+                Mismatch(
+                    "intent_missing",
+                    payment.payment_intent_id,
+                    payment.amount_authorized_cents,
+                    None,
+                    f"order {payment.order_id}: payment intent not found at Stripe",
+                )
+            )
+            continue
+        received = int(intent.get("amount_received") or 0)
+        if received:
+            found.append(
+                Mismatch(
+                    "capture_unrecorded",
+                    payment.payment_intent_id,
+                    0,
+                    received,
+                    f"order {payment.order_id}: Stripe captured money the ledger does not show",
+                )
+            )
+    return found
+
+
+def _check_vendor_payouts(since: datetime | None, until: datetime | None) -> list[Mismatch]:
+    """A vendor never keeps more than its earnings minus its share of the refunds: a refund
+    booked while the transfer was in flight must not leave the vendor overpaid."""
+    found: list[Mismatch] = []
+    transfers = db.session.scalars(
+        _in_range(
+            select(Transfer).where(Transfer.status == TransferStatus.SENT),
+            Transfer.sent_at,
+            since,
+            until,
+        )
+    ).all()
+    for transfer in transfers:
+        vendor_order = db.session.get(VendorOrder, transfer.vendor_order_id)
+        refunds = db.session.scalars(
+            select(Refund).where(
+                Refund.vendor_order_id == transfer.vendor_order_id,
+                Refund.status != RefundStatus.FAILED,
+            )
+        ).all()
+        due = vendor_order.vendor_earnings_cents - sum(r.vendor_share_cents for r in refunds)
+        kept = transfer.amount_cents - sum(r.transfer_reversal_cents for r in refunds)
+        if kept > due:
+            found.append(
+                Mismatch(
+                    "vendor_overpaid",
+                    transfer.stripe_transfer_id,
+                    due,
+                    kept,
+                    f"vendor order {transfer.vendor_order_id}: vendor keeps more than it earned",
+                )
+            )
     return found
 
 

@@ -450,3 +450,37 @@ def test_a_vendor_refund_named_cancelled_does_not_stand_in_for_the_cancellation_
     amounts = [r["amount"] for r in objects(emulator_state(webhooks), "refunds")]
     assert amounts == [100, VO1["total"] - 100]  # the buyer gets all of that part back
     _assert_books_balance()
+
+
+def test_reconciliation_sees_an_unrecorded_capture_and_an_overpaid_vendor(
+    api, webhooks, monkeypatch
+):
+    from marketplace.payments import gateway
+    from marketplace.payouts import refunds
+
+    # A capture whose answer never reached us: Stripe took the money, we hold "authorized".
+    unshipped = _paid_order(api, webhooks)
+    intent_id = payment_of(unshipped["order"]["id"]).payment_intent_id
+    db.session.rollback()
+    gateway.capture_payment_intent(intent_id, VO0["total"], key="lost-answer")
+    report = reconciliation.reconcile()
+    kinds = [(m["kind"], m["object_id"], m["actual_cents"]) for m in report["mismatches"]]
+    assert kinds == [("capture_unrecorded", intent_id, VO0["total"])]
+
+    # A refund planned while the transfer was in flight books no reversal: the vendor keeps
+    # its whole payout although part of the sale was refunded.
+    paid = _paid_order(api, webhooks)
+    _ship(api, paid, deliver=True)
+    monkeypatch.setattr(refunds, "sent_transfer", lambda vendor_order_id: None)
+    refund = _refund(api, paid, {"amount_cents": 1000}).get_json()
+    assert refund["transfer_reversal_cents"] == 0
+    db.session.rollback()
+    overpaid = [
+        m for m in reconciliation.reconcile()["mismatches"] if m["kind"] == "vendor_overpaid"
+    ]
+    (mismatch,) = overpaid
+    vendor_share = refund["amount_cents"] - refund["commission_returned_cents"]
+    assert (mismatch["expected_cents"], mismatch["actual_cents"]) == (
+        VO0["earnings"] - vendor_share,
+        VO0["earnings"],
+    )
