@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from marketplace.cart import services as carts
 from marketplace.db import db, transaction, utcnow
-from marketplace.errors import NotFound, ValidationFailed
+from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
 from marketplace.jobs import outbox
 from marketplace.orders.models import (
@@ -207,6 +207,8 @@ def cancel_vendor_order(
     authorization voided when nothing is left) or, if the money was captured, refunded.
     """
     was_paid = vendor_order.status in OPEN_BEFORE_SHIPPING
+    if was_paid and _capture_in_flight(order.id):
+        raise PaymentBeingCaptured()
     transition_vendor_order(vendor_order, V.CANCELLED, actor=actor, reason=reason)
     vendor_order.cancel_reason = reason
     if was_paid:
@@ -217,6 +219,20 @@ def cancel_vendor_order(
         inventory.release_variants(order.id, [item.variant_id for item in vendor_order.items])
     sync_order_status(order, actor=actor, reason=reason)
     outbox.add("marketplace.notifications.jobs.vendor_order_cancelled", vendor_order.id)
+
+
+class PaymentBeingCaptured(Conflict):
+    code = "payment_being_captured"
+    message = "The payment is being captured right now; try again in a minute."
+
+
+def _capture_in_flight(order_id: int) -> bool:
+    """A capture started with an amount that includes this part: cancelling it now would
+    leave it charged without its refund (the caller holds the order's lock)."""
+    from marketplace.payments.models import Payment, PaymentStatus
+
+    status = db.session.scalar(select(Payment.status).where(Payment.order_id == order_id))
+    return status is PaymentStatus.CAPTURING
 
 
 def cancel_by_vendor(vendor_id: int, vendor_order_id: int, reason: str) -> VendorOrder:

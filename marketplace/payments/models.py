@@ -14,6 +14,8 @@ from marketplace.db import UTCDateTime, db, utcnow
 class PaymentStatus(enum.StrEnum):
     REQUIRES_PAYMENT = "requires_payment"
     AUTHORIZED = "authorized"
+    # A capture was started with `capture_amount_cents` and its answer is not recorded yet.
+    CAPTURING = "capturing"
     CAPTURED = "captured"
     CANCELED = "canceled"
 
@@ -43,6 +45,7 @@ class Payment(db.Model):
     currency: Mapped[str] = mapped_column(String(3))
     amount_cents: Mapped[int] = mapped_column(Integer)
     amount_authorized_cents: Mapped[int] = mapped_column(Integer, default=0)
+    capture_amount_cents: Mapped[int | None] = mapped_column(Integer)
     amount_captured_cents: Mapped[int] = mapped_column(Integer, default=0)
     amount_refunded_cents: Mapped[int] = mapped_column(Integer, default=0)
     charge_id: Mapped[str | None] = mapped_column(String(64))

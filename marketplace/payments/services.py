@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.catalog.models import Vendor
@@ -200,14 +200,28 @@ def _active_vendor_orders(order: Order) -> list[VendorOrder]:
 
 
 def capture_order(order_id: int) -> Payment | None:
-    """Capture the authorization minus what was cancelled before the first shipment."""
-    payment = payment_of(order_id)
-    if payment is None or payment.status is not PaymentStatus.AUTHORIZED:
-        return payment
-    order = db.session.get(Order, order_id)
-    amount = sum(vo.total_cents for vo in _active_vendor_orders(order))
-    pi_id = payment.payment_intent_id
-    db.session.rollback()
+    """Capture the authorization minus what was cancelled before the first shipment.
+
+    Record the intent first: under the order's lock the amount is fixed and the payment marked
+    `capturing` (cancellations wait for the answer), then Stripe is called with a key that
+    names that amount, so a retry after a lost answer repeats the very same capture.
+    """
+    with transaction():
+        payment = payment_of(order_id)
+        if payment is None or payment.status not in (
+            PaymentStatus.AUTHORIZED,
+            PaymentStatus.CAPTURING,
+        ):
+            return payment
+        if payment.status is PaymentStatus.AUTHORIZED:
+            order = fulfilment.locked_order(order_id)
+            amount = sum(vo.total_cents for vo in _active_vendor_orders(order))
+            if amount > 0:
+                payment.status = PaymentStatus.CAPTURING
+                payment.capture_amount_cents = amount
+        else:
+            amount = payment.capture_amount_cents or 0
+        pi_id = payment.payment_intent_id
     if amount == 0:
         void_payment(order_id, "all_cancelled")
         return payment_of(order_id)
@@ -217,7 +231,7 @@ def capture_order(order_id: int) -> Payment | None:
     with transaction():
         claimed = db.session.execute(
             update(Payment)
-            .where(Payment.order_id == order_id, Payment.status == PaymentStatus.AUTHORIZED)
+            .where(Payment.order_id == order_id, Payment.status == PaymentStatus.CAPTURING)
             .values(
                 status=PaymentStatus.CAPTURED,
                 amount_captured_cents=int(intent.get("amount_received") or amount),
@@ -226,6 +240,7 @@ def capture_order(order_id: int) -> Payment | None:
             )
         )
         if claimed.rowcount == 1:
+            # No part was cancelled while `capturing`: these are the parts just captured.
             order = db.session.get(Order, order_id)
             for vendor_order in _active_vendor_orders(order):
                 ledger.record_capture(vendor_order, charge_id)
@@ -323,7 +338,14 @@ def capture_expiring_authorizations() -> int:
     order_ids = list(
         db.session.scalars(
             select(Payment.order_id).where(
-                Payment.status == PaymentStatus.AUTHORIZED, Payment.authorized_at <= cutoff
+                or_(
+                    and_(
+                        Payment.status == PaymentStatus.AUTHORIZED,
+                        Payment.authorized_at <= cutoff,
+                    ),
+                    # a capture whose answer never got recorded: repeat it (same key)
+                    Payment.status == PaymentStatus.CAPTURING,
+                )
             )
         )
     )

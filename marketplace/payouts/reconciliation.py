@@ -179,7 +179,7 @@ def _check_authorizations(since: datetime | None, until: datetime | None) -> lis
         _in_range(
             select(Payment)
             .join(Order, Order.id == Payment.order_id)
-            .where(Payment.status == PaymentStatus.AUTHORIZED),
+            .where(Payment.status.in_([PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURING])),
             Order.created_at,
             since,
             until,

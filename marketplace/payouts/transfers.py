@@ -58,7 +58,10 @@ def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
         )
         return None
     payment = payment_of(vendor_order.order_id)
-    if payment is not None and payment.status is PaymentStatus.AUTHORIZED:
+    if payment is not None and payment.status in (
+        PaymentStatus.AUTHORIZED,
+        PaymentStatus.CAPTURING,
+    ):
         capture_order(vendor_order.order_id)
         payment = payment_of(vendor_order.order_id)
     if payment is None or payment.status is not PaymentStatus.CAPTURED or not payment.charge_id:

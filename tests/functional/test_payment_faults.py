@@ -131,7 +131,7 @@ def _run(message_id: int, fault: Fault, started: float, acted: Any, failed: Any 
         assert (message.completed_at, message.attempts) == (None, 1)
         assert "PaymentProviderError" in message.last_error
         if failed is not None:
-            failed()
+            failed()  # asserts what the failed step left behind
     _wait_for_stalls(fault, started, acted)
     outbox.run_message(message_id)
     db.session.rollback()
@@ -202,13 +202,18 @@ def test_capture_survives_stripe_faults(api, webhooks, fast_stripe, fault):
         webhooks, f"/v1/payment_intents/{paid['payment_intent_id']}/capture", **fault.params()
     )
     _ship(api, paid)
+
+    def still_capturing() -> None:  # recorded as started, its amount fixed for the retry
+        payment = payment_of(paid["order"]["id"])
+        assert (payment.status, payment.capture_amount_cents) == (PaymentStatus.CAPTURING, total)
+
     started = time.monotonic()
     _run(
         _pending_message("marketplace.payments.jobs.capture_order"),
         fault,
         started,
         lambda: _stripe(webhooks, "payment_intents")[0]["status"] == "succeeded",
-        lambda: payment_of(paid["order"]["id"]).status is PaymentStatus.AUTHORIZED,
+        still_capturing,
     )
 
     payment = payment_of(paid["order"]["id"])
@@ -371,4 +376,35 @@ def test_reversal_survives_stripe_faults(api, webhooks, fast_stripe, fault):
     assert theirs["amount_reversed"] == 2000 - commission
     assert [r["id"] for r in objects(state, "transfer_reversals")] == [ours.stripe_reversal_id]
     assert db.session.get(Transfer, transfer.id).reversed_cents == 2000 - commission
+    _assert_books_balance()
+
+
+def test_a_part_cannot_be_cancelled_while_its_capture_awaits_an_answer(
+    api, webhooks, fast_stripe, app
+):
+    paid = _paid_order(api, webhooks, vendors=2)
+    total = paid["order"]["total_cents"]
+    fault = FAULTS["500 after, response lost"]
+    fast_stripe(fault)
+    add_fault(
+        webhooks, f"/v1/payment_intents/{paid['payment_intent_id']}/capture", **fault.params()
+    )
+    _ship(api, paid)  # Stripe captures both parts; the answer is lost
+    message_id = _pending_message("marketplace.payments.jobs.capture_order")
+    with pytest.raises(gateway.PaymentProviderError):
+        outbox.run_message(message_id)
+    second = paid["vendor_orders"][1]
+    cancel_url = f"/vendor/orders/{second['id']}/cancel"
+    refused = api.post(cancel_url, paid["sellers"][1].token, json={"reason": "late"})
+    assert refused.status_code == 409
+    assert refused.get_json()["error"]["code"] == "payment_being_captured"
+
+    outbox.run_message(message_id)  # the retry repeats the same capture and records it
+    payment = payment_of(paid["order"]["id"])
+    assert (payment.status, payment.amount_captured_cents) == (PaymentStatus.CAPTURED, total)
+    app.config["JOBS_SYNCHRONOUS"] = True
+    cancelled = api.post(cancel_url, paid["sellers"][1].token, json={"reason": "late"})
+    assert cancelled.status_code == 200, cancelled.get_json()
+    refunds = [r["amount"] for r in _stripe(webhooks, "refunds")]
+    assert refunds == [second["total_cents"]]
     _assert_books_balance()
