@@ -1,12 +1,16 @@
-"""Form fields shared by the faces: money typed in dollars, held in exact integer cents."""
+"""Form helpers shared by the faces: money typed in dollars (held in exact integer cents) and
+service errors copied back onto a form."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from wtforms import StringField
+from wtforms import Field, Form, StringField
+
+from marketplace.errors import DomainError, ValidationFailed
 
 # Nine digits of dollars is far beyond any price the catalog accepts; the service decides the
 # real limit. Anything longer is treated as nonsense rather than parsed.
@@ -50,3 +54,28 @@ class MoneyField(StringField):
         text = (self.data or "").strip()
         if text:
             self.cents = dollars_to_cents(text)
+
+
+def add_domain_error(
+    form: Form,
+    error: DomainError,
+    names: dict[str, str] | None = None,
+    reword: Callable[[str, str], str] | None = None,
+) -> int:
+    """Copy a service error onto `form`: ValidationFailed fields onto the matching inputs
+    (renamed through `names`, messages through `reword(key, message)`), anything else as a
+    form-wide message. Returns the HTTP status for re-rendering the form."""
+    names = names or {}
+    if isinstance(error, ValidationFailed):
+        for key, message in error.fields.items():
+            name = names.get(key, key)
+            if reword is not None:
+                message = reword(key, message)
+            field: Field | None = form._fields.get(name)
+            if field is not None:
+                field.errors = [*field.errors, message]
+            else:
+                form.form_errors.append(f"{name}: {message}")
+    else:
+        form.form_errors.append(error.message)
+    return error.status

@@ -10,7 +10,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
-    Field,
     HiddenField,
     IntegerField,
     PasswordField,
@@ -21,7 +20,6 @@ from wtforms import (
 )
 from wtforms.validators import EqualTo, InputRequired, Length, NumberRange, Optional
 
-from marketplace.errors import DomainError, ValidationFailed
 from marketplace.forms import MoneyField
 
 
@@ -83,20 +81,3 @@ class CatalogFilterForm(FlaskForm):
     page = IntegerField(
         "Page", validators=[Optional(), NumberRange(min=1, max=1_000_000)], default=1
     )
-
-
-def add_domain_error(form: FlaskForm, error: DomainError) -> int:
-    """Copy a service error onto the form (field errors or a form-wide message).
-
-    Returns the HTTP status for re-rendering the form.
-    """
-    if isinstance(error, ValidationFailed):
-        for name, message in error.fields.items():
-            field: Field | None = form._fields.get(name)
-            if field is not None:
-                field.errors = [*field.errors, message]
-            else:
-                form.form_errors.append(f"{name}: {message}")
-    else:
-        form.form_errors.append(error.message)
-    return error.status

@@ -21,12 +21,12 @@ from marketplace.buyers.forms import (
     LoginForm,
     LogoutForm,
     RegisterForm,
-    add_domain_error,
 )
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Category
 from marketplace.errors import DomainError
 from marketplace.extensions import limiter
+from marketplace.forms import add_domain_error
 from marketplace.search import services as search
 
 PER_PAGE = 24

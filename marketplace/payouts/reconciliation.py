@@ -213,19 +213,24 @@ def _check_authorizations(since: datetime | None, until: datetime | None) -> lis
     return found
 
 
+def _sent_transfers(since: datetime | None, until: datetime | None) -> list[Transfer]:
+    return list(
+        db.session.scalars(
+            _in_range(
+                select(Transfer).where(Transfer.status == TransferStatus.SENT),
+                Transfer.sent_at,
+                since,
+                until,
+            )
+        )
+    )
+
+
 def _check_vendor_payouts(since: datetime | None, until: datetime | None) -> list[Mismatch]:
     """A vendor never keeps more than its earnings minus its share of the refunds: a refund
     booked while the transfer was in flight must not leave the vendor overpaid."""
     found: list[Mismatch] = []
-    transfers = db.session.scalars(
-        _in_range(
-            select(Transfer).where(Transfer.status == TransferStatus.SENT),
-            Transfer.sent_at,
-            since,
-            until,
-        )
-    ).all()
-    for transfer in transfers:
+    for transfer in _sent_transfers(since, until):
         vendor_order = db.session.get(VendorOrder, transfer.vendor_order_id)
         refunds = db.session.scalars(
             select(Refund).where(
@@ -250,14 +255,7 @@ def _check_vendor_payouts(since: datetime | None, until: datetime | None) -> lis
 
 def _check_transfers(since: datetime | None, until: datetime | None) -> list[Mismatch]:
     found: list[Mismatch] = []
-    ours = db.session.scalars(
-        _in_range(
-            select(Transfer).where(Transfer.status == TransferStatus.SENT),
-            Transfer.sent_at,
-            since,
-            until,
-        )
-    ).all()
+    ours = _sent_transfers(since, until)
     known = {t.stripe_transfer_id for t in ours}
     for transfer in ours:
         reversed_ours = -ledger.total(

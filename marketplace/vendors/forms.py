@@ -12,7 +12,6 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import (
-    Field,
     FieldList,
     Form,
     FormField,
@@ -24,7 +23,8 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from marketplace.errors import DomainError, ValidationFailed
+from marketplace import forms
+from marketplace.errors import DomainError
 from marketplace.forms import MoneyField
 
 MAX_VARIANT_ROWS = 20
@@ -170,22 +170,14 @@ PRICE_MESSAGE = "must be between $0.01 and {max}"
 def add_domain_error(
     form: Form, error: DomainError, names: dict[str, str] | None = None, price_max: str = ""
 ) -> int:
-    """Copy a service error onto `form`: ValidationFailed fields onto the matching inputs
-    (renamed through `names`), anything else as a form-wide message. Returns the HTTP status.
-    """
-    names = names or {}
-    if isinstance(error, ValidationFailed):
-        for key, message in error.fields.items():
-            name = names.get(key, key)
-            if key.endswith("price_cents") and price_max:
-                message = PRICE_MESSAGE.format(max=price_max)
-            elif key.endswith("_cents") and price_max:
-                message = f"must be between $0.00 and {price_max}"
-            field: Field | None = form._fields.get(name)
-            if field is not None:
-                field.errors = [*field.errors, message]
-            else:
-                form.form_errors.append(f"{name}: {message}")
-    else:
-        form.form_errors.append(error.message)
-    return error.status
+    """The shared helper, with money limits said in dollars (`price_max`, e.g. '$100,000.00')
+    instead of the service's cents."""
+
+    def in_dollars(key: str, message: str) -> str:
+        if key.endswith("price_cents") and price_max:
+            return PRICE_MESSAGE.format(max=price_max)
+        if key.endswith("_cents") and price_max:
+            return f"must be between $0.00 and {price_max}"
+        return message
+
+    return forms.add_domain_error(form, error, names, in_dollars)
