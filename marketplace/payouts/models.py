@@ -28,6 +28,8 @@ class PlatformSettings(db.Model):
 
 class TransferStatus(enum.StrEnum):
     PENDING = "pending"
+    # Asked of Stripe with the amount fixed; refunds from now on reverse it once it is sent.
+    SENDING = "sending"
     SENT = "sent"
     SKIPPED = "skipped"
 

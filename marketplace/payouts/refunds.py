@@ -31,7 +31,7 @@ from marketplace.payments.models import Payment, PaymentStatus
 from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
-from marketplace.payouts.transfers import sent_transfer
+from marketplace.payouts.transfers import sent_transfer, started_transfer
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def plan_refund(
     left_vendor_part = vendor_part - (done_amount - done_tax)
     left_commission = vendor_order.platform_fee_cents - done_commission
     left_tax = vendor_order.tax_cents - done_tax
-    transferred = sent_transfer(vendor_order.id) is not None
+    transferred = started_transfer(vendor_order.id) is not None
     plan_items: list[dict[str, int]] = []
     restock_lines: list[dict[str, int]] = []
     tax_cents = 0

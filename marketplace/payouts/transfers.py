@@ -11,6 +11,8 @@ from sqlalchemy import func, select, update
 from marketplace import jobs
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict
+from marketplace.jobs import outbox
+from marketplace.orders import fulfilment
 from marketplace.orders.models import VendorOrder, VendorOrderStatus
 from marketplace.payments import gateway
 from marketplace.payments.models import PaymentStatus
@@ -67,8 +69,8 @@ def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
     if payment is None or payment.status is not PaymentStatus.CAPTURED or not payment.charge_id:
         raise TransferNotReady()
     with transaction():
-        transfer = _pending_transfer(vendor_order)
-    if transfer.status is not TransferStatus.PENDING:
+        transfer = _claim_transfer(vendor_order)
+    if transfer.status is not TransferStatus.SENDING:
         return transfer
     vendor_order = db.session.get(VendorOrder, vendor_order_id)
     destination = vendor_order.vendor.stripe_account_id
@@ -91,36 +93,64 @@ def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
     with transaction():
         claimed = db.session.execute(
             update(Transfer)
-            .where(Transfer.id == transfer_id, Transfer.status == TransferStatus.PENDING)
+            .where(Transfer.id == transfer_id, Transfer.status == TransferStatus.SENDING)
             .values(status=TransferStatus.SENT, stripe_transfer_id=sent["id"], sent_at=utcnow())
         )
         transfer = db.session.get(Transfer, transfer_id)
         if claimed.rowcount == 1:
             db.session.refresh(transfer)
             ledger.record_transfer(transfer, vendor_order.order_id)
+            for refund_id in _reversals_waiting(vendor_order.id):
+                outbox.add("marketplace.payouts.jobs.execute_refund", refund_id)
     return transfer
 
 
-def _pending_transfer(vendor_order: VendorOrder) -> Transfer:
+def _reversals_waiting(vendor_order_id: int) -> list[int]:
+    """Refunds booked while the transfer was being sent: their reversal can go now."""
+    return list(
+        db.session.scalars(
+            select(Refund.id).where(
+                Refund.vendor_order_id == vendor_order_id,
+                Refund.status != RefundStatus.FAILED,
+                Refund.transfer_reversal_cents > 0,
+                Refund.stripe_reversal_id.is_(None),
+            )
+        )
+    )
+
+
+def _claim_transfer(vendor_order: VendorOrder) -> Transfer:
+    """Fix the amount and mark the transfer `sending`, under the order's lock (refunds take it
+    too): a refund booked before this lowers the amount, one booked after reverses it."""
+    fulfilment.locked_order(vendor_order.order_id)
     transfer = db.session.scalar(
         select(Transfer).where(Transfer.vendor_order_id == vendor_order.id).with_for_update()
     )
+    if transfer is not None and transfer.status is not TransferStatus.PENDING:
+        return transfer  # sending (a retry sends the same amount), sent or skipped
     amount = vendor_order.vendor_earnings_cents - vendor_share_refunded(vendor_order.id)
+    status = TransferStatus.SENDING if amount > 0 else TransferStatus.SKIPPED
     if transfer is None:
         transfer = Transfer(
             vendor_order_id=vendor_order.id,
             vendor_id=vendor_order.vendor_id,
-            amount_cents=max(amount, 0),
             currency=vendor_order.order.currency,
-            status=TransferStatus.PENDING if amount > 0 else TransferStatus.SKIPPED,
         )
         db.session.add(transfer)
-        db.session.flush()
-    elif transfer.status is TransferStatus.PENDING:
-        transfer.amount_cents = max(amount, 0)
-        if amount <= 0:
-            transfer.status = TransferStatus.SKIPPED
+    transfer.amount_cents, transfer.status = max(amount, 0), status
+    db.session.flush()
     return transfer
+
+
+def started_transfer(vendor_order_id: int) -> Transfer | None:
+    """The vendor's transfer once it was asked of Stripe (sending or sent): from then on a
+    refund takes the vendor's share back by a reversal."""
+    return db.session.scalar(
+        select(Transfer).where(
+            Transfer.vendor_order_id == vendor_order_id,
+            Transfer.status.in_([TransferStatus.SENDING, TransferStatus.SENT]),
+        )
+    )
 
 
 def sent_transfer(vendor_order_id: int) -> Transfer | None:

@@ -248,9 +248,9 @@ def test_transfer_survives_stripe_faults(api, webhooks, fast_stripe, fault):
     _deliver(api, paid)
     message_id = _pending_message("marketplace.payouts.jobs.transfer_vendor_order")
 
-    def still_pending() -> None:
+    def still_pending() -> None:  # asked of Stripe with its amount fixed, answer not recorded
         (pending,) = db.session.scalars(select(Transfer)).all()
-        assert pending.status is TransferStatus.PENDING and pending.stripe_transfer_id is None
+        assert pending.status is TransferStatus.SENDING and pending.stripe_transfer_id is None
 
     started = time.monotonic()
     acted = lambda: bool(_stripe(webhooks, "transfers"))  # noqa: E731
@@ -407,4 +407,36 @@ def test_a_part_cannot_be_cancelled_while_its_capture_awaits_an_answer(
     assert cancelled.status_code == 200, cancelled.get_json()
     refunds = [r["amount"] for r in _stripe(webhooks, "refunds")]
     assert refunds == [second["total_cents"]]
+    _assert_books_balance()
+
+
+def test_a_refund_while_the_transfer_awaits_its_answer_is_reversed_once_it_is_sent(
+    api, webhooks, fast_stripe, app
+):
+    paid = _paid_order(api, webhooks)
+    vo = paid["vendor_orders"][0]
+    fault = FAULTS["500 after, response lost"]
+    fast_stripe(fault)
+    _capture(api, paid)
+    add_fault(webhooks, "/v1/transfers", **fault.params())
+    _deliver(api, paid)
+    message_id = _pending_message("marketplace.payouts.jobs.transfer_vendor_order")
+    with pytest.raises(gateway.PaymentProviderError):
+        outbox.run_message(message_id)  # Stripe paid the vendor; we did not hear back
+    app.config["JOBS_SYNCHRONOUS"] = True
+    response = api.post(
+        f"/vendor/orders/{vo['id']}/refund",
+        paid["sellers"][0].token,
+        json={"amount_cents": 1000, "reason": "scratched"},
+    )
+    assert response.status_code == 201, response.get_json()
+    refund = response.get_json()
+    vendor_share = refund["amount_cents"] - refund["commission_returned_cents"]
+    assert refund["transfer_reversal_cents"] == vendor_share  # the vendor gives it back
+    assert refund["stripe_reversal_id"] is None  # ... once the transfer is known to be sent
+
+    outbox.run_message(message_id)  # the retry: the same transfer, recorded; then the reversal
+    (transfer,) = _stripe(webhooks, "transfers")
+    assert transfer["amount"] == vo["vendor_earnings_cents"]
+    assert [r["amount"] for r in _stripe(webhooks, "transfer_reversals")] == [vendor_share]
     _assert_books_balance()

@@ -467,11 +467,11 @@ def test_reconciliation_sees_an_unrecorded_capture_and_an_overpaid_vendor(
     kinds = [(m["kind"], m["object_id"], m["actual_cents"]) for m in report["mismatches"]]
     assert kinds == [("capture_unrecorded", intent_id, VO0["total"])]
 
-    # A refund planned while the transfer was in flight books no reversal: the vendor keeps
-    # its whole payout although part of the sale was refunded.
+    # A refund that books no reversal although the vendor was paid (as one planned while the
+    # transfer was in flight did, before transfers were claimed): the vendor keeps it all.
     paid = _paid_order(api, webhooks)
     _ship(api, paid, deliver=True)
-    monkeypatch.setattr(refunds, "sent_transfer", lambda vendor_order_id: None)
+    monkeypatch.setattr(refunds, "started_transfer", lambda vendor_order_id: None)
     refund = _refund(api, paid, {"amount_cents": 1000}).get_json()
     assert refund["transfer_reversal_cents"] == 0
     db.session.rollback()

@@ -157,7 +157,7 @@ def test_worker_killed_during_transfer_pays_the_vendor_once(
             (pending,) = db.session.scalars(
                 select(Transfer).where(Transfer.vendor_order_id == vo_id)
             )
-            assert pending.status is TransferStatus.PENDING and pending.stripe_transfer_id is None
+            assert pending.status is TransferStatus.SENDING and pending.stripe_transfer_id is None
             assert outbox_row(TRANSFER_JOB, vo_id).completed_at is None
 
             second = WorkerProcess(env, tmp_path / "worker-2.log")
