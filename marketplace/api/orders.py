@@ -50,7 +50,7 @@ def checkout() -> Any:
         coupon_code=data.coupon_code,
     )
     payment = payments.payment_for_checkout(result.order.id)
-    order = orders.buyer_order(buyer_id, result.order.id)
+    order = orders.buyer_order_details(buyer_id, result.order.id)
     response = jsonify({"order": order_json(order), "payment": payment})
     response.status_code = 201
     if result.replayed:
@@ -69,7 +69,7 @@ def list_orders() -> Any:
 @bp.get("/orders/<int:order_id>")
 @require(Role.BUYER)
 def get_order(order_id: int) -> Any:
-    return jsonify(order_json(orders.buyer_order(current_user().id, order_id)))
+    return jsonify(order_json(orders.buyer_order_details(current_user().id, order_id)))
 
 
 @bp.post("/orders/<int:order_id>/cancel")

@@ -252,7 +252,7 @@ def order_list() -> Any:
 @bp.get("/orders/<int:order_id>")
 @login_required
 def order_detail(order_id: int) -> Any:
-    order = orders.buyer_order(current_user.id, order_id)
+    order = orders.buyer_order_details(current_user.id, order_id)
     reviewed = {
         r.order_item_id
         for r in db.session.query(Review).filter(

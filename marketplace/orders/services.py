@@ -372,8 +372,18 @@ _ORDER_DETAILS = (
 
 
 def buyer_order(buyer_id: int, order_id: int) -> Order:
-    """The order with its parts, lines and history loaded. :raises OrderNotFound: missing or
-    someone else's."""
+    """:raises OrderNotFound: missing or someone else's."""
+    order = db.session.get(Order, order_id)
+    if order is None or order.buyer_id != buyer_id:
+        raise OrderNotFound()
+    return order
+
+
+def buyer_order_details(buyer_id: int, order_id: int) -> Order:
+    """The order with its parts, lines and history loaded, for showing all of it.
+
+    :raises OrderNotFound: missing or someone else's.
+    """
     order = db.session.get(Order, order_id, options=_ORDER_DETAILS, populate_existing=True)
     if order is None or order.buyer_id != buyer_id:
         raise OrderNotFound()
@@ -407,9 +417,7 @@ def cancel_by_buyer(buyer_id: int, order_id: int) -> Order:
         order = fulfilment.locked_order(order_id)
         assert order is not None
         if order.status in UNPAID:
-            fulfilment.cancel_unpaid(order, actor=actor, reason="cancelled_by_buyer")
-            if order.payment_intent_id:  # a pay page left open can no longer charge the card
-                outbox.add("marketplace.payments.jobs.void_payment", order.id, "cancelled_by_buyer")
+            fulfilment.abandon_unpaid(order, actor=actor, reason="cancelled_by_buyer")
         elif fulfilment.cancel_paid_parts(order, actor=actor, reason="cancelled_by_buyer") == 0:
             raise IllegalTransition(
                 "Nothing is left to cancel: every part has shipped, been cancelled or refunded.",
