@@ -57,10 +57,7 @@ def sync_order_status(order: Order, *, actor: str, reason: str | None = None) ->
     active = [vo for vo in vendor_orders if vo.status not in (V.CANCELLED, V.REFUNDED)]
     if order.status in UNPAID:  # a part cancelled before payment: the rest still awaits it
         if not active:
-            transition_order(order, OrderStatus.CANCELLED, actor=actor, reason=reason)
-            order.cancel_reason = reason
-            if order.payment_intent_id:
-                outbox.add("marketplace.payments.jobs.void_payment", order.id, "order_cancelled")
+            abandon_unpaid(order, actor=actor, reason=reason or "cancelled")
         return
     refunded_any = any(vo.status is V.REFUNDED for vo in vendor_orders) or any(
         item.refunded_quantity for vo in vendor_orders for item in vo.items
@@ -148,6 +145,14 @@ def cancel_unpaid(order: Order, *, actor: str, reason: str) -> None:
             vendor_order.cancel_reason = reason
     transition_order(order, OrderStatus.CANCELLED, actor=actor, reason=reason)
     order.cancel_reason = reason
+
+
+def abandon_unpaid(order: Order, *, actor: str, reason: str) -> None:
+    """Cancel an unpaid order for good: unlike an expiry, no late payment can revive it, so
+    its PaymentIntent is cancelled too (a pay page left open can no longer charge the card)."""
+    cancel_unpaid(order, actor=actor, reason=reason)
+    if order.payment_intent_id:
+        outbox.add("marketplace.payments.jobs.void_payment", order.id, "order_cancelled")
 
 
 # --- vendor actions ------------------------------------------------------------------------

@@ -250,7 +250,6 @@ def capture_order(order_id: int) -> Payment | None:
 # Our reasons for voiding, in Stripe's `cancellation_reason` vocabulary.
 _STRIPE_CANCELLATION_REASONS = {
     "amount_mismatch": "fraudulent",
-    "cancelled_by_buyer": "requested_by_customer",
     "order_cancelled": "requested_by_customer",
 }
 
