@@ -46,8 +46,14 @@ class RefundBody(Body):
     amount_cents: int | None = None
     items: list[RefundItemBody] | None = None
     include_shipping: bool = False
-    restock: bool = True
+    restock: bool | None = None  # unless told: only units that never shipped
     reason: str = "requested_by_vendor"
+
+
+def _optional_flag(raw: str | None) -> bool | None:
+    if raw is None or raw == "":
+        return None
+    return raw.lower() not in {"0", "false"}
 
 
 def _vendor_scope() -> int | None:
@@ -153,7 +159,7 @@ def refund_preview(vendor_order_id: int) -> Any:
         amount_cents=int_arg("amount_cents", None, low=0, high=10**9),
         items=items,
         include_shipping=(request.args.get("include_shipping") or "").lower() in {"1", "true"},
-        restock=(request.args.get("restock") or "true").lower() not in {"0", "false"},
+        restock=_optional_flag(request.args.get("restock")),
     )
     return jsonify(plan.preview())
 

@@ -47,3 +47,19 @@ def return_requested(return_id: int) -> None:
 
 def return_decided(return_id: int) -> None:
     services.return_decided(return_id)
+
+
+def payment_lapsed(order_id: int) -> None:
+    services.payment_lapsed(order_id)
+
+
+def capture_refused(order_id: int) -> None:
+    services.capture_refused(order_id)
+
+
+def reversal_refused(refund_id: int) -> None:
+    services.reversal_refused(refund_id)
+
+
+def refund_refused(refund_id: int) -> None:
+    services.refund_refused(refund_id)

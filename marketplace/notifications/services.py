@@ -16,7 +16,7 @@ from flask import render_template
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from marketplace.accounts.models import User
+from marketplace.accounts.models import Role, User
 from marketplace.catalog.models import Variant, Vendor
 from marketplace.db import db, transaction, utcnow
 from marketplace.money import format_cents
@@ -386,4 +386,103 @@ def return_decided(return_id: int) -> None:
             ],
             link=f"/orders/{request.item.order_id}",
         )
+    )
+
+
+# --- money steps Stripe said no to: the buyer where it changes their order, and the admins ----
+
+
+def _alert_admins(key: str, kind: str, title: str, lines: list[str], link: str) -> None:
+    admins = db.session.scalars(
+        select(User).where(User.role == Role.ADMIN, User.active.is_(True)).order_by(User.id)
+    ).all()
+    for admin in admins:
+        deliver(
+            Message(
+                key=f"{key}:user:{admin.id}",
+                user=admin,
+                kind=kind,
+                title=title,
+                lines=lines,
+                link=link,
+            )
+        )
+
+
+def payment_lapsed(order_id: int) -> None:
+    order = db.session.get(Order, order_id)
+    unpaid = [vo for vo in order.vendor_orders if vo.cancel_reason != "authorization_lapsed"]
+    _order_message(
+        order_id,
+        "payment_lapsed",
+        f"The payment for order #{order_id} expired",
+        [
+            "Your card's authorization ran out before the sellers shipped, so nothing was "
+            "charged and the parts not yet shipped are cancelled.",
+        ],
+    )
+    shipped = [vo for vo in unpaid if vo.shipped_at is not None]
+    _alert_admins(
+        f"payment_lapsed:{order_id}",
+        "payment_lapsed",
+        f"Order #{order_id}: the card authorization lapsed before capture",
+        [
+            "Stripe released the authorization; nothing can be captured for this order.",
+            f"Parts shipped without payment: {', '.join(f'#{vo.id}' for vo in shipped)}."
+            if shipped
+            else "No part had shipped: every part was cancelled and restocked.",
+        ],
+        "/admin/reconciliation",
+    )
+
+
+def capture_refused(order_id: int) -> None:
+    from marketplace.payments.models import Payment
+
+    payment = db.session.scalar(select(Payment).where(Payment.order_id == order_id))
+    _alert_admins(
+        f"capture_refused:{order_id}:{payment.id}",
+        "capture_refused",
+        f"Order #{order_id}: Stripe refused the capture",
+        [
+            f"Stripe answered: {payment.last_error or 'no reason given'}.",
+            "The authorization is still there; the capture is tried again before it lapses.",
+        ],
+        "/admin/reconciliation",
+    )
+
+
+def reversal_refused(refund_id: int) -> None:
+    from marketplace.payouts.models import Refund
+
+    refund = db.session.get(Refund, refund_id)
+    vendor_order = db.session.get(VendorOrder, refund.vendor_order_id)
+    _alert_admins(
+        f"reversal_refused:{refund_id}",
+        "reversal_refused",
+        f"Refund #{refund_id}: Stripe refused to take the vendor's share back",
+        [
+            f"The buyer was refunded; {vendor_order.vendor.display_name} still holds "
+            f"{_money(refund.transfer_reversal_cents, vendor_order.order)} of it.",
+            f"Stripe answered: {refund.reversal_failure_reason or 'no reason given'}.",
+        ],
+        "/admin/reconciliation",
+    )
+
+
+def refund_refused(refund_id: int) -> None:
+    from marketplace.payouts.models import Refund
+
+    refund = db.session.get(Refund, refund_id)
+    vendor_order = db.session.get(VendorOrder, refund.vendor_order_id)
+    _alert_admins(
+        f"refund_refused:{refund_id}",
+        "refund_refused",
+        f"Refund #{refund_id} for order #{vendor_order.order_id}: Stripe refused it",
+        [
+            f"{_money(refund.amount_cents, vendor_order.order)} was not refunded; nothing "
+            "was booked. Asked by " + refund.actor + ".",
+            f"Stripe answered: {refund.failure_reason or 'no reason given'}.",
+        ],
+        "/admin/reconciliation",
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from marketplace.cart import services as carts
+from marketplace.catalog.models import VendorStatus
 from marketplace.db import db, transaction, utcnow
-from marketplace.errors import Conflict, NotFound, ValidationFailed
+from marketplace.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
 from marketplace.jobs import outbox
 from marketplace.orders.models import (
@@ -22,6 +23,7 @@ from marketplace.orders.models import (
     VendorOrderStatus,
 )
 from marketplace.orders.state import (
+    EXPIRED,
     reopen_after_expiry,
     transition_order,
     transition_vendor_order,
@@ -34,6 +36,11 @@ OPEN_BEFORE_SHIPPING = (V.PAID, V.PROCESSING)
 
 class VendorOrderNotFound(NotFound):
     code, message = "vendor_order_not_found", "Order not found."
+
+
+class VendorSuspended(Forbidden):
+    code = "vendor_suspended"
+    message = "Your shop is suspended: it cannot ship orders until an admin reinstates it."
 
 
 def locked_order(order_id: int) -> Order | None:
@@ -88,8 +95,10 @@ def mark_paid(order: Order, *, actor: str = "stripe") -> bool:
     """
     if order.status not in UNPAID and not expired_cancellation(order):
         return True  # already paid (events arrive more than once and out of order)
+    awaiting = [vo for vo in order.vendor_orders if _awaits_payment(vo)]
     if not inventory.active_reservations(order.id):
-        lines = [(item.variant_id, item.quantity) for item in order.items]
+        # only parts this payment buys: not those a vendor cancelled meanwhile
+        lines = [(item.variant_id, item.quantity) for vo in awaiting for item in vo.items]
         try:
             with db.session.begin_nested():
                 inventory.reserve(order.id, lines, utcnow())
@@ -103,7 +112,9 @@ def mark_paid(order: Order, *, actor: str = "stripe") -> bool:
         reopen_after_expiry(order, actor=actor)
     if order.status is OrderStatus.PAYMENT_FAILED:
         # The failed attempt put the items back in the cart; they are bought after all.
-        carts.take_back_lines(order.buyer_id, [(i.variant_id, i.quantity) for i in order.items])
+        carts.take_back_lines(
+            order.buyer_id, [(i.variant_id, i.quantity) for vo in awaiting for i in vo.items]
+        )
     inventory.commit(order.id)
     for vendor_order in order.vendor_orders:
         if vendor_order.status is V.PENDING_PAYMENT:
@@ -115,6 +126,13 @@ def mark_paid(order: Order, *, actor: str = "stripe") -> bool:
     for variant_id in sorted({item.variant_id for item in order.items}):
         outbox.add("marketplace.notifications.jobs.low_stock", variant_id)
     return True
+
+
+def _awaits_payment(vendor_order: VendorOrder) -> bool:
+    """Unpaid, or cancelled only because the hold ran out (a late payment still buys it)."""
+    return vendor_order.status is V.PENDING_PAYMENT or (
+        vendor_order.status is V.CANCELLED and vendor_order.cancel_reason == EXPIRED
+    )
 
 
 def expired_cancellation(order: Order) -> bool:
@@ -173,6 +191,8 @@ def ship(vendor_id: int, vendor_order_id: int, carrier: str, tracking_number: st
     actor = f"vendor:{vendor_id}"
     with transaction():
         vendor_order = vendor_order_for(vendor_id, vendor_order_id)
+        if vendor_order.vendor.status is VendorStatus.SUSPENDED:
+            raise VendorSuspended()
         order = locked_order(vendor_order.order_id)
         db.session.refresh(vendor_order)
         transition_vendor_order(vendor_order, V.SHIPPED, actor=actor)
@@ -214,16 +234,33 @@ def cancel_vendor_order(
     was_paid = vendor_order.status in OPEN_BEFORE_SHIPPING
     if was_paid and _capture_in_flight(order.id):
         raise PaymentBeingCaptured()
-    transition_vendor_order(vendor_order, V.CANCELLED, actor=actor, reason=reason)
-    vendor_order.cancel_reason = reason
     if was_paid:
-        for item in vendor_order.items:
-            inventory.restock(item.variant_id, item.quantity - item.refunded_quantity)
+        _cancel_paid_part(vendor_order, actor=actor, reason=reason)
         outbox.add("marketplace.payments.jobs.settle_cancellation", vendor_order.id)
     else:
+        transition_vendor_order(vendor_order, V.CANCELLED, actor=actor, reason=reason)
+        vendor_order.cancel_reason = reason
         inventory.release_variants(order.id, [item.variant_id for item in vendor_order.items])
+        outbox.add("marketplace.notifications.jobs.vendor_order_cancelled", vendor_order.id)
     sync_order_status(order, actor=actor, reason=reason)
+
+
+def _cancel_paid_part(vendor_order: VendorOrder, *, actor: str, reason: str) -> None:
+    """A paid part that has not shipped is cancelled: its committed stock goes back on sale."""
+    transition_vendor_order(vendor_order, V.CANCELLED, actor=actor, reason=reason)
+    vendor_order.cancel_reason = reason
+    for item in vendor_order.items:
+        inventory.restock(item.variant_id, item.quantity - item.refunded_quantity)
     outbox.add("marketplace.notifications.jobs.vendor_order_cancelled", vendor_order.id)
+
+
+def cancel_unshipped_parts(order: Order, *, actor: str, reason: str) -> None:
+    """The order's payment is lost (its authorization lapsed before the capture): every part
+    not shipped yet is cancelled and restocked; nothing is left to void or refund for them."""
+    for vendor_order in order.vendor_orders:
+        if vendor_order.status in OPEN_BEFORE_SHIPPING:
+            _cancel_paid_part(vendor_order, actor=actor, reason=reason)
+    sync_order_status(order, actor=actor, reason=reason)
 
 
 class PaymentBeingCaptured(Conflict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Integer, String
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace.db import UTCDateTime, db, utcnow
@@ -50,6 +50,10 @@ class Payment(db.Model):
     amount_refunded_cents: Mapped[int] = mapped_column(Integer, default=0)
     charge_id: Mapped[str | None] = mapped_column(String(64))
     authorized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Stripe's own deadline for capturing the authorization (the charge's `capture_before`).
+    capture_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why Stripe last refused a step of this payment (a capture), for the admin.
+    last_error: Mapped[str | None] = mapped_column(Text)
     captured_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -8,6 +8,7 @@ transaction. Every step is safe to run twice.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
@@ -21,6 +22,7 @@ from marketplace.orders import fulfilment
 from marketplace.orders.models import Order, OrderStatus, VendorOrder, VendorOrderStatus
 from marketplace.payments import gateway
 from marketplace.payments.models import Payment, PaymentStatus, StripeEvent
+from marketplace.payments.state import can_move, move_payment
 from marketplace.payouts import ledger
 from marketplace.validation import is_whole_number
 
@@ -108,16 +110,26 @@ def apply_event(event: dict[str, Any]) -> str:
                 return "duplicate"
             db.session.add(StripeEvent(id=event_id, type=event_type))
             db.session.flush()
-            outcome = _apply(event_type, event["data"]["object"])
+            outcome = _apply(event_type, event["data"]["object"], _event_time(event))
     except IntegrityError:
         db.session.rollback()
         return "duplicate"
     return outcome
 
 
-def _apply(event_type: str, obj: dict[str, Any]) -> str:
+def _event_time(event: dict[str, Any]) -> datetime:
+    """When Stripe says the event happened (not when its webhook reached us)."""
+    created = event.get("created")
+    if isinstance(created, int) and created > 0:
+        return datetime.fromtimestamp(created, UTC)
+    return utcnow()
+
+
+def _apply(event_type: str, obj: dict[str, Any], happened_at: datetime) -> str:
     if event_type.startswith("payment_intent."):
-        return _apply_payment_intent(event_type, obj)
+        return _apply_payment_intent(event_type, obj, happened_at)
+    if event_type == "charge.succeeded":
+        return _apply_authorized_charge(obj)
     if event_type == "account.updated":
         return _apply_account(obj)
     return "ignored"
@@ -137,7 +149,26 @@ def _order_for_intent(intent: dict[str, Any]) -> Order | None:
     return order
 
 
-def _apply_payment_intent(event_type: str, intent: dict[str, Any]) -> str:
+def _apply_authorized_charge(charge: dict[str, Any]) -> str:
+    """Keep Stripe's own capture deadline (`capture_before`) of an uncaptured charge."""
+    card = (charge.get("payment_method_details") or {}).get("card") or {}
+    capture_before = card.get("capture_before")
+    if charge.get("captured") or not isinstance(capture_before, int):
+        return "ignored"
+    payment = db.session.scalar(
+        select(Payment).where(Payment.payment_intent_id == charge.get("payment_intent"))
+    )
+    if payment is None:
+        return "unknown_payment"
+    payment.capture_before = datetime.fromtimestamp(capture_before, UTC)
+    return "capture_deadline"
+
+
+# Stripe releases an uncaptured authorization after seven days unless told otherwise.
+AUTHORIZATION_LIFETIME = timedelta(days=7)
+
+
+def _apply_payment_intent(event_type: str, intent: dict[str, Any], happened_at: datetime) -> str:
     order = _order_for_intent(intent)
     if order is None:
         return "unknown_order"
@@ -156,11 +187,13 @@ def _apply_payment_intent(event_type: str, intent: dict[str, Any]) -> str:
     if event_type in AUTHORIZED_EVENTS and status in ("requires_capture", "succeeded"):
         first_authorization = payment.status is PaymentStatus.REQUIRES_PAYMENT
         if first_authorization:
-            payment.status = PaymentStatus.AUTHORIZED
+            move_payment(payment, PaymentStatus.AUTHORIZED)
             payment.amount_authorized_cents = int(
                 intent.get("amount_capturable") or intent.get("amount") or 0
             )
-            payment.authorized_at = utcnow()
+            payment.authorized_at = happened_at
+            if payment.capture_before is None:  # the charge's own deadline may come later
+                payment.capture_before = happened_at + AUTHORIZATION_LIFETIME
         if intent.get("amount") != order.total_cents:
             outbox.add("marketplace.payments.jobs.void_payment", order.id, "amount_mismatch")
             return "amount_mismatch"
@@ -178,10 +211,32 @@ def _apply_payment_intent(event_type: str, intent: dict[str, Any]) -> str:
         fulfilment.mark_payment_failed(order)
         return "payment_failed"
     if event_type == "payment_intent.canceled":
-        payment.status = PaymentStatus.CANCELED
+        if not can_move(payment.status, PaymentStatus.CANCELED):
+            return "ignored_out_of_order"  # captured (or already canceled) stays so
+        lapsed = _holds_paid_parts(order, payment)
+        move_payment(payment, PaymentStatus.CANCELED)
+        if lapsed:
+            _authorization_lapsed(order)
+            return "authorization_lapsed"
         fulfilment.mark_payment_canceled(order)
         return "canceled"
     return "ignored"
+
+
+def _holds_paid_parts(order: Order, payment: Payment) -> bool:
+    """The authorization still backs parts of a paid order (not our own void of a cancelled
+    or unpaid one): losing it now means goods would go out unpaid."""
+    if payment.status not in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURING):
+        return False
+    return bool(_active_vendor_orders(order)) and order.status not in fulfilment.UNPAID
+
+
+def _authorization_lapsed(order: Order) -> None:
+    """Stripe let the authorization go before we captured it: nothing can be charged any more.
+    What has not shipped is cancelled and restocked; the buyer and the admins are told (parts
+    already shipped went out unpaid: the admins follow them up)."""
+    fulfilment.cancel_unshipped_parts(order, actor="stripe", reason="authorization_lapsed")
+    outbox.add("marketplace.notifications.jobs.payment_lapsed", order.id)
 
 
 def _apply_account(account: dict[str, Any]) -> str:
@@ -217,7 +272,7 @@ def capture_order(order_id: int) -> Payment | None:
             order = fulfilment.locked_order(order_id)
             amount = sum(vo.total_cents for vo in _active_vendor_orders(order))
             if amount > 0:
-                payment.status = PaymentStatus.CAPTURING
+                move_payment(payment, PaymentStatus.CAPTURING)
                 payment.capture_amount_cents = amount
         else:
             amount = payment.capture_amount_cents or 0
@@ -225,7 +280,15 @@ def capture_order(order_id: int) -> Payment | None:
     if amount == 0:
         void_payment(order_id, "all_cancelled")
         return payment_of(order_id)
-    intent = gateway.capture_payment_intent(pi_id, amount, key=f"capture:order:{order_id}:{amount}")
+    try:
+        intent = gateway.capture_payment_intent(
+            pi_id, amount, key=f"capture:order:{order_id}:{amount}"
+        )
+    except gateway.PaymentProviderRejected as refusal:
+        intent = gateway.retrieve_payment_intent(pi_id)  # what Stripe holds now decides
+        if intent.get("status") != "succeeded":
+            _capture_refused(order_id, intent, refusal)
+            return payment_of(order_id)
     charge = intent.get("latest_charge")
     charge_id = charge["id"] if isinstance(charge, dict) else charge
     with transaction():
@@ -245,6 +308,28 @@ def capture_order(order_id: int) -> Payment | None:
             for vendor_order in _active_vendor_orders(order):
                 ledger.record_capture(vendor_order, charge_id)
     return payment_of(order_id)
+
+
+def _capture_refused(
+    order_id: int, intent: dict[str, Any], refusal: gateway.PaymentProviderRejected
+) -> None:
+    """Stripe refused the capture: if the authorization is gone the order lost its payment;
+    if it is still there the payment goes back to authorized (cancellations work again, the
+    hourly job tries again before the deadline) and the admins are told."""
+    with transaction():
+        order = fulfilment.locked_order(order_id)
+        payment = payment_of(order_id)
+        if payment is None or payment.status is not PaymentStatus.CAPTURING:
+            return  # a webhook or another run recorded the outcome first
+        payment.last_error = refusal.message[:2000]
+        if intent.get("status") == "canceled":
+            move_payment(payment, PaymentStatus.CANCELED)
+            if _active_vendor_orders(order):
+                _authorization_lapsed(order)
+            return
+        move_payment(payment, PaymentStatus.AUTHORIZED)
+        payment.capture_amount_cents = None
+        outbox.add("marketplace.notifications.jobs.capture_refused", order_id)
 
 
 # Our reasons for voiding, in Stripe's `cancellation_reason` vocabulary.
@@ -283,6 +368,8 @@ def settle_cancellation(vendor_order_id: int) -> None:
     if payment is None:
         return
     if payment.status is PaymentStatus.CAPTURED:
+        if not ledger.captured(vendor_order_id):
+            return  # cancelled before the capture, which left it out: nothing was charged
         from marketplace.payouts import refunds
 
         refunds.refund_cancelled_vendor_order(vendor_order_id)
@@ -326,32 +413,41 @@ def refresh_account(vendor_id: int) -> Vendor:
     return vendor
 
 
-AUTHORIZATION_CAPTURE_AFTER_DAYS = 6
+# Capture this long before Stripe's deadline: a day of slack for retries and outages.
+CAPTURE_MARGIN = timedelta(days=1)
 
 
 def capture_expiring_authorizations() -> int:
-    """Capture authorizations older than six days: Stripe releases them after seven."""
-    from datetime import timedelta
-
-    cutoff = utcnow() - timedelta(days=AUTHORIZATION_CAPTURE_AFTER_DAYS)
+    """Capture authorizations whose deadline at Stripe is less than a day away (and repeat
+    captures whose answer was never recorded). One refusal never stops the others."""
+    deadline = utcnow() + CAPTURE_MARGIN
     order_ids = list(
         db.session.scalars(
-            select(Payment.order_id).where(
+            select(Payment.order_id)
+            .where(
                 or_(
                     and_(
                         Payment.status == PaymentStatus.AUTHORIZED,
-                        Payment.authorized_at <= cutoff,
+                        or_(
+                            Payment.capture_before <= deadline,
+                            and_(
+                                Payment.capture_before.is_(None),
+                                Payment.authorized_at <= deadline - AUTHORIZATION_LIFETIME,
+                            ),
+                        ),
                     ),
                     # a capture whose answer never got recorded: repeat it (same key)
                     Payment.status == PaymentStatus.CAPTURING,
                 )
             )
+            .order_by(Payment.capture_before, Payment.id)
         )
     )
     db.session.rollback()
     for order_id in order_ids:
         try:
             capture_order(order_id)
-        except gateway.PaymentProviderError:
-            log.warning("capture of expiring authorization %s failed; will retry", order_id)
+        except Exception:
+            db.session.rollback()
+            log.exception("capture of expiring authorization %s failed; will retry", order_id)
     return len(order_ids)

@@ -91,6 +91,15 @@ def record_capture(vendor_order: VendorOrder, charge_id: str) -> None:
     )
 
 
+def captured(vendor_order_id: int) -> bool:
+    """Whether the capture took this VendorOrder's money (its capture journal exists)."""
+    journal = f"capture:{vendor_order_id}"
+    return (
+        db.session.scalar(select(LedgerEntry.id).where(LedgerEntry.journal == journal).limit(1))
+        is not None
+    )
+
+
 def record_transfer(transfer: Transfer, order_id: int) -> None:
     post(
         f"transfer:{transfer.vendor_order_id}",

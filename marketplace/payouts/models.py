@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Enum, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, CheckConstraint, Enum, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace.db import UTCDateTime, db, utcnow
@@ -88,6 +88,9 @@ class Refund(db.Model):
     status: Mapped[RefundStatus] = mapped_column(_enum(RefundStatus))
     stripe_refund_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     stripe_reversal_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # What Stripe answered when it refused the refund (status failed) or the reversal.
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    reversal_failure_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -159,13 +159,16 @@ def _check_charges(since: datetime | None, until: datetime | None) -> list[Misma
         )
     ).all()
     for refund in stuck:
+        refused = refund.reversal_failure_reason is not None
         found.append(
             Mismatch(
-                "reversal_pending",
+                "reversal_refused" if refused else "reversal_pending",
                 str(refund.id),
                 refund.transfer_reversal_cents,
                 None,
-                "refund made but the vendor's transfer not yet reversed at Stripe",
+                f"Stripe refused to reverse the vendor's share: {refund.reversal_failure_reason}"
+                if refused
+                else "refund made but the vendor's transfer not yet reversed at Stripe",
             )
         )
     return found

@@ -31,7 +31,7 @@ from marketplace.payments.models import Payment, PaymentStatus
 from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
-from marketplace.payouts.transfers import sent_transfer, started_transfer
+from marketplace.payouts.transfers import PAYABLE, sent_transfer, started_transfer
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,11 @@ class NothingToRefund(Conflict):
 
 class OrderItemNotFound(NotFound):
     code, message = "order_item_not_found", "That item is not part of this order."
+
+
+class RefundRefused(Conflict):
+    code = "refund_refused"
+    message = "Stripe refused the refund; nothing was refunded. Check the charge and try again."
 
 
 @dataclass(frozen=True)
@@ -77,16 +82,33 @@ class RefundPlan:
         }
 
 
-def _refunded_so_far(vendor_order_id: int) -> tuple[int, int, int]:
-    """(amount, tax, commission) already refunded for this VendorOrder."""
+def _refunded_so_far(vendor_order_id: int, *, settled_only: bool = False) -> tuple[int, int, int]:
+    """(amount, tax, commission) refunded for this VendorOrder: by Stripe, or also asked of it."""
+    statuses = (
+        [RefundStatus.SUCCEEDED] if settled_only else [RefundStatus.SUCCEEDED, RefundStatus.PENDING]
+    )
     row = db.session.execute(
         select(
             func.coalesce(func.sum(Refund.amount_cents), 0),
             func.coalesce(func.sum(Refund.tax_cents), 0),
             func.coalesce(func.sum(Refund.commission_returned_cents), 0),
-        ).where(Refund.vendor_order_id == vendor_order_id, Refund.status != RefundStatus.FAILED)
+        ).where(Refund.vendor_order_id == vendor_order_id, Refund.status.in_(statuses))
     ).one()
     return int(row[0]), int(row[1]), int(row[2])
+
+
+def _quantities_in_flight(vendor_order_id: int) -> dict[int, int]:
+    """Units of each item in refunds asked of Stripe and not answered yet: not refundable
+    again, though `refunded_quantity` counts them only once Stripe refunded them."""
+    taken: dict[int, int] = {}
+    for lines in db.session.scalars(
+        select(Refund.items).where(
+            Refund.vendor_order_id == vendor_order_id, Refund.status == RefundStatus.PENDING
+        )
+    ):
+        for line in lines or []:
+            taken[line["order_item_id"]] = taken.get(line["order_item_id"], 0) + line["quantity"]
+    return taken
 
 
 def plan_refund(
@@ -95,10 +117,11 @@ def plan_refund(
     amount_cents: int | None = None,
     items: list[ItemRequest] | None = None,
     include_shipping: bool = False,
-    restock: bool = True,
+    restock: bool | None = None,
     whole: bool = False,
 ) -> RefundPlan:
-    """The numbers of a refund, checked against what is left to refund.
+    """The numbers of a refund, checked against what is left to refund. Unless told, units
+    are restocked only if they never left: once shipped, the buyer may well keep them.
 
     :raises NotCaptured, NothingToRefund, ValidationFailed, OrderItemNotFound:
     """
@@ -112,7 +135,10 @@ def plan_refund(
         raise NothingToRefund("A cancelled order is refunded automatically if it was charged.")
     if amount_cents is not None and items:
         raise ValidationFailed({"amount_cents": "give either amount_cents or items, not both"})
+    if restock is None:
+        restock = vendor_order.shipped_at is None
     done_amount, done_tax, done_commission = _refunded_so_far(vendor_order.id)
+    in_flight = _quantities_in_flight(vendor_order.id)
     vendor_part = (
         vendor_order.subtotal_cents + vendor_order.shipping_cents - vendor_order.discount_cents
     )
@@ -129,7 +155,7 @@ def plan_refund(
         commission = left_commission
         tax_cents = left_tax
         for item in vendor_order.items:
-            remaining = item.quantity - item.refunded_quantity
+            remaining = item.quantity - item.refunded_quantity - in_flight.get(item.id, 0)
             if remaining:
                 plan_items.append({"order_item_id": item.id, "quantity": remaining})
                 if restock:
@@ -143,7 +169,7 @@ def plan_refund(
             item = by_id.get(request.order_item_id)
             if item is None:
                 raise OrderItemNotFound(details={"order_item_id": request.order_item_id})
-            left = item.quantity - item.refunded_quantity
+            left = item.quantity - item.refunded_quantity - in_flight.get(item.id, 0)
             if request.order_item_id in seen:
                 fields[f"items[{index}].order_item_id"] = "listed twice"
             elif not 1 <= request.quantity <= left:
@@ -190,7 +216,7 @@ def plan_refund(
         if amount == left_vendor_part:  # all that is left: the tax on it goes back too
             tax_cents = left_tax
             for item in vendor_order.items:
-                remaining = item.quantity - item.refunded_quantity
+                remaining = item.quantity - item.refunded_quantity - in_flight.get(item.id, 0)
                 if remaining:  # paid back, so not returnable any more (nothing restocked)
                     plan_items.append({"order_item_id": item.id, "quantity": remaining})
     if amount <= 0 and tax_cents <= 0:
@@ -275,17 +301,19 @@ def refund_vendor_order(
     amount_cents: int | None = None,
     items: list[ItemRequest] | None = None,
     include_shipping: bool = False,
-    restock: bool = True,
+    restock: bool | None = None,
 ) -> Refund:
-    """Refund a VendorOrder (vendor or admin); books the plan, then calls Stripe after commit.
+    """Refund a VendorOrder (vendor or admin): the plan is recorded as asked of Stripe, and
+    applied (quantities, stock, statuses, the buyer's email, the books) only once Stripe
+    refunded it. If Stripe is away it stays pending and the outbox job tries again.
 
-    :raises VendorOrderNotFound, NotCaptured, NothingToRefund, ValidationFailed:
+    :raises VendorOrderNotFound, NotCaptured, NothingToRefund, ValidationFailed, RefundRefused:
     """
     if not 1 <= len(reason.strip()) <= 200:
         raise ValidationFailed({"reason": "must be 1 to 200 characters long"})
     with transaction():
         vendor_order = _vendor_order(vendor_order_id, vendor_id)
-        order = fulfilment.locked_order(vendor_order.order_id)
+        fulfilment.locked_order(vendor_order.order_id)
         db.session.refresh(vendor_order)
         plan = plan_refund(
             vendor_order,
@@ -294,8 +322,11 @@ def refund_vendor_order(
             include_shipping=include_shipping,
             restock=restock,
         )
-        refund = _book(vendor_order, order, plan, actor=actor, reason=reason.strip())
-    return execute_refund_now(refund.id)
+        refund = _ask_stripe(vendor_order, plan, actor=actor, reason=reason.strip())
+    refund = execute_refund_now(refund.id)
+    if refund.status is RefundStatus.FAILED:
+        raise RefundRefused(details={"refund_id": refund.id, "stripe": refund.failure_reason})
+    return refund
 
 
 CANCELLATION_ACTOR, CANCELLATION_REASON = "system", "cancelled"
@@ -305,7 +336,7 @@ def refund_cancelled_vendor_order(vendor_order_id: int) -> Refund | None:
     """A VendorOrder cancelled after the capture: give back all of it, tax included."""
     with transaction():
         vendor_order = db.session.get(VendorOrder, vendor_order_id)
-        order = fulfilment.locked_order(vendor_order.order_id)
+        fulfilment.locked_order(vendor_order.order_id)
         db.session.refresh(vendor_order)
         existing = db.session.scalar(  # this job's own refund, never a vendor's of that name
             select(Refund).where(
@@ -321,15 +352,14 @@ def refund_cancelled_vendor_order(vendor_order_id: int) -> Refund | None:
                 plan = plan_refund(vendor_order, whole=True, restock=False)
             except NothingToRefund:
                 return None
-            refund = _book(
-                vendor_order, order, plan, actor=CANCELLATION_ACTOR, reason=CANCELLATION_REASON
+            refund = _ask_stripe(
+                vendor_order, plan, actor=CANCELLATION_ACTOR, reason=CANCELLATION_REASON
             )
     return execute_refund_now(refund.id)
 
 
-def _book(
-    vendor_order: VendorOrder, order: Order, plan: RefundPlan, *, actor: str, reason: str
-) -> Refund:
+def _ask_stripe(vendor_order: VendorOrder, plan: RefundPlan, *, actor: str, reason: str) -> Refund:
+    """Record the refund as asked of Stripe (nothing applied yet) and queue the Stripe call."""
     refund = Refund(
         vendor_order_id=vendor_order.id,
         amount_cents=plan.amount_cents,
@@ -344,22 +374,37 @@ def _book(
         status=RefundStatus.PENDING,
     )
     db.session.add(refund)
-    items = fulfilment.items_of(vendor_order)
-    for line in plan.items:
-        items[line["order_item_id"]].refunded_quantity += line["quantity"]
-    for line in plan.restock:
-        inventory.restock(line["variant_id"], line["quantity"])
     db.session.flush()
-    db.session.refresh(vendor_order)
-    if plan.fully_refunded and vendor_order.status is not VendorOrderStatus.CANCELLED:
-        transition_vendor_order(
-            vendor_order, VendorOrderStatus.REFUNDED, actor=actor, reason=reason
-        )
-    if vendor_order.status is not VendorOrderStatus.CANCELLED:
-        _mark_order_refunded(order, actor=actor, reason=reason)
     outbox.add("marketplace.payouts.jobs.execute_refund", refund.id)
-    outbox.add("marketplace.notifications.jobs.refund_issued", refund.id)
     return refund
+
+
+def _apply_refunded(refund: Refund, vendor_order: VendorOrder, order: Order) -> None:
+    """Stripe refunded it: now the items count as refunded, the units come back (if asked),
+    the statuses move, the books record it and the buyer is told."""
+    items = fulfilment.items_of(vendor_order)
+    for line in refund.items:
+        item = items[line["order_item_id"]]
+        item.refunded_quantity += line["quantity"]
+        if refund.restock:
+            inventory.restock(item.variant_id, line["quantity"])
+    db.session.flush()
+    done_amount, done_tax, _ = _refunded_so_far(vendor_order.id, settled_only=True)
+    vendor_part = (
+        vendor_order.subtotal_cents + vendor_order.shipping_cents - vendor_order.discount_cents
+    )
+    fully_refunded = done_amount - done_tax >= vendor_part
+    if vendor_order.status is not VendorOrderStatus.CANCELLED:
+        if fully_refunded and vendor_order.status is not VendorOrderStatus.REFUNDED:
+            transition_vendor_order(
+                vendor_order, VendorOrderStatus.REFUNDED, actor=refund.actor, reason=refund.reason
+            )
+        _mark_order_refunded(order, actor=refund.actor, reason=refund.reason)
+    ledger.record_refund(refund, vendor_order)
+    outbox.add("marketplace.notifications.jobs.refund_issued", refund.id)
+    if vendor_order.status in PAYABLE and started_transfer(vendor_order.id) is None:
+        # the transfer waited for this refund to settle: it can go now, for the right amount
+        outbox.add("marketplace.payouts.jobs.transfer_vendor_order", vendor_order.id)
 
 
 def _mark_order_refunded(order: Order, *, actor: str, reason: str) -> None:
@@ -383,20 +428,31 @@ def execute_refund_now(refund_id: int) -> Refund:
 
 
 def execute_refund(refund_id: int) -> None:
-    """Refund the charge (`refund:<id>`), then reverse the vendor's transfer (`reversal:<id>`)."""
+    """Refund the charge (`refund:<id>`), then reverse the vendor's transfer (`reversal:<id>`).
+
+    A refusal is final for that refund: it is marked failed (nothing was applied, so nothing
+    is undone) and the admins are told. A refused reversal leaves the refund made; the vendor
+    then owes its share back, which reconciliation reports until an admin settles it.
+    """
     refund = db.session.get(Refund, refund_id)
     vendor_order = db.session.get(VendorOrder, refund.vendor_order_id)
     payment = payment_of(vendor_order.order_id)
     if refund.status is RefundStatus.PENDING:
         charge_id, amount = payment.charge_id, refund.amount_cents
         db.session.rollback()
-        stripe_refund = gateway.create_refund(
-            key=f"refund:{refund_id}",
-            charge_id=charge_id,
-            amount_cents=amount,
-            metadata={"refund_id": str(refund_id), "vendor_order_id": str(vendor_order.id)},
-        )
+        try:
+            stripe_refund = gateway.create_refund(
+                key=f"refund:{refund_id}",
+                charge_id=charge_id,
+                amount_cents=amount,
+                metadata={"refund_id": str(refund_id), "vendor_order_id": str(vendor_order.id)},
+            )
+        except gateway.PaymentProviderRejected as refusal:
+            _refund_refused(refund_id, refusal)
+            return
         with transaction():
+            vendor_order = db.session.get(VendorOrder, refund.vendor_order_id)
+            order = fulfilment.locked_order(vendor_order.order_id)
             claimed = db.session.execute(
                 update(Refund)
                 .where(Refund.id == refund_id, Refund.status == RefundStatus.PENDING)
@@ -410,11 +466,33 @@ def execute_refund(refund_id: int) -> None:
                 )
                 refund = db.session.get(Refund, refund_id)
                 db.session.refresh(refund)
-                ledger.record_refund(refund, db.session.get(VendorOrder, refund.vendor_order_id))
+                db.session.refresh(vendor_order)
+                _apply_refunded(refund, vendor_order, order)
     refund = db.session.get(Refund, refund_id)
     db.session.refresh(refund)
-    if refund.transfer_reversal_cents > 0 and refund.stripe_reversal_id is None:
+    if (
+        refund.status is RefundStatus.SUCCEEDED
+        and refund.transfer_reversal_cents > 0
+        and refund.stripe_reversal_id is None
+        and refund.reversal_failure_reason is None
+    ):
         _reverse_transfer(refund)
+
+
+def _refund_refused(refund_id: int, refusal: gateway.PaymentProviderRejected) -> None:
+    with transaction():
+        claimed = db.session.execute(
+            update(Refund)
+            .where(Refund.id == refund_id, Refund.status == RefundStatus.PENDING)
+            .values(status=RefundStatus.FAILED, failure_reason=refusal.message[:2000])
+        )
+        if claimed.rowcount == 1:
+            outbox.add("marketplace.notifications.jobs.refund_refused", refund_id)
+            vendor_order = db.session.get(
+                VendorOrder, db.session.get(Refund, refund_id).vendor_order_id
+            )
+            if vendor_order.status in PAYABLE and started_transfer(vendor_order.id) is None:
+                outbox.add("marketplace.payouts.jobs.transfer_vendor_order", vendor_order.id)
 
 
 def _reverse_transfer(refund: Refund) -> None:
@@ -424,12 +502,27 @@ def _reverse_transfer(refund: Refund) -> None:
     refund_id, transfer_row_id = refund.id, transfer.id
     stripe_transfer_id, amount = transfer.stripe_transfer_id, refund.transfer_reversal_cents
     db.session.rollback()
-    reversal = gateway.create_transfer_reversal(
-        key=f"reversal:{refund_id}",
-        transfer_id=stripe_transfer_id,
-        amount_cents=amount,
-        metadata={"refund_id": str(refund_id)},
-    )
+    try:
+        reversal = gateway.create_transfer_reversal(
+            key=f"reversal:{refund_id}",
+            transfer_id=stripe_transfer_id,
+            amount_cents=amount,
+            metadata={"refund_id": str(refund_id)},
+        )
+    except gateway.PaymentProviderRejected as refusal:
+        with transaction():
+            claimed = db.session.execute(
+                update(Refund)
+                .where(
+                    Refund.id == refund_id,
+                    Refund.stripe_reversal_id.is_(None),
+                    Refund.reversal_failure_reason.is_(None),
+                )
+                .values(reversal_failure_reason=refusal.message[:2000])
+            )
+            if claimed.rowcount == 1:
+                outbox.add("marketplace.notifications.jobs.reversal_refused", refund_id)
+        return
     with transaction():
         claimed = db.session.execute(
             update(Refund)
@@ -458,7 +551,18 @@ def refund_json(refund: Refund) -> dict[str, Any]:
         "status": refund.status.value,
         "items": refund.items,
         "reason": refund.reason,
+        "failure_reason": refund.failure_reason,
+        "reversal_status": reversal_status(refund),
         "stripe_refund_id": refund.stripe_refund_id,
         "stripe_reversal_id": refund.stripe_reversal_id,
         "created_at": refund.created_at.isoformat(),
     }
+
+
+def reversal_status(refund: Refund) -> str | None:
+    """None when no reversal is due; else pending, succeeded or failed (Stripe refused it)."""
+    if refund.transfer_reversal_cents <= 0:
+        return None
+    if refund.stripe_reversal_id is not None:
+        return "succeeded"
+    return "failed" if refund.reversal_failure_reason is not None else "pending"

@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from marketplace import jobs
+from marketplace.catalog.models import VendorStatus
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict
 from marketplace.jobs import outbox
@@ -34,7 +35,7 @@ def vendor_share_refunded(vendor_order_id: int) -> int:
         db.session.scalar(
             select(func.coalesce(func.sum(Refund.vendor_share_cents), 0)).where(
                 Refund.vendor_order_id == vendor_order_id,
-                Refund.status != RefundStatus.FAILED,
+                Refund.status == RefundStatus.SUCCEEDED,
             )
         )
         or 0
@@ -59,6 +60,9 @@ def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
             job_id=f"transfer-{vendor_order_id}",
         )
         return None
+    if vendor_order.vendor.status is VendorStatus.SUSPENDED:
+        log.info("vendor order %s not paid out: its vendor is suspended", vendor_order_id)
+        return None  # the payout sweeper pays it once an admin reinstates the vendor
     payment = payment_of(vendor_order.order_id)
     if payment is not None and payment.status in (
         PaymentStatus.AUTHORIZED,
@@ -66,10 +70,14 @@ def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
     ):
         capture_order(vendor_order.order_id)
         payment = payment_of(vendor_order.order_id)
+    if payment is not None and payment.status is PaymentStatus.CANCELED:
+        return None  # the authorization lapsed uncaptured: there is no charge to pay from
     if payment is None or payment.status is not PaymentStatus.CAPTURED or not payment.charge_id:
         raise TransferNotReady()
     with transaction():
         transfer = _claim_transfer(vendor_order)
+    if transfer is None:
+        return None  # a refund is with Stripe: its settlement queues this transfer again
     if transfer.status is not TransferStatus.SENDING:
         return transfer
     vendor_order = db.session.get(VendorOrder, vendor_order_id)
@@ -119,15 +127,18 @@ def _reversals_waiting(vendor_order_id: int) -> list[int]:
     )
 
 
-def _claim_transfer(vendor_order: VendorOrder) -> Transfer:
+def _claim_transfer(vendor_order: VendorOrder) -> Transfer | None:
     """Fix the amount and mark the transfer `sending`, under the order's lock (refunds take it
-    too): a refund booked before this lowers the amount, one booked after reverses it."""
+    too): a refund made before this lowers the amount, one made after reverses it. While a
+    refund waits for Stripe's answer the amount is not known yet: None, nothing claimed."""
     fulfilment.locked_order(vendor_order.order_id)
     transfer = db.session.scalar(
         select(Transfer).where(Transfer.vendor_order_id == vendor_order.id).with_for_update()
     )
     if transfer is not None and transfer.status is not TransferStatus.PENDING:
         return transfer  # sending (a retry sends the same amount), sent or skipped
+    if _refund_awaiting_stripe(vendor_order.id):
+        return None
     amount = vendor_order.vendor_earnings_cents - vendor_share_refunded(vendor_order.id)
     status = TransferStatus.SENDING if amount > 0 else TransferStatus.SKIPPED
     if transfer is None:
@@ -140,6 +151,17 @@ def _claim_transfer(vendor_order: VendorOrder) -> Transfer:
     transfer.amount_cents, transfer.status = max(amount, 0), status
     db.session.flush()
     return transfer
+
+
+def _refund_awaiting_stripe(vendor_order_id: int) -> bool:
+    return (
+        db.session.scalar(
+            select(Refund.id)
+            .where(Refund.vendor_order_id == vendor_order_id, Refund.status == RefundStatus.PENDING)
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def started_transfer(vendor_order_id: int) -> Transfer | None:

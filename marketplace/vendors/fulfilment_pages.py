@@ -275,7 +275,9 @@ def _detail(
         ship_form=ship_form or ShipForm(formdata=None),
         deliver_form=DeliverForm(formdata=None),
         cancel_form=cancel_form or CancelForm(formdata=None),
-        refund_form=refund_form or RefundPreviewForm(formdata=None),
+        # restocking is offered for units that never left; shipped ones may stay with the buyer
+        refund_form=refund_form
+        or RefundPreviewForm(formdata=None, restock=vendor_order.shipped_at is None),
         refund_quantities=refund_quantities or {},
         preview=preview,
         accept_form=AcceptReturnForm(formdata=None),

@@ -80,7 +80,12 @@ def test_two_vendors_pay_ship_deliver_refund_reconcile(api, webhooks):
     assert preview["commission_returned_cents"] == commission_on_item
     assert refund["transfer_reversal_cents"] == preview["transfer_reversal_cents"] == 1620
     assert refund["status"] == "succeeded"
-    assert preview["restock"] == [{"variant_id": puzzle.variants[0].id, "quantity": 1}]
+    assert preview["restock"] == []  # delivered: nothing comes back unless restock is asked
+    asked = api.get(
+        f"/vendor/orders/{vo_games['id']}/refund-preview?items={item_id}:1&restock=true",
+        games.token,
+    ).get_json()
+    assert asked["restock"] == [{"variant_id": puzzle.variants[0].id, "quantity": 1}]
 
     # Every amount at Stripe, to the cent.
     state = emulator_state(emulator)

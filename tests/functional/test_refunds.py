@@ -117,8 +117,8 @@ def test_refunds_after_transfer_by_items_amount_shipping_and_whole(api, webhooks
     by_item = _preview_and_refund(
         api,
         paid,
-        f"items={item_a}:1",
-        {"items": [{"order_item_id": item_a, "quantity": 1}]},
+        f"items={item_a}:1&restock=true",  # delivered: restocked only when asked
+        {"items": [{"order_item_id": item_a, "quantity": 1}], "restock": True},
     )
     assert (by_item["amount_cents"], by_item["tax_cents"]) == (2000 + 160, 160)
     assert (by_item["commission_returned_cents"], by_item["transfer_reversal_cents"]) == (200, 1800)

@@ -12,6 +12,9 @@ from marketplace.orders.state import (
     transition_order,
     transition_vendor_order,
 )
+from marketplace.payments.models import Payment, PaymentStatus
+from marketplace.payments.state import ALLOWED as PAYMENT_TRANSITIONS
+from marketplace.payments.state import IllegalPaymentTransition, can_move, move_payment
 
 
 @pytest.fixture
@@ -70,3 +73,28 @@ def test_terminal_states_have_no_exit():
 def test_every_status_has_a_row():
     assert set(ORDER_TRANSITIONS) == set(OrderStatus)
     assert set(VENDOR_ORDER_TRANSITIONS) == set(VendorOrderStatus)
+
+
+# --- the payment ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start", list(PaymentStatus))
+def test_payment_moves_follow_the_table(start):
+    for target in PaymentStatus:
+        payment = Payment(status=start)
+        if target in PAYMENT_TRANSITIONS[start]:
+            move_payment(payment, target)
+            assert payment.status is target
+        else:
+            with pytest.raises(IllegalPaymentTransition):
+                move_payment(payment, target)
+            assert payment.status is start
+
+
+def test_a_payment_never_moves_back_once_captured_or_canceled():
+    assert PAYMENT_TRANSITIONS[PaymentStatus.CAPTURED] == frozenset()
+    assert PAYMENT_TRANSITIONS[PaymentStatus.CANCELED] == frozenset()
+    assert not can_move(PaymentStatus.CAPTURED, PaymentStatus.CANCELED)
+    # a refused capture may go back to authorized (the hold is still there), or be canceled
+    assert can_move(PaymentStatus.CAPTURING, PaymentStatus.AUTHORIZED)
+    assert can_move(PaymentStatus.CAPTURING, PaymentStatus.CANCELED)

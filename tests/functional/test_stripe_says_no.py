@@ -1,0 +1,484 @@
+"""When Stripe says no: refused captures, refunds and reversals, lapsed authorizations.
+
+Each test reproduces one finding of the money review (issue 9): Stripe refuses (a 4xx) or an
+authorization lapses, and nothing may stay booked, shown or sent as done that Stripe did not do;
+the books still match Stripe afterwards.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from marketplace.catalog.models import Variant
+from marketplace.catalog.services import update_vendor_settings
+from marketplace.db import db, utcnow
+from marketplace.jobs import outbox
+from marketplace.jobs.outbox import OutboxMessage
+from marketplace.notifications.models import Notification
+from marketplace.payments import services as payments
+from marketplace.payments.models import Payment, PaymentStatus
+from marketplace.payouts import ledger, reconciliation, transfers
+from marketplace.payouts.models import Refund, RefundStatus
+from tests.functional.money import (
+    add_fault,
+    checkout,
+    clear_faults,
+    emulator_post,
+    emulator_state,
+    objects,
+    onboarded_vendor,
+    pay,
+)
+from tests.helpers import make_admin, make_buyer, make_product
+
+SHIP = {"carrier": "UPS", "tracking_number": "1Z1"}
+REFUSED = {"status": 400, "count": 100, "method": "POST"}
+
+
+def _paid_order(api: Any, emulator: Any, vendors: int = 2, quantity: int = 2) -> dict[str, Any]:
+    buyer = make_buyer()
+    sellers, variant_ids = [], []
+    for n in range(vendors):
+        seller = onboarded_vendor(api, emulator, f"Seller{n}")
+        update_vendor_settings(seller.vendor.id, shipping_flat_cents=500)
+        variant_id = make_product(seller, price_cents=2000 + 1000 * n, stock=5).variants[0].id
+        added = api.post(
+            "/cart/items", buyer.token, json={"variant_id": variant_id, "quantity": quantity}
+        )
+        assert added.status_code in (200, 201), added.get_json()
+        sellers.append(seller)
+        variant_ids.append(variant_id)
+    body = checkout(api, buyer)
+    assert pay(body)["status"] == "requires_capture"
+    assert emulator.flush_webhooks()
+    order = api.get(f"/orders/{body['order']['id']}", buyer.token).get_json()
+    assert order["status"] == "paid"
+    return {
+        "order": order,
+        "buyer": buyer,
+        "sellers": sellers,
+        "variant_ids": variant_ids,
+        "vendor_orders": order["vendor_orders"],
+        "payment_intent_id": body["payment"]["payment_intent_id"],
+    }
+
+
+def _vo(paid: dict[str, Any], index: int) -> tuple[int, Any]:
+    return paid["vendor_orders"][index]["id"], paid["sellers"][index]
+
+
+def _ship(api: Any, paid: dict[str, Any], index: int = 0) -> Any:
+    vo_id, seller = _vo(paid, index)
+    return api.post(f"/vendor/orders/{vo_id}/ship", seller.token, json=SHIP)
+
+
+def _deliver(api: Any, paid: dict[str, Any], index: int = 0) -> Any:
+    vo_id, seller = _vo(paid, index)
+    return api.post(f"/vendor/orders/{vo_id}/deliver", seller.token)
+
+
+def _vendor_order(api: Any, paid: dict[str, Any], index: int) -> dict[str, Any]:
+    vo_id, seller = _vo(paid, index)
+    return api.get(f"/vendor/orders/{vo_id}", seller.token).get_json()
+
+
+def _on_hand(variant_id: int) -> int:
+    db.session.rollback()
+    return db.session.get(Variant, variant_id).on_hand
+
+
+def _run_pending_jobs() -> None:
+    """Run the queued outbox rows oldest first, as one worker would (new rows included)."""
+    while True:
+        db.session.rollback()
+        pending = db.session.scalars(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.completed_at.is_(None))
+            .order_by(OutboxMessage.id)
+        ).all()
+        ran = False
+        for message_id in pending:
+            try:
+                outbox.run_message(message_id)
+                ran = True
+            except Exception:
+                db.session.rollback()
+        if not ran:
+            return
+
+
+def _mismatch_kinds() -> list[str]:
+    db.session.rollback()
+    return sorted(m["kind"] for m in reconciliation.reconcile()["mismatches"])
+
+
+def _assert_books_match_stripe() -> None:
+    db.session.rollback()
+    assert ledger.balance_all() == 0
+    report = reconciliation.reconcile()
+    assert report["mismatches"] == [] and report["ok"] is True
+
+
+def _stripe(emulator: Any, kind: str) -> list[dict[str, Any]]:
+    return objects(emulator_state(emulator), kind)
+
+
+def _notification_kinds(user_id: int) -> list[str]:
+    db.session.rollback()
+    return list(
+        db.session.scalars(select(Notification.kind).where(Notification.user_id == user_id))
+    )
+
+
+def _payment(order_id: int) -> Payment:
+    db.session.rollback()
+    return payments.payment_of(order_id)
+
+
+# --- 1. a part cancelled while the capture is queued ----------------------------------------
+
+
+def test_a_part_cancelled_while_the_capture_waits_in_the_queue_is_never_refunded(
+    api, webhooks, app
+):
+    paid = _paid_order(api, webhooks)
+    first, second = paid["vendor_orders"]
+    app.config["JOBS_SYNCHRONOUS"] = False  # the worker is busy: jobs wait in the queue
+    assert _ship(api, paid, 0).status_code == 200
+    vo_id, seller = _vo(paid, 1)
+    cancelled = api.post(f"/vendor/orders/{vo_id}/cancel", seller.token, json={"reason": "late"})
+    assert cancelled.status_code == 200, cancelled.get_json()
+
+    _run_pending_jobs()  # the capture (first part only), then the cancellation's settlement
+
+    (charge,) = [c for c in _stripe(webhooks, "charges") if c["captured"]]
+    assert charge["amount_captured"] == first["total_cents"]
+    assert _stripe(webhooks, "refunds") == []  # the second part was never charged
+    db.session.rollback()
+    assert db.session.scalars(select(Refund)).all() == []
+    _assert_books_match_stripe()
+
+
+# --- 2. an authorization that lapses --------------------------------------------------------
+
+
+def test_a_lapsed_authorization_cancels_what_has_not_shipped_and_stops_shipping(api, webhooks):
+    paid = _paid_order(api, webhooks)
+    admin = make_admin()
+    stock_before = [_on_hand(v) for v in paid["variant_ids"]]
+    emulator_post(webhooks, f"/_emulator/payment_intents/{paid['payment_intent_id']}/expire")
+    assert webhooks.flush_webhooks()
+
+    order = api.get(f"/orders/{paid['order']['id']}", paid["buyer"].token).get_json()
+    assert order["status"] == "cancelled"
+    assert [vo["status"] for vo in order["vendor_orders"]] == ["cancelled", "cancelled"]
+    assert {vo["cancel_reason"] for vo in order["vendor_orders"]} == {"authorization_lapsed"}
+    assert _payment(paid["order"]["id"]).status is PaymentStatus.CANCELED
+    # the committed stock is back on sale
+    assert [_on_hand(v) for v in paid["variant_ids"]] == [s + 2 for s in stock_before]
+    refused = _ship(api, paid, 0)
+    assert refused.status_code == 409
+    assert "payment_lapsed" in _notification_kinds(paid["buyer"].id)
+    assert "payment_lapsed" in _notification_kinds(admin.id)
+    _assert_books_match_stripe()
+
+
+def test_the_capture_deadline_comes_from_stripe_not_from_when_the_webhook_arrived(api, webhooks):
+    paid = _paid_order(api, webhooks, vendors=1)
+    (charge,) = _stripe(webhooks, "charges")
+    payment = _payment(paid["order"]["id"])
+    capture_before = charge["payment_method_details"]["card"]["capture_before"]
+    assert int(payment.capture_before.timestamp()) == capture_before
+    assert abs(payment.authorized_at.timestamp() - charge["created"]) <= 1
+
+    assert payments.capture_expiring_authorizations() == 0  # six days left: not yet
+    db.session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id)
+        .values(capture_before=utcnow() + timedelta(hours=12))
+    )
+    db.session.commit()
+    assert payments.capture_expiring_authorizations() == 1
+    assert _payment(paid["order"]["id"]).status is PaymentStatus.CAPTURED
+
+
+# --- 3. a capture Stripe refuses ------------------------------------------------------------
+
+
+def test_a_capture_refused_because_the_authorization_lapsed_unwedges_the_order(api, webhooks, app):
+    paid = _paid_order(api, webhooks)
+    webhooks.webhook_url = None  # the lapse's webhook never reaches us
+    emulator_post(webhooks, f"/_emulator/payment_intents/{paid['payment_intent_id']}/expire")
+    assert _ship(api, paid, 0).status_code == 200  # the capture that follows is refused
+
+    payment = _payment(paid["order"]["id"])
+    assert payment.status is PaymentStatus.CANCELED  # not `capturing` forever
+    assert _vendor_order(api, paid, 1)["status"] == "cancelled"
+    assert _vendor_order(api, paid, 1)["cancel_reason"] == "authorization_lapsed"
+    db.session.rollback()
+    pending = db.session.scalars(
+        select(OutboxMessage.job).where(OutboxMessage.completed_at.is_(None))
+    ).all()
+    assert pending == []
+    _assert_books_match_stripe()
+
+
+def test_a_capture_refused_for_another_reason_goes_back_to_authorized(api, webhooks, app):
+    paid = _paid_order(api, webhooks)
+    admin = make_admin()
+    add_fault(webhooks, f"/v1/payment_intents/{paid['payment_intent_id']}/capture", **REFUSED)
+    assert _ship(api, paid, 0).status_code == 200
+
+    payment = _payment(paid["order"]["id"])
+    assert payment.status is PaymentStatus.AUTHORIZED
+    assert payment.capture_amount_cents is None
+    assert "capture_refused" in _notification_kinds(admin.id)
+    vo_id, seller = _vo(paid, 1)
+    cancelled = api.post(f"/vendor/orders/{vo_id}/cancel", seller.token, json={"reason": "x"})
+    assert cancelled.status_code == 200, cancelled.get_json()  # not 409 forever
+
+    clear_faults(webhooks)
+    assert payments.capture_order(paid["order"]["id"]).status is PaymentStatus.CAPTURED
+    (charge,) = [c for c in _stripe(webhooks, "charges") if c["captured"]]
+    assert charge["amount_captured"] == paid["vendor_orders"][0]["total_cents"]
+    _assert_books_match_stripe()
+
+
+def test_one_refused_capture_does_not_stop_the_hourly_job_for_the_others(api, webhooks):
+    lapsed = _paid_order(api, webhooks, vendors=1)
+    healthy = _paid_order(api, webhooks, vendors=1)
+    webhooks.webhook_url = None
+    emulator_post(webhooks, f"/_emulator/payment_intents/{lapsed['payment_intent_id']}/expire")
+    db.session.execute(update(Payment).values(capture_before=utcnow() + timedelta(hours=1)))
+    db.session.commit()
+
+    assert payments.capture_expiring_authorizations() == 2
+    assert _payment(lapsed["order"]["id"]).status is PaymentStatus.CANCELED
+    assert _payment(healthy["order"]["id"]).status is PaymentStatus.CAPTURED
+
+
+# --- 4. a refund Stripe refuses -------------------------------------------------------------
+
+
+def test_a_refund_stripe_refuses_books_nothing_and_can_be_tried_again(api, webhooks):
+    paid = _paid_order(api, webhooks, vendors=1)
+    assert _ship(api, paid, 0).status_code == 200
+    vo_id, seller = _vo(paid, 0)
+    variant_id = paid["variant_ids"][0]
+    (item,) = _vendor_order(api, paid, 0)["items"]
+    on_hand = _on_hand(variant_id)
+    add_fault(webhooks, "/v1/refunds", **REFUSED)
+    body = {
+        "items": [{"order_item_id": item["id"], "quantity": 2}],
+        "reason": "broken",
+        "include_shipping": True,
+        "restock": True,
+    }
+
+    refused = api.post(f"/vendor/orders/{vo_id}/refund", seller.token, json=body)
+
+    assert refused.status_code == 409
+    assert refused.get_json()["error"]["code"] == "refund_refused"
+    vendor_order = _vendor_order(api, paid, 0)
+    assert vendor_order["status"] == "shipped"
+    assert [i["refunded_quantity"] for i in vendor_order["items"]] == [0]
+    assert _on_hand(variant_id) == on_hand
+    db.session.rollback()
+    (refund,) = db.session.scalars(select(Refund)).all()
+    assert refund.status is RefundStatus.FAILED
+    assert "refund" not in _notification_kinds(paid["buyer"].id)
+    assert (
+        db.session.scalars(
+            select(OutboxMessage.id).where(OutboxMessage.completed_at.is_(None))
+        ).all()
+        == []
+    )
+
+    clear_faults(webhooks)
+    retried = api.post(f"/vendor/orders/{vo_id}/refund", seller.token, json=body)
+    assert retried.status_code == 201, retried.get_json()
+    assert retried.get_json()["status"] == "succeeded"
+    assert _vendor_order(api, paid, 0)["status"] == "refunded"
+    assert _on_hand(variant_id) == on_hand + 2
+    assert "refund" in _notification_kinds(paid["buyer"].id)
+    _assert_books_match_stripe()
+
+
+def test_a_refused_refund_does_not_lower_the_vendors_transfer(api, webhooks):
+    paid = _paid_order(api, webhooks, vendors=1)
+    assert _ship(api, paid, 0).status_code == 200
+    vo_id, seller = _vo(paid, 0)
+    add_fault(webhooks, "/v1/refunds", **REFUSED)
+    refused = api.post(
+        f"/vendor/orders/{vo_id}/refund", seller.token, json={"amount_cents": 1000, "reason": "x"}
+    )
+    assert refused.status_code == 409
+    assert _deliver(api, paid, 0).status_code == 200
+    (transfer,) = _stripe(webhooks, "transfers")
+    assert transfer["amount"] == paid["vendor_orders"][0]["vendor_earnings_cents"]
+    _assert_books_match_stripe()
+
+
+# --- 5. returns after a refusal -------------------------------------------------------------
+
+
+def _return_one(api: Any, paid: dict[str, Any]) -> int:
+    (item,) = paid["vendor_orders"][0]["items"]
+    asked = api.post(
+        f"/orders/{paid['order']['id']}/items/{item['id']}/return",
+        paid["buyer"].token,
+        json={"quantity": 1, "reason": "broken"},
+    )
+    assert asked.status_code == 201, asked.get_json()
+    return asked.get_json()["id"]
+
+
+def test_accepting_a_return_after_a_refused_refund_refunds_and_restocks_once(api, webhooks):
+    paid = _paid_order(api, webhooks, vendors=1)
+    assert _ship(api, paid, 0).status_code == 200
+    assert _deliver(api, paid, 0).status_code == 200
+    return_id = _return_one(api, paid)
+    seller = paid["sellers"][0]
+    on_hand = _on_hand(paid["variant_ids"][0])
+    add_fault(webhooks, "/v1/refunds", **REFUSED)
+    accept = f"/vendor/returns/{return_id}/accept"
+    assert api.post(accept, seller.token, json={"restock": True}).status_code == 409
+    assert _on_hand(paid["variant_ids"][0]) == on_hand
+
+    clear_faults(webhooks)
+    accepted = api.post(accept, seller.token, json={"restock": True})
+    assert accepted.status_code == 200, accepted.get_json()
+    assert api.post(accept, seller.token, json={"restock": True}).status_code == 409
+    unit = paid["vendor_orders"][0]["items"][0]["unit_price_cents"]
+    assert [r["amount"] - unit for r in _stripe(webhooks, "refunds")] == [0]  # one unit, once
+    assert _on_hand(paid["variant_ids"][0]) == on_hand + 1
+
+
+def test_accepting_a_return_whose_reversal_is_refused_still_accepts_it_once(api, webhooks):
+    paid = _paid_order(api, webhooks, vendors=1)
+    assert _ship(api, paid, 0).status_code == 200
+    assert _deliver(api, paid, 0).status_code == 200
+    return_id = _return_one(api, paid)
+    seller = paid["sellers"][0]
+    (transfer,) = _stripe(webhooks, "transfers")
+    add_fault(webhooks, f"/v1/transfers/{transfer['id']}/reversals", **REFUSED)
+    accept = f"/vendor/returns/{return_id}/accept"
+    accepted = api.post(accept, seller.token, json={"restock": True})
+    assert accepted.status_code == 200, accepted.get_json()
+    assert api.post(accept, seller.token, json={"restock": True}).status_code == 409
+    assert len(_stripe(webhooks, "refunds")) == 1
+    assert "reversal_refused" in _mismatch_kinds()
+
+
+# --- 6. a reversal Stripe refuses -----------------------------------------------------------
+
+
+def test_a_refused_reversal_answers_with_the_refund_and_is_reported(api, webhooks):
+    paid = _paid_order(api, webhooks, vendors=1)
+    admin = make_admin()
+    assert _ship(api, paid, 0).status_code == 200
+    assert _deliver(api, paid, 0).status_code == 200
+    vo_id, seller = _vo(paid, 0)
+    (transfer,) = _stripe(webhooks, "transfers")
+    add_fault(webhooks, f"/v1/transfers/{transfer['id']}/reversals", **REFUSED)
+
+    response = api.post(
+        f"/vendor/orders/{vo_id}/refund", seller.token, json={"amount_cents": 1000, "reason": "x"}
+    )
+
+    assert response.status_code == 201, response.get_json()  # the buyer has the money back
+    assert response.get_json()["status"] == "succeeded"
+    assert response.get_json()["reversal_status"] == "failed"
+    assert _mismatch_kinds() == ["reversal_refused"]
+    assert "reversal_refused" in _notification_kinds(admin.id)
+    db.session.rollback()
+    assert (
+        db.session.scalars(
+            select(OutboxMessage.id).where(OutboxMessage.completed_at.is_(None))
+        ).all()
+        == []
+    )  # not retried forever
+
+
+# --- 12. restocking only what came back -----------------------------------------------------
+
+
+def test_refunding_a_shipped_part_does_not_restock_unless_asked(api, webhooks):
+    paid = _paid_order(api, webhooks)
+    assert _ship(api, paid, 0).status_code == 200
+    shipped_stock = _on_hand(paid["variant_ids"][0])
+    unshipped_stock = _on_hand(paid["variant_ids"][1])
+    for index in (0, 1):
+        vo_id, seller = _vo(paid, index)
+        refunded = api.post(f"/vendor/orders/{vo_id}/refund", seller.token, json={"reason": "x"})
+        assert refunded.status_code == 201, refunded.get_json()
+    assert _on_hand(paid["variant_ids"][0]) == shipped_stock  # the buyer still has them
+    assert _on_hand(paid["variant_ids"][1]) == unshipped_stock + 2  # never left the shelf
+    _assert_books_match_stripe()
+
+
+# --- 10. suspended vendors ------------------------------------------------------------------
+
+
+def test_a_suspended_vendor_can_neither_ship_nor_be_paid_until_reinstated(api, webhooks):
+    paid = _paid_order(api, webhooks, vendors=1)
+    admin = make_admin()
+    vendor_id = paid["sellers"][0].vendor.id
+    suspend, approve = (f"/admin/vendors/{vendor_id}/{action}" for action in ("suspend", "approve"))
+    assert api.post(suspend, admin.token).status_code == 200
+    refused = _ship(api, paid, 0)
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["code"] == "vendor_suspended"
+
+    assert api.post(approve, admin.token).status_code == 200
+    assert _ship(api, paid, 0).status_code == 200
+    assert api.post(suspend, admin.token).status_code == 200
+    assert _deliver(api, paid, 0).status_code == 200  # the parcel arrived all the same
+    assert _stripe(webhooks, "transfers") == []  # ... but a suspended vendor is not paid
+
+    assert api.post(approve, admin.token).status_code == 200
+    transfers.transfer_vendor_order(paid["vendor_orders"][0]["id"])
+    (transfer,) = _stripe(webhooks, "transfers")
+    assert transfer["amount"] == paid["vendor_orders"][0]["vendor_earnings_cents"]
+    _assert_books_match_stripe()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_faults(emulator):
+    yield
+    clear_faults(emulator)
+
+
+# --- 7. paying after a decline --------------------------------------------------------------
+
+
+def test_paying_after_a_decline_buys_only_the_parts_still_for_sale(api, webhooks):
+    buyer = make_buyer()
+    sellers, variant_ids = [], []
+    for n in range(2):
+        seller = onboarded_vendor(api, webhooks, f"Seller{n}")
+        variant_id = make_product(seller, price_cents=1500, stock=5).variants[0].id
+        api.post("/cart/items", buyer.token, json={"variant_id": variant_id, "quantity": 2})
+        sellers.append(seller)
+        variant_ids.append(variant_id)
+    body = checkout(api, buyer)
+    order_id = body["order"]["id"]
+    cancelled_part = body["order"]["vendor_orders"][1]["id"]
+    cancelled = api.post(
+        f"/vendor/orders/{cancelled_part}/cancel", sellers[1].token, json={"reason": "gone"}
+    )
+    assert cancelled.status_code == 200, cancelled.get_json()
+    assert pay(body, "pm_card_chargeDeclined")["error"] == "card_declined"
+    assert webhooks.flush_webhooks()
+
+    assert pay(body)["status"] == "requires_capture"
+    assert webhooks.flush_webhooks()
+
+    order = api.get(f"/orders/{order_id}", buyer.token).get_json()
+    assert order["status"] == "paid"
+    assert [vo["status"] for vo in order["vendor_orders"]] == ["paid", "cancelled"]
+    assert [_on_hand(v) for v in variant_ids] == [3, 5]  # the cancelled part sold nothing
