@@ -19,8 +19,9 @@ from wtforms.validators import InputRequired, Optional, ValidationError
 from marketplace.admin import bp
 from marketplace.catalog import services as catalog
 from marketplace.errors import DomainError, ValidationFailed
+from marketplace.orders import commission
 from marketplace.payments.gateway import PaymentProviderError
-from marketplace.payouts import commission, reconciliation
+from marketplace.payouts import reconciliation
 
 # --- forms -----------------------------------------------------------------------------------
 

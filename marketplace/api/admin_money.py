@@ -12,7 +12,8 @@ from marketplace.api import bp
 from marketplace.api.common import body, require
 from marketplace.api.vendor import vendor_json
 from marketplace.errors import ValidationFailed
-from marketplace.payouts import commission, reconciliation
+from marketplace.orders import commission
+from marketplace.payouts import reconciliation
 from marketplace.validation import Body
 
 

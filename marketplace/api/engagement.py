@@ -22,6 +22,7 @@ from marketplace.notifications import services as notifications
 from marketplace.orders import returns
 from marketplace.orders.models import ReturnStatus
 from marketplace.reviews import services as reviews
+from marketplace.settlement import refunds
 from marketplace.validation import Body
 
 
@@ -105,7 +106,7 @@ def list_vendor_returns() -> Any:
 @require(Role.VENDOR)
 def accept_return(return_id: int) -> Any:
     data = body(AcceptReturnBody)
-    decided = returns.accept_return(current_vendor().id, return_id, restock=data.restock)
+    decided = refunds.accept_return(current_vendor().id, return_id, restock=data.restock)
     return jsonify(returns.return_json(decided))
 
 

@@ -12,7 +12,7 @@ from marketplace.api.common import current_user, json_body, page_of, pagination,
 from marketplace.errors import ValidationFailed
 from marketplace.orders import services as orders
 from marketplace.orders.presenters import order_json
-from marketplace.payments import services as payments
+from marketplace.settlement import authorize
 from marketplace.validation import Body, parse
 
 
@@ -49,7 +49,7 @@ def checkout() -> Any:
         orders.request_fingerprint(raw),
         coupon_code=data.coupon_code,
     )
-    payment = payments.payment_for_checkout(result.order.id)
+    payment = authorize.payment_for_checkout(result.order.id)
     order = orders.buyer_order_details(buyer_id, result.order.id)
     response = jsonify({"order": order_json(order), "payment": payment})
     response.status_code = 201

@@ -24,7 +24,8 @@ from marketplace.orders import fulfilment
 from marketplace.orders.models import VendorOrder, VendorOrderStatus
 from marketplace.orders.presenters import vendor_order_json
 from marketplace.payments import services as payments
-from marketplace.payouts import earnings, refunds
+from marketplace.payouts import earnings
+from marketplace.settlement import refunds
 from marketplace.validation import Body, is_whole_number
 
 

@@ -6,14 +6,14 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from marketplace.payments import services as payments
+from marketplace.settlement import webhooks
 
 webhooks_bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
 
 @webhooks_bp.post("/stripe")
 def stripe_webhook() -> Any:
-    outcome = payments.handle_webhook(
+    outcome = webhooks.handle_webhook(
         request.get_data(), request.headers.get("Stripe-Signature", "")
     )
     return jsonify({"received": True, "outcome": outcome})

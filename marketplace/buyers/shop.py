@@ -31,9 +31,9 @@ from marketplace.notifications import services as notifications
 from marketplace.orders import returns
 from marketplace.orders import services as orders
 from marketplace.orders.models import VendorOrderStatus
-from marketplace.payments import services as payments
 from marketplace.reviews import services as reviews
 from marketplace.reviews.models import Review
+from marketplace.settlement import authorize
 
 GUEST_CART = "guest_cart"
 MAX_PAGE = 10**6  # far past any real history; keeps OFFSET within the database's integers
@@ -210,7 +210,7 @@ def pay(order_id: int) -> Any:
     if order.status not in orders.UNPAID:
         flash(f"This order is {order.status.value.replace('_', ' ')}: there is nothing to pay.")
         return redirect(url_for("buyers.order_detail", order_id=order.id))
-    payment = payments.payment_for_checkout(order.id)
+    payment = authorize.payment_for_checkout(order.id)
     if payment.get("error") or not payment.get("client_secret"):
         flash("We could not reach the payment provider; please try again in a moment.", "error")
         return redirect(url_for("buyers.order_detail", order_id=order.id))

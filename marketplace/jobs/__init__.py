@@ -29,7 +29,7 @@ QUEUE_NAMES = ("default",)
 PERIODIC_JOBS: list[tuple[str, int]] = [
     ("marketplace.jobs.outbox.redispatch_stale", 30),
     ("marketplace.orders.jobs.sweep_expired_orders", 30),
-    ("marketplace.payments.jobs.capture_expiring_authorizations", 3600),
+    ("marketplace.settlement.jobs.capture_expiring_authorizations", 3600),
     ("marketplace.jobs.outbox.prune_completed", 86400),
     ("marketplace.orders.jobs.prune_idempotency_records", 86400),
 ]

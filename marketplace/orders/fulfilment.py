@@ -170,7 +170,7 @@ def abandon_unpaid(order: Order, *, actor: str, reason: str) -> None:
     its PaymentIntent is cancelled too (a pay page left open can no longer charge the card)."""
     cancel_unpaid(order, actor=actor, reason=reason)
     if order.payment_intent_id:
-        outbox.add("marketplace.payments.jobs.void_payment", order.id, "order_cancelled")
+        outbox.add("marketplace.settlement.jobs.void_payment", order.id, "order_cancelled")
 
 
 # --- vendor actions ------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def ship(vendor_id: int, vendor_order_id: int, carrier: str, tracking_number: st
         vendor_order.tracking_number = tracking_number.strip()
         vendor_order.shipped_at = utcnow()
         sync_order_status(order, actor=actor)
-        outbox.add("marketplace.payments.jobs.capture_order", order.id)
+        outbox.add("marketplace.settlement.jobs.capture_order", order.id)
         outbox.add("marketplace.notifications.jobs.vendor_order_shipped", vendor_order.id)
     return vendor_order
 
@@ -218,7 +218,7 @@ def deliver(vendor_id: int, vendor_order_id: int) -> VendorOrder:
         transition_vendor_order(vendor_order, V.DELIVERED, actor=actor)
         vendor_order.delivered_at = utcnow()
         sync_order_status(order, actor=actor)
-        outbox.add("marketplace.payouts.jobs.transfer_vendor_order", vendor_order.id)
+        outbox.add("marketplace.settlement.jobs.transfer_vendor_order", vendor_order.id)
         outbox.add("marketplace.notifications.jobs.vendor_order_delivered", vendor_order.id)
     return vendor_order
 
@@ -236,7 +236,7 @@ def cancel_vendor_order(
         raise PaymentBeingCaptured()
     if was_paid:
         _cancel_paid_part(vendor_order, actor=actor, reason=reason)
-        outbox.add("marketplace.payments.jobs.settle_cancellation", vendor_order.id)
+        outbox.add("marketplace.settlement.jobs.settle_cancellation", vendor_order.id)
     else:
         transition_vendor_order(vendor_order, V.CANCELLED, actor=actor, reason=reason)
         vendor_order.cancel_reason = reason

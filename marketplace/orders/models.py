@@ -240,3 +240,18 @@ class ReturnRequest(db.Model):
 
     vendor_order: Mapped[VendorOrder] = relationship()
     item: Mapped[OrderItem] = relationship()
+
+
+class PlatformSettings(db.Model):
+    """A single row (id 1) holding platform-wide settings."""
+
+    __tablename__ = "platform_settings"
+    __table_args__ = (
+        CheckConstraint(
+            "default_commission_bps >= 0 AND default_commission_bps <= 10000",
+            name="commission_range",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    default_commission_bps: Mapped[int] = mapped_column(Integer)

@@ -1,5 +1,5 @@
-"""Returns: a buyer asks to send back delivered units; the vendor accepts (refund through the
-refund path, restock optional) or declines with a reason."""
+"""Returns: a buyer asks to send back delivered units; the vendor declines with a reason, or
+accepts (`settlement.refund.accept_return`: the refund path, restock optional)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.jobs import outbox
 from marketplace.orders.models import ReturnRequest, ReturnStatus, VendorOrderStatus
-from marketplace.reviews.services import buyer_item
+from marketplace.orders.services import buyer_item
 
 RETURNABLE = (VendorOrderStatus.DELIVERED, VendorOrderStatus.COMPLETED)
 
@@ -88,44 +88,7 @@ def vendor_returns(vendor_id: int, status: ReturnStatus | None = None) -> list[R
     return list(db.session.scalars(query))
 
 
-def accept_return(vendor_id: int, return_id: int, *, restock: bool) -> ReturnRequest:
-    """Refund the returned units through the refund path.
-
-    :raises ReturnNotFound, ReturnAlreadyDecided, NotCaptured, ValidationFailed:
-    """
-    from marketplace.payouts import refunds
-
-    with transaction():
-        request = vendor_return(vendor_id, return_id)
-        item_id, quantity, vendor_order_id = (
-            request.order_item_id,
-            request.quantity,
-            request.vendor_order_id,
-        )
-        _claim(return_id)
-    try:
-        refund = refunds.refund_vendor_order(
-            vendor_order_id,
-            vendor_id=vendor_id,
-            actor=f"vendor:{vendor_id}",
-            reason=f"return #{return_id}",
-            items=[refunds.ItemRequest(item_id, quantity)],
-            restock=restock,
-        )
-    except Exception:
-        with transaction():
-            _release_claim(return_id)
-        raise
-    with transaction():
-        request = db.session.get(ReturnRequest, return_id)
-        request.status = ReturnStatus.ACCEPTED
-        request.restock = restock
-        request.refund_id = refund.id
-        outbox.add("marketplace.notifications.jobs.return_decided", request.id)
-    return request
-
-
-def _claim(return_id: int) -> None:
+def claim_decision(return_id: int) -> None:
     """Stamp `decided_at` on a still-undecided request, so two deciders never both act.
 
     :raises ReturnAlreadyDecided: someone else decided (or is deciding) it first.
@@ -144,7 +107,7 @@ def _claim(return_id: int) -> None:
         raise ReturnAlreadyDecided()
 
 
-def _release_claim(return_id: int) -> None:
+def release_decision(return_id: int) -> None:
     """The refund failed: the request is undecided again and can be retried."""
     db.session.execute(
         update(ReturnRequest)
@@ -154,13 +117,23 @@ def _release_claim(return_id: int) -> None:
     )
 
 
+def record_accepted(return_id: int, *, restock: bool, refund_id: int) -> ReturnRequest:
+    """The return's refund was made (or is with Stripe): the request is accepted for good."""
+    request = db.session.get(ReturnRequest, return_id)
+    request.status = ReturnStatus.ACCEPTED
+    request.restock = restock
+    request.refund_id = refund_id
+    outbox.add("marketplace.notifications.jobs.return_decided", request.id)
+    return request
+
+
 def decline_return(vendor_id: int, return_id: int, reason: str) -> ReturnRequest:
     """:raises ReturnNotFound, ReturnAlreadyDecided, ValidationFailed:"""
     if not 1 <= len(reason.strip()) <= 500:
         raise ValidationFailed({"reason": "must be 1 to 500 characters long"})
     with transaction():
         request = vendor_return(vendor_id, return_id)
-        _claim(return_id)
+        claim_decision(return_id)
         db.session.refresh(request)
         request.status = ReturnStatus.DECLINED
         request.decision_reason = reason.strip()

@@ -24,7 +24,7 @@ from marketplace.inventory import services as inventory
 from marketplace.inventory.services import OutOfStock
 from marketplace.jobs import outbox
 from marketplace.money import apply_bps
-from marketplace.orders import fulfilment, tax
+from marketplace.orders import commission, fulfilment, tax
 from marketplace.orders.models import (
     IdempotencyRecord,
     Order,
@@ -34,7 +34,6 @@ from marketplace.orders.models import (
     VendorOrderStatus,
 )
 from marketplace.orders.state import IllegalTransition, record_creation
-from marketplace.payouts import commission
 
 log = logging.getLogger(__name__)
 
@@ -377,6 +376,19 @@ def buyer_order(buyer_id: int, order_id: int) -> Order:
     if order is None or order.buyer_id != buyer_id:
         raise OrderNotFound()
     return order
+
+
+class OrderItemNotFound(NotFound):
+    code, message = "order_item_not_found", "That item is not part of this order."
+
+
+def buyer_item(buyer_id: int, order_id: int, item_id: int) -> OrderItem:
+    """:raises OrderItemNotFound: not this buyer's order, or not an item of it."""
+    order = db.session.get(Order, order_id)
+    item = db.session.get(OrderItem, item_id)
+    if order is None or order.buyer_id != buyer_id or item is None or item.order_id != order_id:
+        raise OrderItemNotFound()
+    return item
 
 
 def buyer_order_details(buyer_id: int, order_id: int) -> Order:

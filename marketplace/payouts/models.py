@@ -11,21 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from marketplace.db import UTCDateTime, db, utcnow
 
 
-class PlatformSettings(db.Model):
-    """A single row (id 1) holding platform-wide settings."""
-
-    __tablename__ = "platform_settings"
-    __table_args__ = (
-        CheckConstraint(
-            "default_commission_bps >= 0 AND default_commission_bps <= 10000",
-            name="commission_range",
-        ),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    default_commission_bps: Mapped[int] = mapped_column(Integer)
-
-
 class TransferStatus(enum.StrEnum):
     PENDING = "pending"
     # Asked of Stripe with the amount fixed; refunds from now on reverse it once it is sent.

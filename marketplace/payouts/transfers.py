@@ -1,33 +1,17 @@
-"""Paying vendors: one Transfer per delivered VendorOrder, from the order's charge."""
+"""The vendors' transfer records: what each VendorOrder's transfer is, and what is due.
+
+The Stripe step that sends a transfer lives in `marketplace.settlement.payout`.
+"""
 
 from __future__ import annotations
 
-import logging
-from datetime import timedelta
+from sqlalchemy import func, select
 
-from flask import current_app
-from sqlalchemy import func, select, update
-
-from marketplace import jobs
-from marketplace.catalog.models import VendorStatus
-from marketplace.db import db, transaction, utcnow
-from marketplace.errors import Conflict
-from marketplace.jobs import outbox
-from marketplace.orders import fulfilment
-from marketplace.orders.models import VendorOrder, VendorOrderStatus
-from marketplace.payments import gateway
-from marketplace.payments.models import PaymentStatus
-from marketplace.payments.services import capture_order, payment_of
-from marketplace.payouts import ledger
+from marketplace.db import db
+from marketplace.orders.models import VendorOrderStatus
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
 
-log = logging.getLogger(__name__)
-
 PAYABLE = (VendorOrderStatus.DELIVERED, VendorOrderStatus.COMPLETED)
-
-
-class TransferNotReady(Conflict):
-    code, message = "transfer_not_ready", "The order's payment is not captured yet."
 
 
 def vendor_share_refunded(vendor_order_id: int) -> int:
@@ -39,128 +23,6 @@ def vendor_share_refunded(vendor_order_id: int) -> int:
             )
         )
         or 0
-    )
-
-
-def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
-    """Send the vendor its earnings for a delivered VendorOrder, once (`transfer:<id>`).
-
-    :raises TransferNotReady: the charge is not captured (the job is retried).
-    """
-    vendor_order = db.session.get(VendorOrder, vendor_order_id)
-    if vendor_order is None or vendor_order.status not in PAYABLE:
-        return None
-    hold = timedelta(seconds=current_app.config["PAYOUT_HOLD_SECONDS"])
-    due_at = (vendor_order.delivered_at or utcnow()) + hold
-    if due_at > utcnow():
-        jobs.enqueue_at(
-            due_at,
-            "marketplace.payouts.jobs.transfer_vendor_order",
-            vendor_order_id,
-            job_id=f"transfer-{vendor_order_id}",
-        )
-        return None
-    if vendor_order.vendor.status is VendorStatus.SUSPENDED:
-        log.info("vendor order %s not paid out: its vendor is suspended", vendor_order_id)
-        return None  # the payout sweeper pays it once an admin reinstates the vendor
-    payment = payment_of(vendor_order.order_id)
-    if payment is not None and payment.status in (
-        PaymentStatus.AUTHORIZED,
-        PaymentStatus.CAPTURING,
-    ):
-        capture_order(vendor_order.order_id)
-        payment = payment_of(vendor_order.order_id)
-    if payment is not None and payment.status is PaymentStatus.CANCELED:
-        return None  # the authorization lapsed uncaptured: there is no charge to pay from
-    if payment is None or payment.status is not PaymentStatus.CAPTURED or not payment.charge_id:
-        raise TransferNotReady()
-    with transaction():
-        transfer = _claim_transfer(vendor_order)
-    if transfer is None:
-        return None  # a refund is with Stripe: its settlement queues this transfer again
-    if transfer.status is not TransferStatus.SENDING:
-        return transfer
-    vendor_order = db.session.get(VendorOrder, vendor_order_id)
-    destination = vendor_order.vendor.stripe_account_id
-    if not destination:
-        raise TransferNotReady("The vendor has no connected Stripe account yet.")
-    params = {
-        "amount_cents": transfer.amount_cents,
-        "currency": transfer.currency,
-        "destination": destination,
-        "source_transaction": payment.charge_id,
-        "transfer_group": f"order:{vendor_order.order_id}",
-        "metadata": {
-            "vendor_order_id": str(vendor_order.id),
-            "order_id": str(vendor_order.order_id),
-        },
-    }
-    transfer_id = transfer.id
-    db.session.rollback()
-    sent = gateway.create_transfer(key=f"transfer:{vendor_order_id}", **params)
-    with transaction():
-        claimed = db.session.execute(
-            update(Transfer)
-            .where(Transfer.id == transfer_id, Transfer.status == TransferStatus.SENDING)
-            .values(status=TransferStatus.SENT, stripe_transfer_id=sent["id"], sent_at=utcnow())
-        )
-        transfer = db.session.get(Transfer, transfer_id)
-        if claimed.rowcount == 1:
-            db.session.refresh(transfer)
-            ledger.record_transfer(transfer, vendor_order.order_id)
-            for refund_id in _reversals_waiting(vendor_order.id):
-                outbox.add("marketplace.payouts.jobs.execute_refund", refund_id)
-    return transfer
-
-
-def _reversals_waiting(vendor_order_id: int) -> list[int]:
-    """Refunds booked while the transfer was being sent: their reversal can go now."""
-    return list(
-        db.session.scalars(
-            select(Refund.id).where(
-                Refund.vendor_order_id == vendor_order_id,
-                Refund.status != RefundStatus.FAILED,
-                Refund.transfer_reversal_cents > 0,
-                Refund.stripe_reversal_id.is_(None),
-            )
-        )
-    )
-
-
-def _claim_transfer(vendor_order: VendorOrder) -> Transfer | None:
-    """Fix the amount and mark the transfer `sending`, under the order's lock (refunds take it
-    too): a refund made before this lowers the amount, one made after reverses it. While a
-    refund waits for Stripe's answer the amount is not known yet: None, nothing claimed."""
-    fulfilment.locked_order(vendor_order.order_id)
-    transfer = db.session.scalar(
-        select(Transfer).where(Transfer.vendor_order_id == vendor_order.id).with_for_update()
-    )
-    if transfer is not None and transfer.status is not TransferStatus.PENDING:
-        return transfer  # sending (a retry sends the same amount), sent or skipped
-    if _refund_awaiting_stripe(vendor_order.id):
-        return None
-    amount = vendor_order.vendor_earnings_cents - vendor_share_refunded(vendor_order.id)
-    status = TransferStatus.SENDING if amount > 0 else TransferStatus.SKIPPED
-    if transfer is None:
-        transfer = Transfer(
-            vendor_order_id=vendor_order.id,
-            vendor_id=vendor_order.vendor_id,
-            currency=vendor_order.order.currency,
-        )
-        db.session.add(transfer)
-    transfer.amount_cents, transfer.status = max(amount, 0), status
-    db.session.flush()
-    return transfer
-
-
-def _refund_awaiting_stripe(vendor_order_id: int) -> bool:
-    return (
-        db.session.scalar(
-            select(Refund.id)
-            .where(Refund.vendor_order_id == vendor_order_id, Refund.status == RefundStatus.PENDING)
-            .limit(1)
-        )
-        is not None
     )
 
 

@@ -10,7 +10,8 @@ from sqlalchemy import select, update
 from marketplace.catalog.models import Product, Vendor
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict, NotFound, ValidationFailed
-from marketplace.orders.models import Order, OrderItem, VendorOrderStatus
+from marketplace.orders.models import VendorOrderStatus
+from marketplace.orders.services import buyer_item
 from marketplace.reviews.models import Review
 from marketplace.search import indexing as search_indexing
 
@@ -31,19 +32,6 @@ class AlreadyReplied(Conflict):
 
 class ReviewNotFound(NotFound):
     code, message = "review_not_found", "Review not found."
-
-
-class OrderItemNotFound(NotFound):
-    code, message = "order_item_not_found", "That item is not part of this order."
-
-
-def buyer_item(buyer_id: int, order_id: int, item_id: int) -> OrderItem:
-    """:raises OrderItemNotFound: not this buyer's order, or not an item of it."""
-    order = db.session.get(Order, order_id)
-    item = db.session.get(OrderItem, item_id)
-    if order is None or order.buyer_id != buyer_id or item is None or item.order_id != order_id:
-        raise OrderItemNotFound()
-    return item
 
 
 def create_review(buyer_id: int, order_id: int, item_id: int, rating: int, body: str) -> Review:

@@ -23,7 +23,7 @@ from wtforms.validators import NumberRange, Optional, ValidationError
 
 from marketplace.forms import MoneyField
 from marketplace.orders.models import OrderItem
-from marketplace.payouts.refunds import ItemRequest
+from marketplace.settlement.refunds import ItemRequest
 from marketplace.validation import is_whole_number
 
 # The queue's tabs: name → (label, the statuses it shows). "to_ship" is the default.

@@ -33,10 +33,11 @@ from marketplace.orders.models import (
     VendorOrder,
     VendorOrderStatus,
 )
-from marketplace.payouts import earnings, refunds
+from marketplace.payouts import earnings
 from marketplace.payouts.models import Refund
 from marketplace.reviews import services as reviews
 from marketplace.reviews.models import Review
+from marketplace.settlement import refunds
 from marketplace.validation import is_whole_number
 from marketplace.vendors import bp
 from marketplace.vendors.forms import add_domain_error
@@ -479,7 +480,7 @@ def accept_return(vendor_order_id: int, return_id: int) -> Any:
     if not form.validate_on_submit():
         return _detail(vendor_order.id, status=_invalid(form))
     try:
-        returns.accept_return(vendor.id, return_id, restock=bool(form.restock.data))
+        refunds.accept_return(vendor.id, return_id, restock=bool(form.restock.data))
     except DomainError as error:
         return _detail(vendor_order.id, status=_refused(form, error))
     return _done(vendor_order.id, "Return accepted; the buyer is refunded.")

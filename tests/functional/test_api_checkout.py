@@ -8,9 +8,9 @@ from marketplace.catalog.models import Variant
 from marketplace.catalog.services import update_variant, update_vendor_settings
 from marketplace.db import db
 from marketplace.inventory.models import Reservation
+from marketplace.orders.commission import set_category_bps, set_vendor_bps
 from marketplace.orders.models import Order, OrderHistory, VendorOrder
 from marketplace.orders.tax import set_rate
-from marketplace.payouts.commission import set_category_bps, set_vendor_bps
 from tests.helpers import assert_error, make_buyer, make_product, make_vendor
 
 ADDRESS = {
@@ -154,7 +154,7 @@ def test_vendor_commission_override_beats_category(api):
 
 def test_category_commission_names_one_category_without_wildcards(api):
     from marketplace.catalog.models import Category
-    from marketplace.payouts.commission import CategoryNotFound
+    from marketplace.orders.commission import CategoryNotFound
 
     make_product(make_vendor(), category="Clothing/Tops")
     for pattern in ("C%", "clothing/to_s", "%"):

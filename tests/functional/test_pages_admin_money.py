@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 
 from marketplace.catalog.models import Category, Vendor
 from marketplace.db import db
-from marketplace.payouts import commission
-from marketplace.payouts.models import PlatformSettings
+from marketplace.orders import commission
+from marketplace.orders.models import PlatformSettings
 from tests.functional.money import (
     checkout,
     emulator_post,

@@ -170,12 +170,12 @@ def _deliver(api: Any, paid: dict[str, Any], index: int = 0) -> None:
 
 def _capture(api: Any, paid: dict[str, Any]) -> None:
     _ship(api, paid)
-    outbox.run_message(_pending_message("marketplace.payments.jobs.capture_order"))
+    outbox.run_message(_pending_message("marketplace.settlement.jobs.capture_order"))
 
 
 def _transfer(api: Any, paid: dict[str, Any], index: int = 0) -> None:
     _deliver(api, paid, index)
-    outbox.run_message(_pending_message("marketplace.payouts.jobs.transfer_vendor_order"))
+    outbox.run_message(_pending_message("marketplace.settlement.jobs.transfer_vendor_order"))
 
 
 def _assert_books_balance() -> None:
@@ -209,7 +209,7 @@ def test_capture_survives_stripe_faults(api, webhooks, fast_stripe, fault):
 
     started = time.monotonic()
     _run(
-        _pending_message("marketplace.payments.jobs.capture_order"),
+        _pending_message("marketplace.settlement.jobs.capture_order"),
         fault,
         started,
         lambda: _stripe(webhooks, "payment_intents")[0]["status"] == "succeeded",
@@ -246,7 +246,7 @@ def test_transfer_survives_stripe_faults(api, webhooks, fast_stripe, fault):
     _capture(api, paid)
     add_fault(webhooks, "/v1/transfers", **fault.params())
     _deliver(api, paid)
-    message_id = _pending_message("marketplace.payouts.jobs.transfer_vendor_order")
+    message_id = _pending_message("marketplace.settlement.jobs.transfer_vendor_order")
 
     def still_pending() -> None:  # asked of Stripe with its amount fixed, answer not recorded
         (pending,) = db.session.scalars(select(Transfer)).all()
@@ -277,13 +277,13 @@ def test_every_vendor_order_is_transferred_exactly_once(api, webhooks, fast_stri
             _ship(api, paid, index)
         add_fault(webhooks, "/v1/transfers", status=500, mode="after", method="POST")
         _deliver(api, paid, index)
-        message_id = _pending_message("marketplace.payouts.jobs.transfer_vendor_order")
+        message_id = _pending_message("marketplace.settlement.jobs.transfer_vendor_order")
         with pytest.raises(gateway.PaymentProviderError):
             outbox.run_message(message_id)
         outbox.run_message(message_id)
-        from marketplace.payouts import jobs as payout_jobs
+        from marketplace.settlement import jobs as settlement_jobs
 
-        payout_jobs.transfer_vendor_order(paid["vendor_orders"][index]["id"])  # once more
+        settlement_jobs.transfer_vendor_order(paid["vendor_orders"][index]["id"])  # once more
     theirs = objects(emulator_state(webhooks), "transfers")
     by_vo = sorted((int(t["metadata"]["vendor_order_id"]), t["amount"]) for t in theirs)
     assert by_vo == sorted((vo["id"], vo["vendor_earnings_cents"]) for vo in paid["vendor_orders"])
@@ -315,7 +315,7 @@ def test_refund_survives_stripe_faults(api, webhooks, fast_stripe, fault):
     refund = response.get_json()
     assert refund["amount_cents"] == 1500
     assert refund["transfer_reversal_cents"] == 0  # not transferred yet
-    message_id = _pending_message("marketplace.payouts.jobs.execute_refund")
+    message_id = _pending_message("marketplace.settlement.jobs.execute_refund")
     if fault.step_fails:
         assert refund["status"] == "pending" and refund["stripe_refund_id"] is None
         _wait_for_stalls(fault, 0, lambda: bool(_stripe(webhooks, "refunds")))
@@ -359,7 +359,7 @@ def test_reversal_survives_stripe_faults(api, webhooks, fast_stripe, fault):
     commission = 178  # the fee (400) in proportion: 2000 of the vendor's 4500 (items + shipping)
     assert (refund["amount_cents"], refund["transfer_reversal_cents"]) == (2000, 2000 - commission)
     assert refund["status"] == "succeeded"  # the buyer has the money back either way
-    message_id = _pending_message("marketplace.payouts.jobs.execute_refund")
+    message_id = _pending_message("marketplace.settlement.jobs.execute_refund")
     if fault.step_fails:
         assert refund["stripe_reversal_id"] is None
         _wait_for_stalls(fault, 0, lambda: bool(_stripe(webhooks, "transfer_reversals")))
@@ -390,7 +390,7 @@ def test_a_part_cannot_be_cancelled_while_its_capture_awaits_an_answer(
         webhooks, f"/v1/payment_intents/{paid['payment_intent_id']}/capture", **fault.params()
     )
     _ship(api, paid)  # Stripe captures both parts; the answer is lost
-    message_id = _pending_message("marketplace.payments.jobs.capture_order")
+    message_id = _pending_message("marketplace.settlement.jobs.capture_order")
     with pytest.raises(gateway.PaymentProviderError):
         outbox.run_message(message_id)
     second = paid["vendor_orders"][1]
@@ -420,7 +420,7 @@ def test_a_refund_while_the_transfer_awaits_its_answer_is_reversed_once_it_is_se
     _capture(api, paid)
     add_fault(webhooks, "/v1/transfers", **fault.params())
     _deliver(api, paid)
-    message_id = _pending_message("marketplace.payouts.jobs.transfer_vendor_order")
+    message_id = _pending_message("marketplace.settlement.jobs.transfer_vendor_order")
     with pytest.raises(gateway.PaymentProviderError):
         outbox.run_message(message_id)  # Stripe paid the vendor; we did not hear back
     app.config["JOBS_SYNCHRONOUS"] = True

@@ -12,8 +12,9 @@ from marketplace.db import db
 from marketplace.orders.tax import set_rate
 from marketplace.payments.models import PaymentStatus
 from marketplace.payments.services import payment_of
-from marketplace.payouts import ledger, reconciliation, transfers
+from marketplace.payouts import ledger, reconciliation
 from marketplace.payouts.models import Refund, Transfer
+from marketplace.settlement import payout
 from tests.functional.money import checkout, emulator_state, objects, onboarded_vendor, pay
 from tests.helpers import assert_error, make_admin, make_buyer, make_product
 
@@ -261,7 +262,7 @@ def test_refund_before_transfer_reduces_the_transfer(api, webhooks, app, monkeyp
     assert (earnings["pending_cents"], earnings["transferred_cents"]) == (5000 - 1800, 0)
 
     monkeypatch.setitem(app.config, "PAYOUT_HOLD_SECONDS", 0)
-    transfers.transfer_vendor_order(paid["vos"][0]["id"])
+    payout.transfer_vendor_order(paid["vos"][0]["id"])
     state = emulator_state(webhooks)
     (transfer,) = objects(state, "transfers")
     assert (transfer["amount"], transfer["amount_reversed"]) == (5000 - 1800, 0)
@@ -456,7 +457,7 @@ def test_reconciliation_sees_an_unrecorded_capture_and_an_overpaid_vendor(
     api, webhooks, monkeypatch
 ):
     from marketplace.payments import gateway
-    from marketplace.payouts import refunds
+    from marketplace.settlement import refunds
 
     # A capture whose answer never reached us: Stripe took the money, we hold "authorized".
     unshipped = _paid_order(api, webhooks)

@@ -19,10 +19,11 @@ from marketplace.db import db, utcnow
 from marketplace.jobs import outbox
 from marketplace.jobs.outbox import OutboxMessage
 from marketplace.notifications.models import Notification
-from marketplace.payments import services as payments
 from marketplace.payments.models import Payment, PaymentStatus
-from marketplace.payouts import ledger, reconciliation, transfers
+from marketplace.payments.services import payment_of
+from marketplace.payouts import ledger, reconciliation
 from marketplace.payouts.models import Refund, RefundStatus
+from marketplace.settlement import capture, payout
 from tests.functional.money import (
     add_fault,
     checkout,
@@ -136,7 +137,7 @@ def _notification_kinds(user_id: int) -> list[str]:
 
 def _payment(order_id: int) -> Payment:
     db.session.rollback()
-    return payments.payment_of(order_id)
+    return payment_of(order_id)
 
 
 # --- 1. a part cancelled while the capture is queued ----------------------------------------
@@ -195,14 +196,14 @@ def test_the_capture_deadline_comes_from_stripe_not_from_when_the_webhook_arrive
     assert int(payment.capture_before.timestamp()) == capture_before
     assert abs(payment.authorized_at.timestamp() - charge["created"]) <= 1
 
-    assert payments.capture_expiring_authorizations() == 0  # six days left: not yet
+    assert capture.capture_expiring_authorizations() == 0  # six days left: not yet
     db.session.execute(
         update(Payment)
         .where(Payment.id == payment.id)
         .values(capture_before=utcnow() + timedelta(hours=12))
     )
     db.session.commit()
-    assert payments.capture_expiring_authorizations() == 1
+    assert capture.capture_expiring_authorizations() == 1
     assert _payment(paid["order"]["id"]).status is PaymentStatus.CAPTURED
 
 
@@ -242,7 +243,7 @@ def test_a_capture_refused_for_another_reason_goes_back_to_authorized(api, webho
     assert cancelled.status_code == 200, cancelled.get_json()  # not 409 forever
 
     clear_faults(webhooks)
-    assert payments.capture_order(paid["order"]["id"]).status is PaymentStatus.CAPTURED
+    assert capture.capture_order(paid["order"]["id"]).status is PaymentStatus.CAPTURED
     (charge,) = [c for c in _stripe(webhooks, "charges") if c["captured"]]
     assert charge["amount_captured"] == paid["vendor_orders"][0]["total_cents"]
     _assert_books_match_stripe()
@@ -256,7 +257,7 @@ def test_one_refused_capture_does_not_stop_the_hourly_job_for_the_others(api, we
     db.session.execute(update(Payment).values(capture_before=utcnow() + timedelta(hours=1)))
     db.session.commit()
 
-    assert payments.capture_expiring_authorizations() == 2
+    assert capture.capture_expiring_authorizations() == 2
     assert _payment(lapsed["order"]["id"]).status is PaymentStatus.CANCELED
     assert _payment(healthy["order"]["id"]).status is PaymentStatus.CAPTURED
 
@@ -441,7 +442,7 @@ def test_a_suspended_vendor_can_neither_ship_nor_be_paid_until_reinstated(api, w
     assert _stripe(webhooks, "transfers") == []  # ... but a suspended vendor is not paid
 
     assert api.post(approve, admin.token).status_code == 200
-    transfers.transfer_vendor_order(paid["vendor_orders"][0]["id"])
+    payout.transfer_vendor_order(paid["vendor_orders"][0]["id"])
     (transfer,) = _stripe(webhooks, "transfers")
     assert transfer["amount"] == paid["vendor_orders"][0]["vendor_earnings_cents"]
     _assert_books_match_stripe()

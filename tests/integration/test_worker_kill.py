@@ -51,7 +51,7 @@ from tests.integration.redis_server import (
 )
 
 LATER = timedelta(minutes=2)  # past outbox.STALE_AFTER: the periodic redispatch's view
-TRANSFER_JOB = "marketplace.payouts.jobs.transfer_vendor_order"
+TRANSFER_JOB = "marketplace.settlement.jobs.transfer_vendor_order"
 SHIPPED_JOB = "marketplace.notifications.jobs.vendor_order_shipped"
 DELIVERED_JOB = "marketplace.notifications.jobs.vendor_order_delivered"
 

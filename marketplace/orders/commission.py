@@ -1,4 +1,5 @@
-"""Commission rules: vendor override → category override (nearest ancestor) → platform default."""
+"""Commission, resolved per line when an order is priced (and kept on the item): vendor
+override → category override (nearest ancestor) → platform default."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from marketplace.catalog.models import Category, Vendor
 from marketplace.catalog.services import get_vendor, normalize_category_path
 from marketplace.db import db, transaction
 from marketplace.errors import NotFound, ValidationFailed
-from marketplace.payouts.models import PlatformSettings
+from marketplace.orders.models import PlatformSettings
 
 MAX_BPS = 10_000
 

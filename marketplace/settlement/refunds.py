@@ -1,4 +1,5 @@
-"""Refunds of a VendorOrder (whole, by amount or by items) and the transfer reversals they need.
+"""Refund a VendorOrder (whole, by amount or by items), reverse the vendor's transfer, accept
+returns through the same path.
 
 `plan_refund` computes the numbers once; the preview shows them and `refund_vendor_order`
 books exactly them. Once the vendor was paid, the vendor's transfer is reversed by the refunded
@@ -14,14 +15,15 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from marketplace.db import db, transaction
-from marketplace.errors import Conflict, NotFound, ValidationFailed
+from marketplace.errors import Conflict, DomainError, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
 from marketplace.jobs import outbox
 from marketplace.money import apply_bps, split_by_weights
-from marketplace.orders import fulfilment
+from marketplace.orders import fulfilment, returns
 from marketplace.orders.models import (
     Order,
     OrderStatus,
+    ReturnRequest,
     VendorOrder,
     VendorOrderStatus,
 )
@@ -375,7 +377,7 @@ def _ask_stripe(vendor_order: VendorOrder, plan: RefundPlan, *, actor: str, reas
     )
     db.session.add(refund)
     db.session.flush()
-    outbox.add("marketplace.payouts.jobs.execute_refund", refund.id)
+    outbox.add("marketplace.settlement.jobs.execute_refund", refund.id)
     return refund
 
 
@@ -404,7 +406,7 @@ def _apply_refunded(refund: Refund, vendor_order: VendorOrder, order: Order) -> 
     outbox.add("marketplace.notifications.jobs.refund_issued", refund.id)
     if vendor_order.status in PAYABLE and started_transfer(vendor_order.id) is None:
         # the transfer waited for this refund to settle: it can go now, for the right amount
-        outbox.add("marketplace.payouts.jobs.transfer_vendor_order", vendor_order.id)
+        outbox.add("marketplace.settlement.jobs.transfer_vendor_order", vendor_order.id)
 
 
 def _mark_order_refunded(order: Order, *, actor: str, reason: str) -> None:
@@ -492,7 +494,7 @@ def _refund_refused(refund_id: int, refusal: gateway.PaymentProviderRejected) ->
                 VendorOrder, db.session.get(Refund, refund_id).vendor_order_id
             )
             if vendor_order.status in PAYABLE and started_transfer(vendor_order.id) is None:
-                outbox.add("marketplace.payouts.jobs.transfer_vendor_order", vendor_order.id)
+                outbox.add("marketplace.settlement.jobs.transfer_vendor_order", vendor_order.id)
 
 
 def _reverse_transfer(refund: Refund) -> None:
@@ -566,3 +568,35 @@ def reversal_status(refund: Refund) -> str | None:
     if refund.stripe_reversal_id is not None:
         return "succeeded"
     return "failed" if refund.reversal_failure_reason is not None else "pending"
+
+
+def accept_return(vendor_id: int, return_id: int, *, restock: bool) -> ReturnRequest:
+    """Refund the returned units through the refund path. The decision is claimed first (two
+    deciders never both act) and given back only when the refund changed nothing: refused by
+    Stripe or by our own checks. Once a refund exists the return is accepted for good.
+
+    :raises ReturnNotFound, ReturnAlreadyDecided, NotCaptured, ValidationFailed, RefundRefused:
+    """
+    with transaction():
+        request = returns.vendor_return(vendor_id, return_id)
+        item_id, quantity, vendor_order_id = (
+            request.order_item_id,
+            request.quantity,
+            request.vendor_order_id,
+        )
+        returns.claim_decision(return_id)
+    try:
+        refund = refund_vendor_order(
+            vendor_order_id,
+            vendor_id=vendor_id,
+            actor=f"vendor:{vendor_id}",
+            reason=f"return #{return_id}",
+            items=[ItemRequest(item_id, quantity)],
+            restock=restock,
+        )
+    except DomainError:
+        with transaction():
+            returns.release_decision(return_id)
+        raise
+    with transaction():
+        return returns.record_accepted(return_id, restock=restock, refund_id=refund.id)

@@ -1,0 +1,69 @@
+"""Authorize: one manual-capture PaymentIntent per order, created after checkout commits."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import update
+
+from marketplace.db import db, transaction
+from marketplace.orders.models import Order, OrderStatus
+from marketplace.payments import gateway
+from marketplace.payments.models import Payment, PaymentStatus
+
+log = logging.getLogger(__name__)
+
+
+def payment_for_checkout(order_id: int) -> dict[str, Any]:
+    """The client's payment details for an order, creating its PaymentIntent on first call.
+
+    If Stripe cannot be reached the order stays `pending_payment` with its reservation;
+    replaying the checkout retries with the same Stripe idempotency key.
+    """
+    order = db.session.get(Order, order_id)
+    settings = gateway.settings()
+    payment: dict[str, Any] = {
+        "provider": "stripe",
+        "payment_intent_id": order.payment_intent_id,
+        "client_secret": None,
+        "publishable_key": settings.publishable_key,
+        "api_base": settings.api_base or "https://api.stripe.com",
+        "status": None,
+    }
+    try:
+        if order.payment_intent_id is None:
+            if order.status is not OrderStatus.PENDING_PAYMENT:
+                return payment
+            intent = gateway.create_payment_intent(order.id, order.total_cents, order.currency)
+            _record_intent(order, intent)
+        else:
+            intent = gateway.retrieve_payment_intent(order.payment_intent_id)
+    except (gateway.PaymentProviderError, gateway.PaymentProviderRejected) as error:
+        log.warning("payment intent for order %s not available: %s", order_id, error)
+        payment["error"] = {"code": error.code, "message": error.message}
+        return payment
+    payment["payment_intent_id"] = intent["id"]
+    payment["client_secret"] = intent.get("client_secret")
+    payment["status"] = intent.get("status")
+    return payment
+
+
+def _record_intent(order: Order, intent: dict[str, Any]) -> None:
+    with transaction():
+        claimed = db.session.execute(
+            update(Order)
+            .where(Order.id == order.id, Order.payment_intent_id.is_(None))
+            .values(payment_intent_id=intent["id"])
+        )
+        if claimed.rowcount == 1:
+            db.session.add(
+                Payment(
+                    order_id=order.id,
+                    payment_intent_id=intent["id"],
+                    status=PaymentStatus.REQUIRES_PAYMENT,
+                    currency=order.currency,
+                    amount_cents=order.total_cents,
+                )
+            )
+    db.session.refresh(order)

@@ -1,0 +1,214 @@
+"""Capture at the first shipment, void, and what follows when Stripe refuses or lets go.
+
+The capture records its intent first (`capturing`, the amount fixed under the order's lock),
+then calls Stripe with a key naming that amount, then records the answer. A refusal is
+compensated at once: back to `authorized` while the hold is there, or the order loses its
+payment (parts not shipped cancelled and restocked) when Stripe let the authorization lapse.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+
+from marketplace.db import db, transaction, utcnow
+from marketplace.jobs import outbox
+from marketplace.orders import fulfilment
+from marketplace.orders.models import Order, VendorOrder, VendorOrderStatus
+from marketplace.payments import gateway
+from marketplace.payments.models import Payment, PaymentStatus
+from marketplace.payments.services import payment_of
+from marketplace.payments.state import move_payment
+from marketplace.payouts import ledger
+from marketplace.settlement import refunds
+
+log = logging.getLogger(__name__)
+
+# Stripe releases an uncaptured authorization after seven days unless told otherwise.
+AUTHORIZATION_LIFETIME = timedelta(days=7)
+
+
+def active_vendor_orders(order: Order) -> list[VendorOrder]:
+    return [vo for vo in order.vendor_orders if vo.status is not VendorOrderStatus.CANCELLED]
+
+
+def capture_order(order_id: int) -> Payment | None:
+    """Capture the authorization minus what was cancelled before the first shipment.
+
+    Record the intent first: under the order's lock the amount is fixed and the payment marked
+    `capturing` (cancellations wait for the answer), then Stripe is called with a key that
+    names that amount, so a retry after a lost answer repeats the very same capture.
+    """
+    with transaction():
+        payment = payment_of(order_id)
+        if payment is None or payment.status not in (
+            PaymentStatus.AUTHORIZED,
+            PaymentStatus.CAPTURING,
+        ):
+            return payment
+        if payment.status is PaymentStatus.AUTHORIZED:
+            order = fulfilment.locked_order(order_id)
+            amount = sum(vo.total_cents for vo in active_vendor_orders(order))
+            if amount > 0:
+                move_payment(payment, PaymentStatus.CAPTURING)
+                payment.capture_amount_cents = amount
+        else:
+            amount = payment.capture_amount_cents or 0
+        pi_id = payment.payment_intent_id
+    if amount == 0:
+        void_payment(order_id, "all_cancelled")
+        return payment_of(order_id)
+    try:
+        intent = gateway.capture_payment_intent(
+            pi_id, amount, key=f"capture:order:{order_id}:{amount}"
+        )
+    except gateway.PaymentProviderRejected as refusal:
+        intent = gateway.retrieve_payment_intent(pi_id)  # what Stripe holds now decides
+        if intent.get("status") != "succeeded":
+            _capture_refused(order_id, intent, refusal)
+            return payment_of(order_id)
+    charge = intent.get("latest_charge")
+    charge_id = charge["id"] if isinstance(charge, dict) else charge
+    with transaction():
+        claimed = db.session.execute(
+            update(Payment)
+            .where(Payment.order_id == order_id, Payment.status == PaymentStatus.CAPTURING)
+            .values(
+                status=PaymentStatus.CAPTURED,
+                amount_captured_cents=int(intent.get("amount_received") or amount),
+                charge_id=charge_id,
+                captured_at=utcnow(),
+            )
+        )
+        if claimed.rowcount == 1:
+            # No part was cancelled while `capturing`: these are the parts just captured.
+            order = db.session.get(Order, order_id)
+            for vendor_order in active_vendor_orders(order):
+                ledger.record_capture(vendor_order, charge_id)
+    return payment_of(order_id)
+
+
+def _capture_refused(
+    order_id: int, intent: dict[str, Any], refusal: gateway.PaymentProviderRejected
+) -> None:
+    """Stripe refused the capture: if the authorization is gone the order lost its payment;
+    if it is still there the payment goes back to authorized (cancellations work again, the
+    hourly job tries again before the deadline) and the admins are told."""
+    with transaction():
+        order = fulfilment.locked_order(order_id)
+        payment = payment_of(order_id)
+        if payment is None or payment.status is not PaymentStatus.CAPTURING:
+            return  # a webhook or another run recorded the outcome first
+        payment.last_error = refusal.message[:2000]
+        if intent.get("status") == "canceled":
+            move_payment(payment, PaymentStatus.CANCELED)
+            if active_vendor_orders(order):
+                authorization_lapsed(order)
+            return
+        move_payment(payment, PaymentStatus.AUTHORIZED)
+        payment.capture_amount_cents = None
+        outbox.add("marketplace.notifications.jobs.capture_refused", order_id)
+
+
+# Our reasons for voiding, in Stripe's `cancellation_reason` vocabulary.
+_STRIPE_CANCELLATION_REASONS = {
+    "amount_mismatch": "fraudulent",
+    "order_cancelled": "requested_by_customer",
+}
+
+
+def void_payment(order_id: int, reason: str) -> None:
+    """Cancel an uncaptured authorization (nothing was taken from the buyer)."""
+    payment = payment_of(order_id)
+    if payment is None or payment.status in (PaymentStatus.CANCELED, PaymentStatus.CAPTURED):
+        return
+    pi_id = payment.payment_intent_id
+    db.session.rollback()
+    stripe_reason = _STRIPE_CANCELLATION_REASONS.get(reason, "abandoned")
+    try:
+        gateway.cancel_payment_intent(pi_id, key=f"void:order:{order_id}", reason=stripe_reason)
+    except gateway.PaymentProviderRejected:
+        current = gateway.retrieve_payment_intent(pi_id)
+        if current.get("status") != "canceled":
+            raise
+    with transaction():
+        db.session.execute(
+            update(Payment)
+            .where(Payment.order_id == order_id, Payment.status != PaymentStatus.CAPTURED)
+            .values(status=PaymentStatus.CANCELED)
+        )
+
+
+def settle_cancellation(vendor_order_id: int) -> None:
+    """A paid VendorOrder was cancelled before shipping: void or refund its money."""
+    vendor_order = db.session.get(VendorOrder, vendor_order_id)
+    payment = payment_of(vendor_order.order_id)
+    if payment is None:
+        return
+    if payment.status is PaymentStatus.CAPTURED:
+        if not ledger.captured(vendor_order_id):
+            return  # cancelled before the capture, which left it out: nothing was charged
+        refunds.refund_cancelled_vendor_order(vendor_order_id)
+    elif payment.status is PaymentStatus.AUTHORIZED:
+        order = db.session.get(Order, vendor_order.order_id)
+        if not active_vendor_orders(order):
+            void_payment(order.id, "all_cancelled")
+
+
+# Capture this long before Stripe's deadline: a day of slack for retries and outages.
+CAPTURE_MARGIN = timedelta(days=1)
+
+
+def capture_expiring_authorizations() -> int:
+    """Capture authorizations whose deadline at Stripe is less than a day away (and repeat
+    captures whose answer was never recorded). One refusal never stops the others."""
+    deadline = utcnow() + CAPTURE_MARGIN
+    order_ids = list(
+        db.session.scalars(
+            select(Payment.order_id)
+            .where(
+                or_(
+                    and_(
+                        Payment.status == PaymentStatus.AUTHORIZED,
+                        or_(
+                            Payment.capture_before <= deadline,
+                            and_(
+                                Payment.capture_before.is_(None),
+                                Payment.authorized_at <= deadline - AUTHORIZATION_LIFETIME,
+                            ),
+                        ),
+                    ),
+                    # a capture whose answer never got recorded: repeat it (same key)
+                    Payment.status == PaymentStatus.CAPTURING,
+                )
+            )
+            .order_by(Payment.capture_before, Payment.id)
+        )
+    )
+    db.session.rollback()
+    for order_id in order_ids:
+        try:
+            capture_order(order_id)
+        except Exception:
+            db.session.rollback()
+            log.exception("capture of expiring authorization %s failed; will retry", order_id)
+    return len(order_ids)
+
+
+def holds_paid_parts(order: Order, payment: Payment) -> bool:
+    """The authorization still backs parts of a paid order (not our own void of a cancelled
+    or unpaid one): losing it now means goods would go out unpaid."""
+    if payment.status not in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURING):
+        return False
+    return bool(active_vendor_orders(order)) and order.status not in fulfilment.UNPAID
+
+
+def authorization_lapsed(order: Order) -> None:
+    """Stripe let the authorization go before we captured it: nothing can be charged any more.
+    What has not shipped is cancelled and restocked; the buyer and the admins are told (parts
+    already shipped went out unpaid: the admins follow them up)."""
+    fulfilment.cancel_unshipped_parts(order, actor="stripe", reason="authorization_lapsed")
+    outbox.add("marketplace.notifications.jobs.payment_lapsed", order.id)

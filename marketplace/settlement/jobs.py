@@ -1,0 +1,30 @@
+"""RQ jobs behind the saga's outbox rows: they take ids and call one step."""
+
+from __future__ import annotations
+
+from marketplace.settlement import capture, payout, refunds
+
+
+def capture_order(order_id: int) -> None:
+    capture.capture_order(order_id)
+
+
+def void_payment(order_id: int, reason: str) -> None:
+    capture.void_payment(order_id, reason)
+
+
+def settle_cancellation(vendor_order_id: int) -> None:
+    capture.settle_cancellation(vendor_order_id)
+
+
+def capture_expiring_authorizations() -> int:
+    """Periodic: capture authorizations whose deadline at Stripe is near."""
+    return capture.capture_expiring_authorizations()
+
+
+def transfer_vendor_order(vendor_order_id: int) -> None:
+    payout.transfer_vendor_order(vendor_order_id)
+
+
+def execute_refund(refund_id: int) -> None:
+    refunds.execute_refund(refund_id)

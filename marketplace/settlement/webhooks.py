@@ -1,0 +1,151 @@
+"""Stripe's webhooks, the saga's source of truth: each verified event applied once.
+
+An event never moves a step backwards (a captured payment stays captured whatever
+`payment_intent.canceled` says); its time is Stripe's, not the time it reached us.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from marketplace.db import db, transaction, utcnow
+from marketplace.jobs import outbox
+from marketplace.orders import fulfilment
+from marketplace.orders.models import Order, OrderStatus
+from marketplace.payments import gateway
+from marketplace.payments import services as payments
+from marketplace.payments.models import Payment, PaymentStatus, StripeEvent
+from marketplace.payments.services import payment_of
+from marketplace.payments.state import can_move, move_payment
+from marketplace.settlement import capture
+from marketplace.validation import is_whole_number
+
+AUTHORIZED_EVENTS = {"payment_intent.amount_capturable_updated", "payment_intent.succeeded"}
+
+
+def handle_webhook(payload: bytes, signature_header: str) -> str:
+    """Verify and apply one Stripe event, once per event id. :raises InvalidWebhook:"""
+    event = gateway.parse_webhook(payload, signature_header)
+    return apply_event(event)
+
+
+def apply_event(event: dict[str, Any]) -> str:
+    """Apply a verified event in one transaction with its dedupe row. Returns the outcome."""
+    event_id, event_type = str(event["id"]), str(event["type"])
+    try:
+        with transaction():
+            if db.session.get(StripeEvent, event_id) is not None:
+                return "duplicate"
+            db.session.add(StripeEvent(id=event_id, type=event_type))
+            db.session.flush()
+            outcome = _apply(event_type, event["data"]["object"], _event_time(event))
+    except IntegrityError:
+        db.session.rollback()
+        return "duplicate"
+    return outcome
+
+
+def _event_time(event: dict[str, Any]) -> datetime:
+    """When Stripe says the event happened (not when its webhook reached us)."""
+    created = event.get("created")
+    if isinstance(created, int) and created > 0:
+        return datetime.fromtimestamp(created, UTC)
+    return utcnow()
+
+
+def _apply(event_type: str, obj: dict[str, Any], happened_at: datetime) -> str:
+    if event_type.startswith("payment_intent."):
+        return _apply_payment_intent(event_type, obj, happened_at)
+    if event_type == "charge.succeeded":
+        return _apply_authorized_charge(obj)
+    if event_type == "account.updated":
+        return payments.apply_account_update(obj)
+    return "ignored"
+
+
+def _order_for_intent(intent: dict[str, Any]) -> Order | None:
+    order_id = (intent.get("metadata") or {}).get("order_id")
+    if order_id is None or not is_whole_number(str(order_id)):
+        order_id = db.session.scalar(
+            select(Order.id).where(Order.payment_intent_id == intent["id"])
+        )
+    if order_id is None:
+        return None
+    order = fulfilment.locked_order(int(order_id))
+    if order is None or order.payment_intent_id not in (None, intent["id"]):
+        return None
+    return order
+
+
+def _apply_authorized_charge(charge: dict[str, Any]) -> str:
+    """Keep Stripe's own capture deadline (`capture_before`) of an uncaptured charge."""
+    card = (charge.get("payment_method_details") or {}).get("card") or {}
+    capture_before = card.get("capture_before")
+    if charge.get("captured") or not isinstance(capture_before, int):
+        return "ignored"
+    payment = db.session.scalar(
+        select(Payment).where(Payment.payment_intent_id == charge.get("payment_intent"))
+    )
+    if payment is None:
+        return "unknown_payment"
+    payment.capture_before = datetime.fromtimestamp(capture_before, UTC)
+    return "capture_deadline"
+
+
+def _apply_payment_intent(event_type: str, intent: dict[str, Any], happened_at: datetime) -> str:
+    order = _order_for_intent(intent)
+    if order is None:
+        return "unknown_order"
+    payment = payment_of(order.id)
+    if payment is None:  # the webhook beat our own bookkeeping after creating the intent
+        order.payment_intent_id = intent["id"]
+        payment = Payment(
+            order_id=order.id,
+            payment_intent_id=intent["id"],
+            currency=order.currency,
+            amount_cents=order.total_cents,
+            status=PaymentStatus.REQUIRES_PAYMENT,
+        )
+        db.session.add(payment)
+    status = intent.get("status")
+    if event_type in AUTHORIZED_EVENTS and status in ("requires_capture", "succeeded"):
+        first_authorization = payment.status is PaymentStatus.REQUIRES_PAYMENT
+        if first_authorization:
+            move_payment(payment, PaymentStatus.AUTHORIZED)
+            payment.amount_authorized_cents = int(
+                intent.get("amount_capturable") or intent.get("amount") or 0
+            )
+            payment.authorized_at = happened_at
+            if payment.capture_before is None:  # the charge's own deadline may come later
+                payment.capture_before = happened_at + capture.AUTHORIZATION_LIFETIME
+        if intent.get("amount") != order.total_cents:
+            outbox.add("marketplace.settlement.jobs.void_payment", order.id, "amount_mismatch")
+            return "amount_mismatch"
+        cancelled = order.status is OrderStatus.CANCELLED
+        if first_authorization and cancelled and not fulfilment.expired_cancellation(order):
+            # Paid from a page left open after the order was cancelled: give the hold back.
+            outbox.add("marketplace.settlement.jobs.void_payment", order.id, "order_cancelled")
+            return "voided_cancelled"
+        if not fulfilment.mark_paid(order):
+            outbox.add("marketplace.settlement.jobs.void_payment", order.id, "out_of_stock")
+            outbox.add("marketplace.notifications.jobs.payment_voided", order.id)
+            return "voided_out_of_stock"
+        return "paid"
+    if event_type == "payment_intent.payment_failed":
+        fulfilment.mark_payment_failed(order)
+        return "payment_failed"
+    if event_type == "payment_intent.canceled":
+        if not can_move(payment.status, PaymentStatus.CANCELED):
+            return "ignored_out_of_order"  # captured (or already canceled) stays so
+        lapsed = capture.holds_paid_parts(order, payment)
+        move_payment(payment, PaymentStatus.CANCELED)
+        if lapsed:
+            capture.authorization_lapsed(order)
+            return "authorization_lapsed"
+        fulfilment.mark_payment_canceled(order)
+        return "canceled"
+    return "ignored"
