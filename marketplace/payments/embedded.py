@@ -26,7 +26,7 @@ def _free(port: int) -> bool:
 
 def start(app: Flask, webhook_url: str | None) -> Any:
     """Start the emulator (objects kept in instance/) and point the app's Stripe settings at it."""
-    from marketplace.payments.emulator import EmulatorServer
+    from stripe_emulator import EmulatorServer
 
     server = EmulatorServer(
         PREFERRED_PORT if _free(PREFERRED_PORT) else 0,

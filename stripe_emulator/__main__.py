@@ -1,6 +1,6 @@
 """Command line: serve the emulator until SIGINT/SIGTERM.
 
-python -m marketplace.payments.emulator --port 12111 --webhook-url URL --webhook-secret S
+python -m stripe_emulator --port 12111 --webhook-url URL --webhook-secret S
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from marketplace.payments.emulator.server import EmulatorServer
+from stripe_emulator.server import EmulatorServer
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m marketplace.payments.emulator",
+        prog="python -m stripe_emulator",
         description="Offline Stripe API emulator (Stripe wire format, test mode only).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")

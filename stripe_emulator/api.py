@@ -19,10 +19,10 @@ from flask import Request, Response
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
-from marketplace.payments.emulator import resources as r
-from marketplace.payments.emulator.errors import StripeError, api_error, param_error
-from marketplace.payments.emulator.params import Params, decode_params
-from marketplace.payments.emulator.store import (
+from stripe_emulator import resources as r
+from stripe_emulator.errors import StripeError, api_error, param_error
+from stripe_emulator.params import Params, decode_params
+from stripe_emulator.store import (
     API_VERSION,
     EmulatorState,
     IdempotencyEntry,

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from marketplace.payments.emulator.errors import StripeError, no_such, param_error
-from marketplace.payments.emulator.params import Params
-from marketplace.payments.emulator.webhooks import WebhookDispatcher
+from stripe_emulator.errors import StripeError, no_such, param_error
+from stripe_emulator.params import Params
+from stripe_emulator.webhooks import WebhookDispatcher
 
 API_VERSION = "2026-10-28.endive"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from marketplace.payments.emulator.api import handle_api_request, json_response, unrecognized
-from marketplace.payments.emulator.control import create_control_blueprint
-from marketplace.payments.emulator.store import EmulatorState
+from stripe_emulator.api import handle_api_request, json_response, unrecognized
+from stripe_emulator.control import create_control_blueprint
+from stripe_emulator.store import EmulatorState
 
 EXTENSION_KEY = "stripe_emulator"
 _CORS_HEADERS = {

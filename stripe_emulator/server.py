@@ -8,7 +8,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from marketplace.payments.emulator.app import create_emulator_app, get_state
+from stripe_emulator.app import create_emulator_app, get_state
 
 
 class _QuietRequestHandler(WSGIRequestHandler):

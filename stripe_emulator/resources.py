@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
 
-from marketplace.payments.emulator.errors import (
+from stripe_emulator.errors import (
     StripeError,
     invalid,
     missing,
@@ -26,8 +26,8 @@ from marketplace.payments.emulator.errors import (
     param_error,
     unexpected_state,
 )
-from marketplace.payments.emulator.params import Params, merge_metadata
-from marketplace.payments.emulator.store import EmulatorState, now, random_token
+from stripe_emulator.params import Params, merge_metadata
+from stripe_emulator.store import EmulatorState, now, random_token
 
 AUTHORIZATION_DAYS = 7
 MIN_CHARGE_AMOUNT = 50
