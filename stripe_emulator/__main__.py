@@ -35,7 +35,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quiet", action="store_true", help="no access log")
     parser.add_argument(
-        "--state-file", default=None, help="keep objects in this JSON file across restarts"
+        "--state-file",
+        default=None,
+        help="journal objects to this file and reload them at the next start",
     )
     return parser.parse_args(argv)
 

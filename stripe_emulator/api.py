@@ -268,8 +268,10 @@ def handle_api_request(state: EmulatorState, request: Request) -> Response:
                 stored = state.idempotency.get(slot)
                 if store and stored is not None:
                     stored.status, stored.body = status, body
+                    state.remember_answer(slot)
                 else:
                     state.idempotency.pop(slot, None)
+            state.commit()
     finally:
         current_request.reset(token)
 

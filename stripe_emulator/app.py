@@ -27,15 +27,19 @@ def create_emulator_app(
     *,
     state: EmulatorState | None = None,
     state_file: str | None = None,
+    import_state_from: str | None = None,
 ) -> Flask:
     """A Flask app serving the emulator; its state is `get_state(app)`.
 
     Webhooks are delivered by a daemon thread started on the first event while `webhook_url`
     is set (it can be changed at any time through the state or `/_emulator/webhooks/config`).
+    With `state_file`, objects are journaled there and reloaded at the next start
+    (`import_state_from`: a whole-state JSON file of older versions, read when there is no
+    journal yet).
     """
     state = state or EmulatorState(webhook_url, webhook_secret)
     if state_file:
-        state.load(state_file)
+        state.open_journal(state_file, import_from=import_state_from)
     app = Flask(__name__)
     app.extensions[EXTENSION_KEY] = state
 
@@ -57,8 +61,7 @@ def create_emulator_app(
     def cors(response: Response) -> Response:
         if request.path.startswith("/v1/"):
             response.headers.update(_CORS_HEADERS)
-        if state_file and request.method in ("POST", "DELETE"):
-            state.save(state_file)
+        state.commit()  # the /_emulator routes change objects too; /v1 committed already
         return response
 
     @app.errorhandler(HTTPException)

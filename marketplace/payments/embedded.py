@@ -32,7 +32,8 @@ def start(app: Flask, webhook_url: str | None) -> Any:
         PREFERRED_PORT if _free(PREFERRED_PORT) else 0,
         webhook_url=webhook_url,
         webhook_secret=EMBEDDED_WEBHOOK_SECRET,
-        state_file=str(Path(app.instance_path) / "stripe-emulator.json"),
+        state_file=str(Path(app.instance_path) / "stripe-emulator.jsonl"),
+        import_state_from=str(Path(app.instance_path) / "stripe-emulator.json"),
     ).start()
     app.config.update(
         STRIPE_SECRET_KEY=EMBEDDED_SECRET_KEY,
