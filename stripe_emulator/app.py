@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from stripe_emulator.api import handle_api_request, json_response, unrecognized
 from stripe_emulator.control import create_control_blueprint
+from stripe_emulator.errors import api_error
 from stripe_emulator.store import EmulatorState
 
 EXTENSION_KEY = "stripe_emulator"
@@ -62,6 +63,16 @@ def create_emulator_app(
         if request.path.startswith("/v1/"):
             response.headers.update(_CORS_HEADERS)
         state.commit()  # the /_emulator routes change objects too; /v1 committed already
+        return response
+
+    @app.errorhandler(InternalServerError)
+    def internal_error(exc: InternalServerError) -> Response:
+        """An exception escaped: Stripe's 500 api_error, whatever the route."""
+        state.commit()  # whatever the request did before failing is real: keep it
+        err = api_error()
+        response = json_response(err.status, err.body())
+        if request.path.startswith("/v1/"):
+            response.headers.update(_CORS_HEADERS)
         return response
 
     @app.errorhandler(HTTPException)
