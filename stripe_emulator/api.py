@@ -29,6 +29,7 @@ from stripe_emulator.store import (
     RequestInfo,
     current_request,
     random_token,
+    tracking_changes,
 )
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,7 @@ def handle_api_request(state: EmulatorState, request: Request) -> Response:
         base_url=request.url_root,
     )
     token = current_request.set(RequestInfo(request_id, idem_key, request.url_root))
+    tracking = tracking_changes.set(method != "GET")
     extra_headers: dict[str, str] = {}
     try:
         with state.lock:
@@ -273,6 +275,7 @@ def handle_api_request(state: EmulatorState, request: Request) -> Response:
                     state.idempotency.pop(slot, None)
             state.commit()
     finally:
+        tracking_changes.reset(tracking)
         current_request.reset(token)
 
     if fault is not None and fault.status and fault.mode == "after":

@@ -941,7 +941,7 @@ def list_refunds(call: Call) -> dict[str, Any]:
 
 
 def available_balance(state: EmulatorState, currency: str) -> int:
-    return sum(t["net"] for t in state.find("balance_transaction", currency=currency))
+    return sum(t["net"] for t in state.peek("balance_transaction", currency=currency))
 
 
 def create_transfer(call: Call) -> dict[str, Any]:
@@ -981,7 +981,7 @@ def create_transfer(call: Call) -> dict[str, Any]:
             )
         used = sum(
             t["amount"] - t["amount_reversed"]
-            for t in state.find("transfer", source_transaction=source_id)
+            for t in state.peek("transfer", source_transaction=source_id)
         )
         left = charge["amount_captured"] - used
         if amount > left:

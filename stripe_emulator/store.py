@@ -73,6 +73,12 @@ current_request: contextvars.ContextVar[RequestInfo | None] = contextvars.Contex
     "stripe_emulator_request", default=None
 )
 
+# False while serving a Stripe API read (GET /v1/...): those never change objects, so what they
+# hand out needs no comparison at the next commit (a list would otherwise cost the whole table).
+tracking_changes: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "stripe_emulator_tracking_changes", default=True
+)
+
 
 @dataclass
 class Fault:
@@ -383,7 +389,7 @@ class EmulatorState:
 
     def _touch(self, obj: dict[str, Any]) -> None:
         """Whoever holds a stored object may change it: the next commit compares it."""
-        if self.journal is not None:
+        if self.journal is not None and tracking_changes.get():
             self._touched[obj["id"]] = obj
             self._deleted.discard(obj["id"])
 
@@ -427,14 +433,19 @@ class EmulatorState:
     def find(self, kind: str, **equal: Any) -> list[dict[str, Any]]:
         """Objects of a type whose fields equal the given values, oldest first."""
         with self.lock:
-            found = [
+            found = self.peek(kind, **equal)
+            for obj in found:
+                self._touch(obj)
+            return found
+
+    def peek(self, kind: str, **equal: Any) -> list[dict[str, Any]]:
+        """Like `find`, for reading only: the caller must not change what it gets."""
+        with self.lock:
+            return [
                 o
                 for o in self.tables[kind].values()
                 if all(o.get(k) == v for k, v in equal.items())
             ]
-            for obj in found:
-                self._touch(obj)
-            return found
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -444,12 +455,12 @@ class EmulatorState:
         kind = obj.get("object")
         if kind == "transfer":
             out["reversals"] = self.sublist(
-                self.find("transfer_reversal", transfer=obj["id"]),
+                self.peek("transfer_reversal", transfer=obj["id"]),
                 f"/v1/transfers/{obj['id']}/reversals",
             )
         elif kind == "charge":
             out["refunds"] = self.sublist(
-                self.find("refund", charge=obj["id"]), f"/v1/charges/{obj['id']}/refunds"
+                self.peek("refund", charge=obj["id"]), f"/v1/charges/{obj['id']}/refunds"
             )
         return out
 
@@ -631,7 +642,7 @@ class EmulatorState:
         """Every object by type (`{"payment_intents": [...], ...}`), oldest first."""
         with self.lock:
             out: dict[str, Any] = {
-                f"{kind}s": [self.render(o) for o in self.all(kind)] for kind in TABLES
+                f"{kind}s": [self.render(o) for o in self.peek(kind)] for kind in TABLES
             }
             out["account_links"] = [copy.deepcopy(link) for link in self.account_links.values()]
             out["faults"] = [f.to_dict() for f in self.faults]
