@@ -18,7 +18,7 @@ import stripe
 
 from stripe_emulator import EmulatorServer
 
-from .helpers import SECRET, Emulator, http
+from .helpers import SECRET, Emulator, Receiver, http
 
 
 class Restartable:
@@ -296,3 +296,34 @@ def test_a_whole_state_file_of_older_versions_is_imported(tmp_path: Path) -> Non
     finally:
         server.stop()
     assert not legacy.exists() and (tmp_path / "stripe-emulator.json.imported").exists()
+
+
+def test_events_not_yet_delivered_are_sent_after_a_restart(tmp_path: Path) -> None:
+    state_file = str(tmp_path / "stripe-emulator.jsonl")
+    unreachable = "http://127.0.0.1:9/webhooks/stripe"  # the app is down
+    server = EmulatorServer(
+        port=0, webhook_url=unreachable, webhook_secret=SECRET, state_file=state_file
+    ).start()
+    try:
+        account = stripe.StripeClient(
+            "sk_test_x",
+            base_addresses={"api": server.url},
+            http_client=stripe.RequestsClient(timeout=10),
+        ).v1.accounts.create({"type": "express"})
+        Emulator(server).ok("POST", f"/_emulator/accounts/{account.id}/complete_onboarding")
+        events = Emulator(server).state()["events"]
+        assert events and all(e["pending_webhooks"] == 1 for e in events)
+    finally:
+        server.stop()
+
+    receiver = Receiver()
+    server = EmulatorServer(
+        port=0, webhook_url=receiver.url, webhook_secret=SECRET, state_file=state_file
+    ).start()
+    try:
+        assert server.flush_webhooks(10)
+        assert sorted(e.id for e in receiver.events()) == sorted(e["id"] for e in events)
+        assert all(e["pending_webhooks"] == 0 for e in Emulator(server).state()["events"])
+    finally:
+        server.stop()
+        receiver.close()
