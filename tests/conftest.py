@@ -43,7 +43,7 @@ def stripe_emulator_server() -> Any:
     """One offline Stripe emulator for the whole test session (reset before each test)."""
     global _emulator
     if _emulator is None:
-        from marketplace.payments.emulator import EmulatorServer
+        from stripe_emulator import EmulatorServer
 
         _emulator = EmulatorServer(port=0, webhook_secret="whsec_test_secret").start()
     return _emulator

@@ -26,13 +26,14 @@ def _free(port: int) -> bool:
 
 def start(app: Flask, webhook_url: str | None) -> Any:
     """Start the emulator (objects kept in instance/) and point the app's Stripe settings at it."""
-    from marketplace.payments.emulator import EmulatorServer
+    from stripe_emulator import EmulatorServer
 
     server = EmulatorServer(
         PREFERRED_PORT if _free(PREFERRED_PORT) else 0,
         webhook_url=webhook_url,
         webhook_secret=EMBEDDED_WEBHOOK_SECRET,
-        state_file=str(Path(app.instance_path) / "stripe-emulator.json"),
+        state_file=str(Path(app.instance_path) / "stripe-emulator.jsonl"),
+        import_state_from=str(Path(app.instance_path) / "stripe-emulator.json"),
     ).start()
     app.config.update(
         STRIPE_SECRET_KEY=EMBEDDED_SECRET_KEY,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import stripe
 
-from marketplace.payments.emulator import EmulatorServer
+from stripe_emulator import EmulatorServer
 
 from .helpers import SECRET, Emulator, Receiver
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import stripe
 
-from marketplace.payments.emulator import EmulatorServer
+from stripe_emulator import EmulatorServer
 
 SECRET = "whsec_test_secret"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

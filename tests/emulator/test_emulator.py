@@ -12,14 +12,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import stripe
 
-from marketplace.payments.emulator import (
+from stripe_emulator import (
     EmulatorServer,
     create_emulator_app,
     get_state,
     sign_payload,
 )
-from marketplace.payments.emulator.params import decode_params
-from marketplace.payments.emulator.store import IdempotencyEntry
+from stripe_emulator.params import decode_params
+from stripe_emulator.store import IdempotencyEntry
 
 from .helpers import SECRET, Emulator, Receiver, http
 
@@ -718,7 +718,7 @@ def test_decode_params() -> None:
 
 def test_cli_serves() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "marketplace.payments.emulator", "--port", "0", "--quiet"],
+        [sys.executable, "-m", "stripe_emulator", "--port", "0", "--quiet"],
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -95,7 +95,7 @@ def post_event(
 
     from flask import current_app
 
-    from marketplace.payments.emulator import sign_payload
+    from stripe_emulator import sign_payload
 
     body = event if isinstance(event, bytes) else json.dumps(event).encode()
     if signature is None:

@@ -17,8 +17,8 @@ from marketplace.catalog.models import Variant, Vendor
 from marketplace.db import db, utcnow
 from marketplace.orders import services as orders
 from marketplace.orders.models import Order
-from marketplace.payments.emulator import sign_payload
 from marketplace.payments.models import StripeEvent
+from stripe_emulator import sign_payload
 from tests.functional.money import (
     checkout,
     emulator_events,

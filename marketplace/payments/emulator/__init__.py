@@ -1,25 +1,7 @@
-"""Offline emulator of the Stripe API subset the marketplace uses, in Stripe's wire format.
+"""The Stripe emulator moved to the top-level package `stripe_emulator` (a tool, not a domain).
 
-The real `stripe` SDK talks to it unchanged (`base_addresses={"api": server.url}` or
-`stripe.api_base`). Run it with `python -m marketplace.payments.emulator`, or in-process:
-
-    from marketplace.payments.emulator import EmulatorServer
-    with EmulatorServer(webhook_url=..., webhook_secret="whsec_...") as server:
-        client = stripe.StripeClient("sk_test_x", base_addresses={"api": server.url})
+This shim keeps old imports and `python -m marketplace.payments.emulator` working.
 """
 
-from marketplace.payments.emulator.app import create_emulator_app, get_state
-from marketplace.payments.emulator.resources import TEST_CARDS
-from marketplace.payments.emulator.server import EmulatorServer
-from marketplace.payments.emulator.store import API_VERSION, EmulatorState
-from marketplace.payments.emulator.webhooks import sign_payload
-
-__all__ = [
-    "API_VERSION",
-    "TEST_CARDS",
-    "EmulatorServer",
-    "EmulatorState",
-    "create_emulator_app",
-    "get_state",
-    "sign_payload",
-]
+from stripe_emulator import *  # noqa: F403
+from stripe_emulator import __all__  # noqa: F401

@@ -1,73 +1,8 @@
-"""Command line: serve the emulator until SIGINT/SIGTERM.
+"""`python -m marketplace.payments.emulator`: the command line of `python -m stripe_emulator`."""
 
-python -m marketplace.payments.emulator --port 12111 --webhook-url URL --webhook-secret S
-"""
-
-from __future__ import annotations
-
-import argparse
-import os
-import signal
 import sys
-import threading
-from collections.abc import Sequence
-from types import FrameType
 
-from marketplace.payments.emulator.server import EmulatorServer
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m marketplace.payments.emulator",
-        description="Offline Stripe API emulator (Stripe wire format, test mode only).",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=12111, help="port (12111; 0 = any free)")
-    parser.add_argument(
-        "--webhook-url",
-        default=os.environ.get("STRIPE_WEBHOOK_URL") or None,
-        help="where to POST signed events (default: $STRIPE_WEBHOOK_URL; none = no delivery)",
-    )
-    parser.add_argument(
-        "--webhook-secret",
-        default=os.environ.get("STRIPE_WEBHOOK_SECRET") or None,
-        help="whsec_... signing secret (default: $STRIPE_WEBHOOK_SECRET, else a random one)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no access log")
-    parser.add_argument(
-        "--state-file", default=None, help="keep objects in this JSON file across restarts"
-    )
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    server = EmulatorServer(
-        args.port,
-        host=args.host,
-        webhook_url=args.webhook_url,
-        webhook_secret=args.webhook_secret,
-        quiet=args.quiet,
-        state_file=args.state_file,
-    ).start()
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    print(
-        f"Stripe emulator on {server.url} — webhooks: {args.webhook_url or 'off'}, "
-        f"secret: {server.webhook_secret}",
-        file=sys.stderr,
-        flush=True,
-    )
-    while not stop.wait(0.5):
-        pass
-    server.stop()
-    return 0
-
+from stripe_emulator.__main__ import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from marketplace.payments.emulator.app import create_emulator_app, get_state
+from stripe_emulator.app import create_emulator_app, get_state
 
 
 class _QuietRequestHandler(WSGIRequestHandler):
@@ -39,11 +39,17 @@ class EmulatorServer:
         webhook_secret: str | None = None,
         quiet: bool = True,
         state_file: str | None = None,
+        import_state_from: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.quiet = quiet
-        self.app = create_emulator_app(webhook_url, webhook_secret, state_file=state_file)
+        self.app = create_emulator_app(
+            webhook_url,
+            webhook_secret,
+            state_file=state_file,
+            import_state_from=import_state_from,
+        )
         self.state = get_state(self.app)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -77,6 +83,7 @@ class EmulatorServer:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(5)
+        self.state.close_journal()
         self._server = None
         self._thread = None
 

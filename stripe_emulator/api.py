@@ -19,16 +19,17 @@ from flask import Request, Response
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
-from marketplace.payments.emulator import resources as r
-from marketplace.payments.emulator.errors import StripeError, api_error, param_error
-from marketplace.payments.emulator.params import Params, decode_params
-from marketplace.payments.emulator.store import (
+from stripe_emulator import resources as r
+from stripe_emulator.errors import StripeError, api_error, param_error
+from stripe_emulator.params import Params, decode_params
+from stripe_emulator.store import (
     API_VERSION,
     EmulatorState,
     IdempotencyEntry,
     RequestInfo,
     current_request,
     random_token,
+    tracking_changes,
 )
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,7 @@ def handle_api_request(state: EmulatorState, request: Request) -> Response:
         base_url=request.url_root,
     )
     token = current_request.set(RequestInfo(request_id, idem_key, request.url_root))
+    tracking = tracking_changes.set(method != "GET")
     extra_headers: dict[str, str] = {}
     try:
         with state.lock:
@@ -268,9 +270,12 @@ def handle_api_request(state: EmulatorState, request: Request) -> Response:
                 stored = state.idempotency.get(slot)
                 if store and stored is not None:
                     stored.status, stored.body = status, body
+                    state.remember_answer(slot)
                 else:
                     state.idempotency.pop(slot, None)
+            state.commit()
     finally:
+        tracking_changes.reset(tracking)
         current_request.reset(token)
 
     if fault is not None and fault.status and fault.mode == "after":

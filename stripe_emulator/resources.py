@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
 
-from marketplace.payments.emulator.errors import (
+from stripe_emulator.errors import (
     StripeError,
     invalid,
     missing,
@@ -26,8 +26,8 @@ from marketplace.payments.emulator.errors import (
     param_error,
     unexpected_state,
 )
-from marketplace.payments.emulator.params import Params, merge_metadata
-from marketplace.payments.emulator.store import EmulatorState, now, random_token
+from stripe_emulator.params import Params, merge_metadata
+from stripe_emulator.store import EmulatorState, now, random_token
 
 AUTHORIZATION_DAYS = 7
 MIN_CHARGE_AMOUNT = 50
@@ -941,7 +941,7 @@ def list_refunds(call: Call) -> dict[str, Any]:
 
 
 def available_balance(state: EmulatorState, currency: str) -> int:
-    return sum(t["net"] for t in state.find("balance_transaction", currency=currency))
+    return sum(t["net"] for t in state.peek("balance_transaction", currency=currency))
 
 
 def create_transfer(call: Call) -> dict[str, Any]:
@@ -981,7 +981,7 @@ def create_transfer(call: Call) -> dict[str, Any]:
             )
         used = sum(
             t["amount"] - t["amount_reversed"]
-            for t in state.find("transfer", source_transaction=source_id)
+            for t in state.peek("transfer", source_transaction=source_id)
         )
         left = charge["amount_captured"] - used
         if amount > left:

@@ -22,12 +22,12 @@ from typing import Any
 from flask import Blueprint, Response, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from marketplace.payments.emulator import pages
-from marketplace.payments.emulator import resources as r
-from marketplace.payments.emulator.api import json_response
-from marketplace.payments.emulator.errors import StripeError, no_such, param_error
-from marketplace.payments.emulator.params import Params
-from marketplace.payments.emulator.store import EmulatorState, now
+from stripe_emulator import pages
+from stripe_emulator import resources as r
+from stripe_emulator.api import json_response
+from stripe_emulator.errors import StripeError, no_such, param_error
+from stripe_emulator.params import Params
+from stripe_emulator.store import EmulatorState, now
 
 FAULT_MODES = ("before", "after")
 

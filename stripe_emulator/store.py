@@ -4,13 +4,19 @@ Everything lives in `EmulatorState`, guarded by one re-entrant lock (`state.lock
 run with the lock held, so each request is atomic. Objects are plain dicts exactly as returned on
 the wire; lists embedded in objects (a transfer's `reversals`, a charge's `refunds`) are computed
 when rendering, so tampering with stored objects (`/_emulator/objects/{id}`) shows up at once.
+
+With a journal (`open_journal`, the embedded mode), every object handed out by the store is
+remembered as possibly changed; `commit()` (at the end of each request, under the lock) appends
+those whose JSON differs from what was last written, so a request costs what it touched.
 """
 
 from __future__ import annotations
 
 import contextvars
 import copy
+import hashlib
 import json
+import logging
 import os
 import secrets
 import string
@@ -20,9 +26,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from marketplace.payments.emulator.errors import StripeError, no_such, param_error
-from marketplace.payments.emulator.params import Params
-from marketplace.payments.emulator.webhooks import WebhookDispatcher
+from stripe_emulator.errors import StripeError, no_such, param_error
+from stripe_emulator.journal import Journal
+from stripe_emulator.params import Params
+from stripe_emulator.webhooks import WebhookDispatcher
+
+log = logging.getLogger(__name__)
 
 API_VERSION = "2026-10-28.endive"
 
@@ -64,6 +73,12 @@ current_request: contextvars.ContextVar[RequestInfo | None] = contextvars.Contex
     "stripe_emulator_request", default=None
 )
 
+# False while serving a Stripe API read (GET /v1/...): those never change objects, so what they
+# hand out needs no comparison at the next commit (a list would otherwise cost the whole table).
+tracking_changes: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "stripe_emulator_tracking_changes", default=True
+)
+
 
 @dataclass
 class Fault:
@@ -100,6 +115,39 @@ class IdempotencyEntry:
     created: float = field(default_factory=time.time)
 
 
+class _TouchedLinks(dict[str, dict[str, Any]]):
+    """Account links by id, remembering which ones were handed out (they may be changed)."""
+
+    def __init__(self, touched: set[str]) -> None:
+        super().__init__()
+        self.touched = touched
+
+    def __getitem__(self, link_id: str) -> dict[str, Any]:
+        self.touched.add(link_id)
+        return super().__getitem__(link_id)
+
+    def __setitem__(self, link_id: str, link: dict[str, Any]) -> None:
+        self.touched.add(link_id)
+        super().__setitem__(link_id, link)
+
+    def get(self, link_id: str, default: Any = None) -> Any:  # type: ignore[override]
+        if link_id in self:
+            self.touched.add(link_id)
+        return super().get(link_id, default)
+
+
+def _digest(serialized: str) -> bytes:
+    return hashlib.blake2b(serialized.encode(), digest_size=16).digest()
+
+
+# Stripe may prune idempotency keys after 24 hours; older ones are not reloaded.
+IDEMPOTENCY_KEEP_SECONDS = 24 * 3600
+
+# At start, the journal is rewritten as one snapshot when it is this many times larger than that
+# snapshot would be (history of objects changed many times), so replaying stays cheap.
+COMPACT_RATIO = 2
+
+
 class EmulatorState:
     """All objects and settings of one emulator instance."""
 
@@ -107,7 +155,13 @@ class EmulatorState:
         self.lock = threading.RLock()
         self.tables: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in TABLES}
         self.type_of: dict[str, str] = {}
-        self.account_links: dict[str, dict[str, Any]] = {}
+        self.journal: Journal | None = None
+        self._touched: dict[str, dict[str, Any]] = {}
+        self._deleted: set[str] = set()
+        self._touched_links: set[str] = set()
+        self._written: dict[str, bytes] = {}
+        self._answered_keys: list[tuple[str, str]] = []
+        self.account_links: dict[str, dict[str, Any]] = _TouchedLinks(self._touched_links)
         self.faults: list[Fault] = []
         self.idempotency: dict[tuple[str, str], IdempotencyEntry] = {}
         self.stopping = threading.Event()
@@ -152,37 +206,172 @@ class EmulatorState:
             self.faults.clear()
             self.idempotency.clear()
             self.dispatcher.clear()
+            self._touched.clear()
+            self._deleted.clear()
+            self._touched_links.clear()
+            self._written.clear()
+            self._answered_keys.clear()
+            if self.journal is not None:
+                try:
+                    self.journal.clear()
+                except OSError:
+                    log.exception("stripe emulator: could not clear %s", self.journal.path)
 
     # -- persistence (embedded mode keeps its Stripe objects across restarts) -----------------
 
-    def save(self, path: str) -> None:
-        """Write every object to `path` atomically (idempotency keys and faults are not kept)."""
-        with self.lock:
-            data = json.dumps(
-                {
-                    "tables": self.tables,
-                    "type_of": self.type_of,
-                    "account_links": self.account_links,
-                }
-            )
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+    def open_journal(self, path: str, *, import_from: str | None = None) -> None:
+        """Load the objects journaled in `path`, then journal every change to it.
 
-    def load(self, path: str) -> bool:
-        """Read objects saved by `save`; False when there is no such file."""
-        if not os.path.exists(path):
-            return False
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        `import_from` names a whole-state JSON file written by older versions (`tables`,
+        `type_of`, `account_links`): read once when there is no journal yet, then renamed.
+        Events still waiting for their webhook are queued again (Stripe keeps retrying too).
+        """
         with self.lock:
-            for name, rows in data.get("tables", {}).items():
-                if name in self.tables:
-                    self.tables[name] = rows
-            self.type_of = data.get("type_of", {})
-            self.account_links = data.get("account_links", {})
-        return True
+            journal = Journal(path)
+            for record in journal.replay():
+                self._apply(record)
+            if journal.records == 0 and import_from and os.path.exists(import_from):
+                with open(import_from, encoding="utf-8") as handle:
+                    legacy = json.load(handle)
+                self._apply(
+                    {
+                        "put": [
+                            o for rows in legacy.get("tables", {}).values() for o in rows.values()
+                        ],
+                        "links": legacy.get("account_links", {}),
+                    }
+                )
+                journal.compact(self._snapshot_record())
+                os.replace(import_from, f"{import_from}.imported")
+            elif journal.records > 1:
+                snapshot = self._snapshot_record()
+                if journal.size() > COMPACT_RATIO * len(_dumps(snapshot)):
+                    journal.compact(snapshot)
+            self.journal = journal
+            self._written = {
+                object_id: _digest(_dumps(self.tables[kind][object_id]))
+                for object_id, kind in self.type_of.items()
+            }
+            self._written.update(
+                {link_id: _digest(_dumps(link)) for link_id, link in self.account_links.items()}
+            )
+            self._touched.clear()
+            self._touched_links.clear()
+            self._deleted.clear()
+            self._answered_keys.clear()
+            for event in self.tables["event"].values():
+                if int(event.get("pending_webhooks") or 0) > 0:
+                    self.dispatcher.enqueue(event["id"])
+
+    def commit(self) -> None:
+        """Journal the objects changed since the last commit (no-op without a journal).
+
+        Never raises: the request that changed them has happened, so its answer must stand. On
+        a write error the changes stay pending and go out with the next commit.
+        """
+        with self.lock:
+            if self.journal is None:
+                self._touched.clear()
+                self._touched_links.clear()
+                self._deleted.clear()
+                return
+            if not (self._touched or self._deleted or self._touched_links or self._answered_keys):
+                return
+            puts: list[dict[str, Any]] = []
+            digests: dict[str, bytes] = {}
+            for object_id, obj in self._touched.items():
+                serialized = _dumps(obj)
+                digest = _digest(serialized)
+                if self._written.get(object_id) != digest:
+                    puts.append(obj)
+                    digests[object_id] = digest
+            links: dict[str, dict[str, Any]] = {}
+            for link_id in self._touched_links:
+                link = dict.get(self.account_links, link_id)
+                if link is None:
+                    continue
+                digest = _digest(_dumps(link))
+                if self._written.get(link_id) != digest:
+                    links[link_id] = link
+                    digests[link_id] = digest
+            record: dict[str, Any] = {}
+            if puts:
+                record["put"] = puts
+            if self._deleted:
+                record["delete"] = sorted(self._deleted)
+            if links:
+                record["links"] = links
+            answers = [
+                _idempotency_row(slot, self.idempotency[slot])
+                for slot in self._answered_keys
+                if slot in self.idempotency and self.idempotency[slot].status is not None
+            ]
+            if answers:
+                record["idempotency"] = answers
+            if record:
+                try:
+                    self.journal.append(record)
+                except (OSError, TypeError, ValueError):
+                    log.exception("stripe emulator: could not journal to %s", self.journal.path)
+                    return
+            self._written.update(digests)
+            for object_id in self._deleted:
+                self._written.pop(object_id, None)
+            self._touched.clear()
+            self._touched_links.clear()
+            self._deleted.clear()
+            self._answered_keys.clear()
+
+    def remember_answer(self, slot: tuple[str, str]) -> None:
+        """The request under this idempotency key got its stored answer: journal it, so a
+        retry after a restart is replayed as Stripe would, instead of running twice."""
+        if self.journal is not None:
+            self._answered_keys.append(slot)
+
+    def close_journal(self) -> None:
+        with self.lock:
+            self.commit()
+            if self.journal is not None:
+                self.journal.close()
+                self.journal = None
+
+    def _apply(self, record: dict[str, Any]) -> None:
+        """Replay one journal record (a snapshot is a record with every object)."""
+        for obj in record.get("put", []):
+            kind = obj.get("object")
+            if kind in self.tables and isinstance(obj.get("id"), str):
+                self.tables[kind][obj["id"]] = obj
+                self.type_of[obj["id"]] = kind
+        for object_id in record.get("delete", []):
+            kind = self.type_of.pop(object_id, None)
+            if kind is not None:
+                self.tables[kind].pop(object_id, None)
+        for link_id, link in record.get("links", {}).items():
+            dict.__setitem__(self.account_links, link_id, link)
+        oldest = time.time() - IDEMPOTENCY_KEEP_SECONDS
+        for row in record.get("idempotency", []):
+            if float(row.get("created") or 0) >= oldest:
+                slot = (row["api_key"], row["key"])
+                self.idempotency[slot] = IdempotencyEntry(
+                    method=row["method"],
+                    path=row["path"],
+                    params=row["params"],
+                    request_id=row["request_id"],
+                    status=row["status"],
+                    body=row["body"],
+                    created=row["created"],
+                )
+
+    def _snapshot_record(self) -> dict[str, Any]:
+        return {
+            "put": [obj for kind in TABLES for obj in self.tables[kind].values()],
+            "links": dict(self.account_links.items()),
+            "idempotency": [
+                _idempotency_row(slot, entry)
+                for slot, entry in self.idempotency.items()
+                if entry.status is not None
+            ],
+        }
 
     # -- objects -------------------------------------------------------------------------------
 
@@ -195,14 +384,24 @@ class EmulatorState:
         with self.lock:
             self.tables[kind][obj["id"]] = obj
             self.type_of[obj["id"]] = kind
+            self._touch(obj)
         return obj
+
+    def _touch(self, obj: dict[str, Any]) -> None:
+        """Whoever holds a stored object may change it: the next commit compares it."""
+        if self.journal is not None and tracking_changes.get():
+            self._touched[obj["id"]] = obj
+            self._deleted.discard(obj["id"])
 
     def get(self, object_id: str, kind: str | None = None) -> dict[str, Any] | None:
         with self.lock:
             stored_kind = self.type_of.get(object_id)
             if stored_kind is None or (kind is not None and stored_kind != kind):
                 return None
-            return self.tables[stored_kind].get(object_id)
+            obj = self.tables[stored_kind].get(object_id)
+            if obj is not None:
+                self._touch(obj)
+            return obj
 
     def require(
         self, kind: str, object_id: str, *, label: str | None = None, param: str | None = None
@@ -218,16 +417,35 @@ class EmulatorState:
             kind = self.type_of.pop(object_id, None)
             if kind is None:
                 return None
+            self._touched.pop(object_id, None)
+            if self.journal is not None:
+                self._deleted.add(object_id)
             return self.tables[kind].pop(object_id, None)
 
     def all(self, kind: str) -> list[dict[str, Any]]:
         """Stored objects of a type, oldest first."""
         with self.lock:
-            return list(self.tables[kind].values())
+            objects = list(self.tables[kind].values())
+            for obj in objects:
+                self._touch(obj)
+            return objects
 
     def find(self, kind: str, **equal: Any) -> list[dict[str, Any]]:
         """Objects of a type whose fields equal the given values, oldest first."""
-        return [o for o in self.all(kind) if all(o.get(k) == v for k, v in equal.items())]
+        with self.lock:
+            found = self.peek(kind, **equal)
+            for obj in found:
+                self._touch(obj)
+            return found
+
+    def peek(self, kind: str, **equal: Any) -> list[dict[str, Any]]:
+        """Like `find`, for reading only: the caller must not change what it gets."""
+        with self.lock:
+            return [
+                o
+                for o in self.tables[kind].values()
+                if all(o.get(k) == v for k, v in equal.items())
+            ]
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -237,12 +455,12 @@ class EmulatorState:
         kind = obj.get("object")
         if kind == "transfer":
             out["reversals"] = self.sublist(
-                self.find("transfer_reversal", transfer=obj["id"]),
+                self.peek("transfer_reversal", transfer=obj["id"]),
                 f"/v1/transfers/{obj['id']}/reversals",
             )
         elif kind == "charge":
             out["refunds"] = self.sublist(
-                self.find("refund", charge=obj["id"]), f"/v1/charges/{obj['id']}/refunds"
+                self.peek("refund", charge=obj["id"]), f"/v1/charges/{obj['id']}/refunds"
             )
         return out
 
@@ -373,6 +591,7 @@ class EmulatorState:
             event = self.get(event_id, "event")
             if event is not None:
                 event["pending_webhooks"] = max(0, int(event.get("pending_webhooks") or 0) - 1)
+            self.commit()
 
     # -- faults --------------------------------------------------------------------------------
 
@@ -423,12 +642,20 @@ class EmulatorState:
         """Every object by type (`{"payment_intents": [...], ...}`), oldest first."""
         with self.lock:
             out: dict[str, Any] = {
-                f"{kind}s": [self.render(o) for o in self.all(kind)] for kind in TABLES
+                f"{kind}s": [self.render(o) for o in self.peek(kind)] for kind in TABLES
             }
             out["account_links"] = [copy.deepcopy(link) for link in self.account_links.values()]
             out["faults"] = [f.to_dict() for f in self.faults]
             out["webhook_url"] = self.webhook_url
             return out
+
+
+def _idempotency_row(slot: tuple[str, str], entry: IdempotencyEntry) -> dict[str, Any]:
+    return {"api_key": slot[0], "key": slot[1], **asdict(entry)}
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
 def _filter_created(items: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]:

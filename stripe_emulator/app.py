@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
-from marketplace.payments.emulator.api import handle_api_request, json_response, unrecognized
-from marketplace.payments.emulator.control import create_control_blueprint
-from marketplace.payments.emulator.store import EmulatorState
+from stripe_emulator.api import handle_api_request, json_response, unrecognized
+from stripe_emulator.control import create_control_blueprint
+from stripe_emulator.errors import api_error
+from stripe_emulator.store import EmulatorState
 
 EXTENSION_KEY = "stripe_emulator"
 _CORS_HEADERS = {
@@ -27,15 +28,19 @@ def create_emulator_app(
     *,
     state: EmulatorState | None = None,
     state_file: str | None = None,
+    import_state_from: str | None = None,
 ) -> Flask:
     """A Flask app serving the emulator; its state is `get_state(app)`.
 
     Webhooks are delivered by a daemon thread started on the first event while `webhook_url`
     is set (it can be changed at any time through the state or `/_emulator/webhooks/config`).
+    With `state_file`, objects are journaled there and reloaded at the next start
+    (`import_state_from`: a whole-state JSON file of older versions, read when there is no
+    journal yet).
     """
     state = state or EmulatorState(webhook_url, webhook_secret)
     if state_file:
-        state.load(state_file)
+        state.open_journal(state_file, import_from=import_state_from)
     app = Flask(__name__)
     app.extensions[EXTENSION_KEY] = state
 
@@ -57,8 +62,17 @@ def create_emulator_app(
     def cors(response: Response) -> Response:
         if request.path.startswith("/v1/"):
             response.headers.update(_CORS_HEADERS)
-        if state_file and request.method in ("POST", "DELETE"):
-            state.save(state_file)
+        state.commit()  # the /_emulator routes change objects too; /v1 committed already
+        return response
+
+    @app.errorhandler(InternalServerError)
+    def internal_error(exc: InternalServerError) -> Response:
+        """An exception escaped: Stripe's 500 api_error, whatever the route."""
+        state.commit()  # whatever the request did before failing is real: keep it
+        err = api_error()
+        response = json_response(err.status, err.body())
+        if request.path.startswith("/v1/"):
+            response.headers.update(_CORS_HEADERS)
         return response
 
     @app.errorhandler(HTTPException)
