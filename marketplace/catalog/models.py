@@ -55,6 +55,8 @@ class Vendor(db.Model):
     status: Mapped[VendorStatus] = mapped_column(_enum(VendorStatus), default=VendorStatus.PENDING)
     stripe_account_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     payouts_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the `account.updated` event last applied happened at Stripe: older ones are ignored.
+    stripe_account_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     commission_bps: Mapped[int | None] = mapped_column(Integer)
     shipping_flat_cents: Mapped[int] = mapped_column(Integer, default=0)
     free_shipping_threshold_cents: Mapped[int | None] = mapped_column(Integer)

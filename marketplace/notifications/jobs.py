@@ -63,3 +63,15 @@ def reversal_refused(refund_id: int) -> None:
 
 def refund_refused(refund_id: int) -> None:
     services.refund_refused(refund_id)
+
+
+def dispute_opened(dispute_id: int) -> None:
+    services.dispute_opened(dispute_id)
+
+
+def dispute_closed(dispute_id: int) -> None:
+    services.dispute_closed(dispute_id)
+
+
+def refunded_outside(order_id: int, refunded_cents: int) -> None:
+    services.refunded_outside(order_id, refunded_cents)

@@ -486,3 +486,52 @@ def refund_refused(refund_id: int) -> None:
         ],
         "/admin/reconciliation",
     )
+
+
+def dispute_opened(dispute_id: int) -> None:
+    from marketplace.payments.models import Dispute
+
+    dispute = db.session.get(Dispute, dispute_id)
+    order = db.session.get(Order, dispute.order_id)
+    _alert_admins(
+        f"dispute_opened:{dispute_id}",
+        "dispute_opened",
+        f"Order #{order.id}: the buyer disputed {_money(dispute.amount_cents, order)}",
+        [
+            f"Reason given: {dispute.reason or 'none'}. Stripe withdrew the amount until the "
+            "bank decides; refunds on this charge and transfers not yet sent are on hold.",
+        ],
+        "/admin/reconciliation",
+    )
+
+
+def dispute_closed(dispute_id: int) -> None:
+    from marketplace.payments.models import Dispute
+
+    dispute = db.session.get(Dispute, dispute_id)
+    order = db.session.get(Order, dispute.order_id)
+    _alert_admins(
+        f"dispute_closed:{dispute_id}",
+        "dispute_closed",
+        f"Order #{order.id}: the dispute was {dispute.status.value}",
+        [
+            "The funds are back in the platform's balance."
+            if dispute.status.value == "won"
+            else "The buyer keeps the disputed amount; it is booked as the platform's loss.",
+        ],
+        "/admin/reconciliation",
+    )
+
+
+def refunded_outside(order_id: int, refunded_cents: int) -> None:
+    order = db.session.get(Order, order_id)
+    _alert_admins(
+        f"refunded_outside:{order_id}:{refunded_cents}",
+        "refunded_outside",
+        f"Order #{order_id}: refunded at Stripe outside the marketplace",
+        [
+            f"Stripe shows {_money(refunded_cents, order)} refunded on the charge, more than "
+            "the refunds made here; the order's books do not include the difference.",
+        ],
+        "/admin/reconciliation",
+    )

@@ -6,6 +6,7 @@ The steps that move an order's money (authorize, capture, transfer, refund) live
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -52,9 +53,14 @@ def refresh_account(vendor_id: int) -> Vendor:
     return vendor
 
 
-def apply_account_update(account: dict[str, Any]) -> str:
+def apply_account_update(account: dict[str, Any], happened_at: datetime) -> str:
+    """`account.updated`: whether the vendor can be paid. An event older than the last one
+    applied changes nothing (Stripe does not deliver events in order)."""
     vendor = db.session.scalar(select(Vendor).where(Vendor.stripe_account_id == account["id"]))
     if vendor is None:
         return "unknown_account"
+    if vendor.stripe_account_event_at is not None and happened_at < vendor.stripe_account_event_at:
+        return "ignored_out_of_order"
     vendor.payouts_enabled = gateway.account_is_payable(account)
+    vendor.stripe_account_event_at = happened_at
     return "account_updated"

@@ -8,7 +8,7 @@ is never authorized again.
 from __future__ import annotations
 
 from marketplace.errors import Conflict
-from marketplace.payments.models import Payment, PaymentStatus
+from marketplace.payments.models import Dispute, DisputeStatus, Payment, PaymentStatus
 
 P = PaymentStatus
 
@@ -39,3 +39,19 @@ def move_payment(payment: Payment, target: PaymentStatus) -> None:
             f"A payment cannot go from {payment.status.value} to {target.value}."
         )
     payment.status = target
+
+
+DISPUTE_TRANSITIONS: dict[DisputeStatus, frozenset[DisputeStatus]] = {
+    DisputeStatus.OPEN: frozenset({DisputeStatus.WON, DisputeStatus.LOST}),
+    DisputeStatus.WON: frozenset(),
+    DisputeStatus.LOST: frozenset(),
+}
+
+
+def close_dispute(dispute: Dispute, outcome: DisputeStatus) -> bool:
+    """Record the card network's decision; False when it was recorded already (or differently:
+    a decision is final, a late or repeated event never reopens or flips it)."""
+    if outcome not in DISPUTE_TRANSITIONS[dispute.status]:
+        return False
+    dispute.status = outcome
+    return True

@@ -2,7 +2,8 @@
 
 Accounts (positive = debit): `cash` (the platform's Stripe balance), `tax_payable`,
 `commission` (platform revenue), `vendor_payable` (what the platform owes a vendor; negative
-while owed). Only this module writes ledger entries.
+while owed), `disputed` (withdrawn by an open dispute), `dispute_losses`. Only this module
+writes ledger entries.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ from sqlalchemy import func, select
 
 from marketplace.db import db
 from marketplace.orders.models import VendorOrder
+from marketplace.payments.models import Dispute
 from marketplace.payouts.models import LedgerEntry, Refund, Transfer
 
 CASH = "cash"
 TAX = "tax_payable"
 COMMISSION = "commission"
 VENDOR_PAYABLE = "vendor_payable"
+# Funds a dispute withdrew from the platform, until the card network decides; then lost ones
+# become the platform's loss.
+DISPUTED = "disputed"
+DISPUTE_LOSSES = "dispute_losses"
 
 
 class UnbalancedJournal(AssertionError):
@@ -144,6 +150,31 @@ def record_reversal(refund: Refund, vendor_order: VendorOrder) -> None:
         vendor_order_id=vendor_order.id,
         vendor_id=vendor_order.vendor_id,
         stripe_object_id=refund.stripe_reversal_id,
+    )
+
+
+def record_dispute(dispute: Dispute) -> None:
+    """Stripe took the disputed amount out of the platform's balance."""
+    post(
+        f"dispute:{dispute.stripe_dispute_id}",
+        "dispute",
+        [Leg(CASH, -dispute.amount_cents), Leg(DISPUTED, dispute.amount_cents)],
+        currency=dispute.currency,
+        order_id=dispute.order_id,
+        stripe_object_id=dispute.stripe_dispute_id,
+    )
+
+
+def record_dispute_outcome(dispute: Dispute, won: bool) -> None:
+    """Won: the funds come back. Lost: what was withdrawn is the platform's loss."""
+    back_to = CASH if won else DISPUTE_LOSSES
+    post(
+        f"dispute_{'won' if won else 'lost'}:{dispute.stripe_dispute_id}",
+        "dispute_won" if won else "dispute_lost",
+        [Leg(DISPUTED, -dispute.amount_cents), Leg(back_to, dispute.amount_cents)],
+        currency=dispute.currency,
+        order_id=dispute.order_id,
+        stripe_object_id=dispute.stripe_dispute_id,
     )
 
 

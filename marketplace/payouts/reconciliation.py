@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from marketplace.db import db
 from marketplace.orders.models import Order, VendorOrder
 from marketplace.payments import gateway
-from marketplace.payments.models import Payment, PaymentStatus
+from marketplace.payments.models import Dispute, DisputeStatus, Payment, PaymentStatus
 from marketplace.payouts import ledger
 from marketplace.payouts.models import LedgerEntry, Refund, RefundStatus, Transfer, TransferStatus
 
@@ -71,7 +71,23 @@ def reconcile(since: datetime | None = None, until: datetime | None = None) -> d
         "ok": not mismatches,
         "totals": totals(since, until),
         "mismatches": [asdict(m) for m in mismatches],
+        "open_disputes": _open_disputes(since, until),
     }
+
+
+def _open_disputes(since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
+    """Disputes the card network has not decided: not a mismatch, but money on hold."""
+    query = select(Dispute).where(Dispute.status == DisputeStatus.OPEN).order_by(Dispute.id)
+    return [
+        {
+            "order_id": d.order_id,
+            "stripe_dispute_id": d.stripe_dispute_id,
+            "amount_cents": d.amount_cents,
+            "reason": d.reason,
+            "created_at": d.created_at.isoformat(),
+        }
+        for d in db.session.scalars(_in_range(query, Dispute.created_at, since, until))
+    ]
 
 
 def _in_range(query: Any, column: Any, since: datetime | None, until: datetime | None) -> Any:
@@ -116,6 +132,16 @@ def _check_charges(since: datetime | None, until: datetime | None) -> list[Misma
                     captured,
                     int(charge.get("amount_captured") or 0),
                     f"order {payment.order_id}: captured amount differs",
+                )
+            )
+        if charge.get("disputed") and not _dispute_recorded(payment.order_id):
+            found.append(
+                Mismatch(
+                    "dispute_unrecorded",
+                    payment.charge_id,
+                    0,
+                    None,
+                    f"order {payment.order_id}: Stripe shows a dispute the books do not",
                 )
             )
         if int(charge.get("amount_refunded") or 0) != refunded:
@@ -172,6 +198,13 @@ def _check_charges(since: datetime | None, until: datetime | None) -> list[Misma
             )
         )
     return found
+
+
+def _dispute_recorded(order_id: int) -> bool:
+    return (
+        db.session.scalar(select(Dispute.id).where(Dispute.order_id == order_id).limit(1))
+        is not None
+    )
 
 
 def _check_authorizations(since: datetime | None, until: datetime | None) -> list[Mismatch]:

@@ -26,6 +26,7 @@ from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
 from marketplace.payouts.transfers import PAYABLE, vendor_share_refunded
+from marketplace.settlement import disputes
 from marketplace.settlement.capture import capture_order
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
         return None  # the authorization lapsed uncaptured: there is no charge to pay from
     if payment is None or payment.status is not PaymentStatus.CAPTURED or not payment.charge_id:
         raise TransferNotReady()
+    if disputes.has_open_dispute(vendor_order.order_id):
+        log.info("vendor order %s not paid out: its charge is disputed", vendor_order_id)
+        return None  # the dispute's decision queues it again (the platform carries a loss)
     with transaction():
         transfer = _claim_transfer(vendor_order)
     if transfer is None:

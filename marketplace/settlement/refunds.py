@@ -34,6 +34,7 @@ from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
 from marketplace.payouts.transfers import PAYABLE, sent_transfer, started_transfer
+from marketplace.settlement import disputes
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,8 @@ def plan_refund(
     payment = payment_of(vendor_order.order_id)
     if payment is None or payment.status is not PaymentStatus.CAPTURED:
         raise NotCaptured()
+    if disputes.has_unsettled_dispute(vendor_order.order_id):
+        raise disputes.ChargeDisputed()
     if vendor_order.status is VendorOrderStatus.REFUNDED:
         raise NothingToRefund()
     if vendor_order.status is VendorOrderStatus.CANCELLED and not whole:

@@ -21,7 +21,7 @@ from marketplace.payments import services as payments
 from marketplace.payments.models import Payment, PaymentStatus, StripeEvent
 from marketplace.payments.services import payment_of
 from marketplace.payments.state import can_move, move_payment
-from marketplace.settlement import capture
+from marketplace.settlement import capture, disputes
 from marketplace.validation import is_whole_number
 
 AUTHORIZED_EVENTS = {"payment_intent.amount_capturable_updated", "payment_intent.succeeded"}
@@ -34,19 +34,25 @@ def handle_webhook(payload: bytes, signature_header: str) -> str:
 
 
 def apply_event(event: dict[str, Any]) -> str:
-    """Apply a verified event in one transaction with its dedupe row. Returns the outcome."""
+    """Apply a verified event in one transaction with its dedupe row. Returns the outcome.
+
+    Only the dedupe row's own conflict means "already applied" (a delivery racing this one);
+    any other database error fails the request, so Stripe delivers the event again.
+    """
     event_id, event_type = str(event["id"]), str(event["type"])
-    try:
-        with transaction():
-            if db.session.get(StripeEvent, event_id) is not None:
-                return "duplicate"
-            db.session.add(StripeEvent(id=event_id, type=event_type))
-            db.session.flush()
-            outcome = _apply(event_type, event["data"]["object"], _event_time(event))
-    except IntegrityError:
-        db.session.rollback()
-        return "duplicate"
-    return outcome
+    with transaction():
+        if db.session.get(StripeEvent, event_id) is not None:
+            return "duplicate"
+        try:
+            with db.session.begin_nested():
+                db.session.add(StripeEvent(id=event_id, type=event_type))
+                db.session.flush()
+        except IntegrityError:
+            return "duplicate"
+        if event.get("account") and not event_type.startswith("account."):
+            # a connected account's own payments are not the platform's orders
+            return "ignored_connected_account"
+        return _apply(event_type, event["data"]["object"], _event_time(event))
 
 
 def _event_time(event: dict[str, Any]) -> datetime:
@@ -62,8 +68,14 @@ def _apply(event_type: str, obj: dict[str, Any], happened_at: datetime) -> str:
         return _apply_payment_intent(event_type, obj, happened_at)
     if event_type == "charge.succeeded":
         return _apply_authorized_charge(obj)
+    if event_type == "charge.refunded":
+        return disputes.charge_refunded(obj)
+    if event_type == "charge.dispute.created":
+        return disputes.dispute_opened(obj)
+    if event_type == "charge.dispute.closed":
+        return disputes.dispute_closed(obj, happened_at)
     if event_type == "account.updated":
-        return payments.apply_account_update(obj)
+        return payments.apply_account_update(obj, happened_at)
     return "ignored"
 
 

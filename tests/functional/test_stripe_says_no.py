@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from marketplace.catalog.models import Variant
+from marketplace.catalog.models import Variant, Vendor
 from marketplace.catalog.services import update_vendor_settings
 from marketplace.db import db, utcnow
 from marketplace.jobs import outbox
 from marketplace.jobs.outbox import OutboxMessage
 from marketplace.notifications.models import Notification
+from marketplace.payments import gateway
 from marketplace.payments.models import Payment, PaymentStatus
 from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger, reconciliation
@@ -33,6 +34,7 @@ from tests.functional.money import (
     objects,
     onboarded_vendor,
     pay,
+    post_event,
 )
 from tests.helpers import make_admin, make_buyer, make_product
 
@@ -483,3 +485,143 @@ def test_paying_after_a_decline_buys_only_the_parts_still_for_sale(api, webhooks
     assert order["status"] == "paid"
     assert [vo["status"] for vo in order["vendor_orders"]] == ["paid", "cancelled"]
     assert [_on_hand(v) for v in variant_ids] == [3, 5]  # the cancelled part sold nothing
+
+
+# --- 8. disputes and refunds made outside the marketplace -----------------------------------
+
+
+def _dispute(api: Any, emulator: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A delivered-to-be order (shipped, so captured) whose charge the buyer disputes."""
+    paid = _paid_order(api, emulator, vendors=1)
+    assert _ship(api, paid, 0).status_code == 200
+    (charge,) = [c for c in _stripe(emulator, "charges") if c["captured"]]
+    dispute = emulator_post(emulator, f"/_emulator/charges/{charge['id']}/dispute", {})
+    assert emulator.flush_webhooks()
+    db.session.rollback()  # the webhook committed in the server's thread
+    return paid, dispute
+
+
+def _close(client: Any, dispute: dict[str, Any], status: str) -> None:
+    event = {
+        "id": f"evt_close_{dispute['id']}",
+        "object": "event",
+        "type": "charge.dispute.closed",
+        "created": int(utcnow().timestamp()),
+        "data": {"object": {**dispute, "status": status}},
+    }
+    response = post_event(client, event)
+    assert response.status_code == 200, response.get_json()
+
+
+def test_a_dispute_is_booked_blocks_refunds_and_holds_the_payout_until_won(api, webhooks, client):
+    admin = make_admin()
+    paid, dispute = _dispute(api, webhooks)
+    total = paid["order"]["total_cents"]
+    assert ledger.balance(ledger.DISPUTED) == total
+    assert "dispute_opened" in _notification_kinds(admin.id)
+    report = api.get("/admin/reconciliation", admin.token).get_json()
+    assert [d["stripe_dispute_id"] for d in report["open_disputes"]] == [dispute["id"]]
+    assert report["ok"] is True  # money on hold, but the books match Stripe
+
+    vo_id, seller = _vo(paid, 0)
+    refused = api.post(f"/vendor/orders/{vo_id}/refund", seller.token, json={"reason": "x"})
+    assert refused.status_code == 409
+    assert refused.get_json()["error"]["code"] == "charge_disputed"
+    assert _stripe(webhooks, "refunds") == []
+    assert _deliver(api, paid, 0).status_code == 200
+    assert _stripe(webhooks, "transfers") == []  # not paid out of a disputed charge yet
+
+    _close(client, dispute, "won")
+    _close(client, dispute, "lost")  # a decision is final: a later event does not flip it
+    db.session.rollback()
+    assert ledger.balance(ledger.DISPUTED) == 0
+    assert ledger.balance(ledger.DISPUTE_LOSSES) == 0
+    (transfer,) = _stripe(webhooks, "transfers")  # the held payout went
+    assert transfer["amount"] == paid["vendor_orders"][0]["vendor_earnings_cents"]
+    allowed = api.post(
+        f"/vendor/orders/{vo_id}/refund", seller.token, json={"amount_cents": 500, "reason": "x"}
+    )
+    assert allowed.status_code == 201, allowed.get_json()
+    assert api.get("/admin/reconciliation", admin.token).get_json()["open_disputes"] == []
+    _assert_books_match_stripe()
+
+
+def test_a_lost_dispute_is_the_platforms_loss_and_keeps_refunds_blocked(api, webhooks, client):
+    paid, dispute = _dispute(api, webhooks)
+    _close(client, dispute, "lost")
+    db.session.rollback()
+    assert ledger.balance(ledger.DISPUTED) == 0
+    assert ledger.balance(ledger.DISPUTE_LOSSES) == paid["order"]["total_cents"]
+    vo_id, seller = _vo(paid, 0)
+    refused = api.post(f"/vendor/orders/{vo_id}/refund", seller.token, json={"reason": "x"})
+    assert refused.get_json()["error"]["code"] == "charge_disputed"
+    _assert_books_match_stripe()
+
+
+def test_a_refund_made_outside_the_marketplace_is_reported(api, webhooks):
+    admin = make_admin()
+    paid = _paid_order(api, webhooks, vendors=1)
+    assert _ship(api, paid, 0).status_code == 200
+    (charge,) = [c for c in _stripe(webhooks, "charges") if c["captured"]]
+    gateway.client().v1.refunds.create(params={"charge": charge["id"], "amount": 700})
+    assert webhooks.flush_webhooks()
+
+    assert "refunded_outside" in _notification_kinds(admin.id)
+    assert _mismatch_kinds() == ["charge_refunded"]
+
+
+# --- 13 / 23. webhook edge cases -------------------------------------------------------------
+
+
+def test_a_connected_accounts_own_payment_events_are_not_the_platforms(api, webhooks, client):
+    buyer = make_buyer()
+    seller = onboarded_vendor(api, webhooks)
+    variant_id = make_product(seller, price_cents=1500).variants[0].id
+    api.post("/cart/items", buyer.token, json={"variant_id": variant_id, "quantity": 1})
+    body = checkout(api, buyer)
+    intent = {
+        "id": body["payment"]["payment_intent_id"],
+        "object": "payment_intent",
+        "amount": body["order"]["total_cents"],
+        "amount_capturable": body["order"]["total_cents"],
+        "status": "requires_capture",
+        "metadata": {"order_id": str(body["order"]["id"])},
+    }
+    event = {
+        "id": "evt_connected_1",
+        "object": "event",
+        "type": "payment_intent.amount_capturable_updated",
+        "account": seller.vendor.stripe_account_id,
+        "created": int(utcnow().timestamp()),
+        "data": {"object": intent},
+    }
+    response = post_event(client, event)
+    assert response.get_json()["outcome"] == "ignored_connected_account"
+    order = api.get(f"/orders/{body['order']['id']}", buyer.token).get_json()
+    assert order["status"] == "pending_payment"
+
+
+def test_an_older_account_event_does_not_undo_a_newer_one(api, webhooks, client):
+    seller = onboarded_vendor(api, webhooks)  # the newest event made it payable
+    db.session.rollback()
+    applied_at = db.session.get(Vendor, seller.vendor.id).stripe_account_event_at
+    stale = {
+        "id": "evt_account_stale",
+        "object": "event",
+        "type": "account.updated",
+        "account": seller.vendor.stripe_account_id,
+        "created": int(applied_at.timestamp()) - 60,
+        "data": {
+            "object": {
+                "id": seller.vendor.stripe_account_id,
+                "object": "account",
+                "charges_enabled": False,
+                "payouts_enabled": False,
+                "details_submitted": False,
+                "capabilities": {"transfers": "inactive"},
+            }
+        },
+    }
+    assert post_event(client, stale).get_json()["outcome"] == "ignored_out_of_order"
+    db.session.rollback()
+    assert db.session.get(Vendor, seller.vendor.id).payouts_enabled is True
