@@ -88,7 +88,7 @@ def test_the_expiry_job_is_never_started_before_the_ttl(api, queued):
 def test_an_expiry_job_run_early_schedules_itself_at_the_expiry(api, queued):
     order_id, variant_id, expires_at = _order(api)
     assert _reserved(variant_id) == 2
-    queued.connection.flushall()  # only the job the early run schedules is left
+    queued.connection.flushdb()  # only the job the early run schedules is left
 
     early = expires_at - timedelta(milliseconds=400)
     assert services.expire_order_when_due(order_id, now=early) is False
@@ -101,7 +101,7 @@ def test_an_expiry_job_run_early_schedules_itself_at_the_expiry(api, queued):
     assert _reserved(variant_id) == 0
     db.session.rollback()
     assert db.session.get(Order, order_id).status.value == "cancelled"
-    queued.connection.flushall()
+    queued.connection.flushdb()
     assert services.expire_order_when_due(order_id, now=_when(score)) is False
     assert _scheduled(queued, order_id) == []  # done: nothing scheduled again
 
@@ -109,7 +109,7 @@ def test_an_expiry_job_run_early_schedules_itself_at_the_expiry(api, queued):
 def test_the_job_itself_reschedules_when_run_before_the_expiry(api, queued):
     """The RQ entry point (real clock): run right after checkout, well before the TTL."""
     order_id, variant_id, expires_at = _order(api)
-    queued.connection.flushall()
+    queued.connection.flushdb()
     assert order_jobs.expire_order(order_id) is False
     assert _reserved(variant_id) == 2
     ((_, score),) = _scheduled(queued, order_id)
@@ -119,7 +119,7 @@ def test_the_job_itself_reschedules_when_run_before_the_expiry(api, queued):
 def test_a_flushed_redis_loses_no_expiry(api, queued):
     order_id, variant_id, expires_at = _order(api)
     assert _scheduled(queued, order_id)
-    queued.connection.flushall()  # Redis restarted without persistence
+    queued.connection.flushdb()  # Redis restarted without persistence
 
     assert order_jobs.sweep_expired_orders(now=expires_at - timedelta(seconds=1)) == 0
     assert _reserved(variant_id) == 2
