@@ -72,15 +72,28 @@ def sweep_due_transfers(now: datetime | None = None) -> int:
     With `PAYOUT_HOLD_SECONDS` the transfer waits in RQ's scheduler, which a Redis flush or
     restart (and every restart of the embedded mode) forgets. Each part found is handed to the
     outbox as the usual transfer job, so it runs under a lease with capped attempts and, if it
-    keeps failing, becomes a dead letter the admin sees. Returns how many were handed over.
+    keeps failing, becomes a dead letter the admin sees. The parts are locked (id order) before
+    the outbox is looked at, so sweeps running at once hand each part over once. Returns how
+    many were handed over.
     """
-    busy = _in_outbox()
-    due = [vo_id for vo_id in unpaid_due_vendor_order_ids(now) if vo_id not in busy]
+    # Parts waiting in the outbox (or dead there) are left out before the batch is cut, so
+    # dead letters cannot fill it; the check is repeated under the lock.
+    waiting = _in_outbox()
+    candidates = [i for i in unpaid_due_vendor_order_ids(now) if i not in waiting][:SWEEP_BATCH]
     db.session.rollback()
-    due = due[:SWEEP_BATCH]
+    if not candidates:
+        return 0
+    with transaction():
+        db.session.execute(
+            select(VendorOrder.id)
+            .where(VendorOrder.id.in_(candidates))
+            .order_by(VendorOrder.id)
+            .with_for_update()
+        ).all()
+        busy = _in_outbox()
+        due = [vendor_order_id for vendor_order_id in candidates if vendor_order_id not in busy]
+        for vendor_order_id in due:
+            outbox.add(TRANSFER_JOB, vendor_order_id)
     if due:
-        with transaction():
-            for vendor_order_id in due:
-                outbox.add(TRANSFER_JOB, vendor_order_id)
         log.info("payout sweeper handed over %s transfers: %s", len(due), due)
     return len(due)

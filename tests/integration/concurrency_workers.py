@@ -244,3 +244,11 @@ def run_outbox_message(app: Flask, barrier: Any, payload: dict[str, Any]) -> int
     barrier.wait(BARRIER_TIMEOUT)
     outbox.run_message(payload["message_id"])
     return os.getpid()
+
+
+def sweep_due_transfers(app: Flask, barrier: Any, payload: dict[str, Any]) -> int:
+    """The payout sweeper once, after the barrier; returns how many parts it handed over."""
+    from marketplace.payouts.jobs import sweep_due_transfers as sweep_transfers
+
+    barrier.wait(BARRIER_TIMEOUT)
+    return sweep_transfers()
