@@ -55,9 +55,11 @@ def _late_in_a_second() -> None:
 
 def test_stock_comes_back_at_the_ttl(app: Flask, private_redis: RedisServer, tmp_path: Path):
     variant_id = make_product(make_vendor(), stock=3).variants[0].id
-    buyer = make_buyer()
-    carts.add_item(buyer.id, variant_id, 2)
+    buyer_id = make_buyer().id
+    carts.add_item(buyer_id, variant_id, 2)
     db.session.rollback()
+    # Plain ids only from here: an object of the test app's session, touched inside the
+    # second app's context, would borrow a connection there and outlive it.
 
     with jobs_app(
         app, private_redis.url, tmp_path / "mail", RESERVATION_TTL_SECONDS=TTL_SECONDS
@@ -76,7 +78,7 @@ def test_stock_comes_back_at_the_ttl(app: Flask, private_redis: RedisServer, tmp
                 )
                 time.sleep(1.5)  # ... and its scheduler has started
                 _late_in_a_second()
-                order_id = orders.checkout(buyer.id, ADDRESS, "on-time", "hash").order.id
+                order_id = orders.checkout(buyer_id, ADDRESS, "on-time", "hash").order.id
                 db.session.rollback()
                 expires_at = db.session.get(Order, order_id).reservation_expires_at
                 assert expires_at.microsecond > 500_000, expires_at  # late in its second
