@@ -47,6 +47,10 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "DEFAULT_COMMISSION_BPS": _int(env.get("DEFAULT_COMMISSION_BPS"), 1000),
         "RESERVATION_TTL_SECONDS": _int(env.get("RESERVATION_TTL_SECONDS"), 900),
         "PAYOUT_HOLD_SECONDS": _int(env.get("PAYOUT_HOLD_SECONDS"), 0),
+        # An outbox row is held by its runner this long (longer than RQ's job timeout, 180 s).
+        "OUTBOX_LEASE_SECONDS": _int(env.get("OUTBOX_LEASE_SECONDS"), 300),
+        # Runs of one outbox row before it becomes a dead letter for an admin to retry.
+        "OUTBOX_MAX_ATTEMPTS": _int(env.get("OUTBOX_MAX_ATTEMPTS"), 10),
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY", ""),
         "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY", ""),
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", ""),

@@ -107,6 +107,8 @@ OPERATIONS: dict[str, Op] = {
     ),
     "admin_reconciliation": Op("Reconcile the ledger with Stripe", query=("from", "to")),
     "admin_payouts_csv": Op("Transfers and reversals as CSV"),
+    "admin_dead_letters": Op("Outbox rows that used up their attempts", query=_PAGE),
+    "admin_retry_dead_letter": Op("Retry a dead letter (pending again, attempts reset)"),
     "openapi": Op("This document"),
 }
 

@@ -25,10 +25,13 @@ log = logging.getLogger(__name__)
 QUEUE_NAMES = ("default",)
 
 # (job path, interval in seconds): enqueued by every worker's ticker, at most once per interval
-# across all workers (a Redis SET NX key), so adding workers does not multiply them.
+# across all workers (a Redis SET NX key), so adding workers does not multiply them. The
+# sweepers re-find due work (expiries, payouts past their hold) from the database, so what a
+# Redis flush or restart forgot is only delayed.
 PERIODIC_JOBS: list[tuple[str, int]] = [
     ("marketplace.jobs.outbox.redispatch_stale", 30),
     ("marketplace.orders.jobs.sweep_expired_orders", 30),
+    ("marketplace.settlement.jobs.sweep_due_transfers", 60),
     ("marketplace.settlement.jobs.capture_expiring_authorizations", 3600),
     ("marketplace.jobs.outbox.prune_completed", 86400),
     ("marketplace.orders.jobs.prune_idempotency_records", 86400),

@@ -346,13 +346,22 @@ def _apply_new_prices(buyer_id: int, changes: list[dict[str, int]]) -> None:
                 item.unit_price_cents = new_prices[item.variant_id]
 
 
-def _schedule_expiry(order_id: int, expires_at: datetime) -> None:
+def _whole_second_after(moment: datetime) -> datetime:
+    """`moment` rounded up to a whole second. RQ's scheduler keeps whole seconds and drops the
+    fraction, so a job scheduled at 12:00:00.7 could start at 12:00:00, before its time."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)
+
+
+def _schedule_expiry(order_id: int, expires_at: datetime, *, again: bool = False) -> None:
     try:
         jobs.enqueue_at(
-            expires_at,
+            _whole_second_after(expires_at),
             "marketplace.orders.jobs.expire_order",
             order_id,
-            job_id=f"expire-order-{order_id}",
+            # A job running early schedules a fresh one: reusing its own id while it runs
+            # would let RQ's bookkeeping of the finishing job clobber the new one.
+            job_id=None if again else f"expire-order-{order_id}",
         )
     except Exception:  # Redis away: the periodic sweeper expires it instead
         log.warning("expiry of order %s not scheduled; the sweeper will catch it", order_id)
@@ -456,6 +465,22 @@ def expire_order(order_id: int, now: datetime | None = None) -> bool:
         fulfilment.cancel_unpaid(order, actor="system", reason="reservation_expired")
         outbox.add("marketplace.notifications.jobs.reservation_expired", order.id)
     return True
+
+
+def expire_order_when_due(order_id: int, now: datetime | None = None) -> bool:
+    """The scheduled expiry job: expire the order, or, if it ran before the reservation's
+    expiry (clocks, the scheduler's whole seconds), schedule itself again at the expiry, so
+    stock comes back at the TTL rather than at the next sweep. Returns whether it cancelled."""
+    now = now or utcnow()
+    if expire_order(order_id, now=now):
+        return True
+    order = db.session.get(Order, order_id)
+    early = order is not None and order.status in UNPAID and order.reservation_expires_at > now
+    expires_at = order.reservation_expires_at if early else None
+    db.session.rollback()
+    if expires_at is not None:
+        _schedule_expiry(order_id, expires_at, again=True)
+    return False
 
 
 def expired_unpaid_order_ids(now: datetime | None = None, limit: int = 500) -> list[int]:

@@ -221,3 +221,34 @@ def decline_return(app: Flask, barrier: Any, payload: dict[str, Any]) -> str:
     if response.status_code == 200:
         return "declined"
     return f"{response.status_code} {body.get('error', {}).get('code')}"
+
+
+def record_outbox_run(path: str) -> None:
+    """An outbox handler that appends `start <pid>` and `end <pid>` to `path`, half a second
+    apart, so runs that overlap (or repeat) show in the file."""
+    import os
+
+    with open(path, "a") as file:
+        file.write(f"start {os.getpid()}\n")
+    time.sleep(0.5)
+    with open(path, "a") as file:
+        file.write(f"end {os.getpid()}\n")
+
+
+def run_outbox_message(app: Flask, barrier: Any, payload: dict[str, Any]) -> int:
+    """`outbox.run_message` of one row, as an RQ worker runs it; returns this process's id."""
+    import os
+
+    from marketplace.jobs import outbox
+
+    barrier.wait(BARRIER_TIMEOUT)
+    outbox.run_message(payload["message_id"])
+    return os.getpid()
+
+
+def sweep_due_transfers(app: Flask, barrier: Any, payload: dict[str, Any]) -> int:
+    """The payout sweeper once, after the barrier; returns how many parts it handed over."""
+    from marketplace.settlement.payout import sweep_due_transfers as sweep_transfers
+
+    barrier.wait(BARRIER_TIMEOUT)
+    return sweep_transfers()

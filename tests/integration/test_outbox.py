@@ -8,13 +8,13 @@ from datetime import timedelta
 import pytest
 import redis
 from rq import Queue
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from marketplace import jobs
 from marketplace.catalog.models import Brand
 from marketplace.db import db, transaction, utcnow
 from marketplace.jobs import outbox
-from marketplace.jobs.outbox import OutboxMessage
+from marketplace.jobs.outbox import OutboxMessage, OutboxStatus
 
 HANDLER = "tests.integration.test_outbox.handler"
 FAILING = "tests.integration.test_outbox.failing_handler"
@@ -211,3 +211,162 @@ def test_prune_deletes_only_rows_completed_before_the_retention(app):
     assert {_row(failed).id, _row(pending).id} == {failed, pending}
     outbox.run_message(done)  # a late duplicate of the deleted row's job does nothing
     assert calls == [("done", 1)]
+
+
+# --- lease, attempts, dead letters --------------------------------------------------------
+
+
+def _queued(app) -> int:
+    """A row committed and handed to RQ (the in-process stand-in), not run yet."""
+    app.config["JOBS_SYNCHRONOUS"] = False
+    return _add(job=FAILING)
+
+
+def _fail(message_id: int) -> None:
+    with pytest.raises(RuntimeError, match="handler failed"):
+        outbox.run_message(message_id)
+
+
+def test_a_row_whose_lease_is_held_is_not_run(app):
+    message_id = _queued(app)
+    assert outbox.take_lease(message_id)  # another worker runs it right now
+    assert not outbox.take_lease(message_id)
+    outbox.run_message(message_id)  # a duplicate of its job: nothing happens
+    assert calls == []
+    row = _row(message_id)
+    assert row.status is OutboxStatus.PENDING and row.attempts == 1
+    # The holder died; once its lease expired a runner takes it again.
+    later = utcnow() + timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"] + 1)
+    assert outbox.take_lease(message_id, now=later)
+    assert _row(message_id).attempts == 2
+
+
+def test_a_failed_run_frees_the_lease_and_backs_off(app):
+    message_id = _queued(app)
+    failures_left[0] = 2
+    _fail(message_id)
+    row = _row(message_id)
+    assert row.lease_until is None and row.attempts == 1
+    assert row.next_attempt_at - utcnow() <= outbox.BACKOFF_BASE
+    assert row.next_attempt_at - utcnow() > outbox.BACKOFF_BASE - timedelta(seconds=5)
+    _fail(message_id)  # RQ's own quick retry may still run it: the lease is free
+    row = _row(message_id)
+    assert row.attempts == 2
+    delay = row.next_attempt_at - utcnow()
+    assert 2 * outbox.BACKOFF_BASE - timedelta(seconds=5) < delay <= 2 * outbox.BACKOFF_BASE
+    # The redispatch waits for the backoff, then hands it over.
+    assert outbox.redispatch_stale(now=row.next_attempt_at - timedelta(seconds=1)) == 0
+    assert outbox.redispatch_stale(now=row.next_attempt_at + timedelta(seconds=1)) == 1
+    outbox.run_message(message_id)
+    assert calls == [()]
+    assert _row(message_id).status is OutboxStatus.COMPLETED
+
+
+def test_backoff_grows_exponentially_up_to_its_cap():
+    assert [outbox.backoff(n).total_seconds() for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
+    assert outbox.backoff(8) == outbox.BACKOFF_CAP
+    assert outbox.backoff(1000) == outbox.BACKOFF_CAP
+
+
+def test_attempts_are_capped_and_the_row_becomes_a_dead_letter(app):
+    app.config["OUTBOX_MAX_ATTEMPTS"] = 3
+    failures_left[0] = 100
+    message_id = _queued(app)
+    for _ in range(3):
+        _fail(message_id)
+    row = _row(message_id)
+    assert row.status is OutboxStatus.DEAD and row.attempts == 3
+    assert row.dead_at is not None and "handler failed" in row.last_error
+    assert row.completed_at is None and row.next_attempt_at is None and row.lease_until is None
+    assert failures_left[0] == 97
+
+    outbox.run_message(message_id)  # a late job: a dead row is not run
+    assert outbox.redispatch_stale(now=utcnow() + timedelta(days=1)) == 0
+    assert failures_left[0] == 97
+    assert [m.id for m in outbox.dead_letters()[0]] == [message_id]
+
+
+def test_a_lease_that_expired_on_the_last_attempt_makes_a_dead_letter(app):
+    app.config["OUTBOX_MAX_ATTEMPTS"] = 2
+    message_id = _queued(app)
+    with transaction():  # the second runner took the lease and its worker was killed
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(attempts=2, lease_until=utcnow() + timedelta(minutes=5))
+        )
+    assert outbox.redispatch_stale(now=utcnow() + LATER) == 0  # the lease may still be used
+    assert _row(message_id).status is OutboxStatus.PENDING
+    assert outbox.redispatch_stale(now=utcnow() + timedelta(minutes=10)) == 0
+    row = _row(message_id)
+    assert row.status is OutboxStatus.DEAD and row.last_error
+    assert not outbox.take_lease(message_id, now=utcnow() + timedelta(hours=1))
+
+
+def test_retrying_a_dead_letter_runs_it_again_with_fresh_attempts(app):
+    app.config["OUTBOX_MAX_ATTEMPTS"] = 2
+    failures_left[0] = 2
+    message_id = _queued(app)
+    _fail(message_id)
+    _fail(message_id)
+    assert _row(message_id).status is OutboxStatus.DEAD
+    queue = jobs.get_queue()
+    queue.empty()
+
+    retried = outbox.retry_dead(message_id)
+    assert retried.status is OutboxStatus.PENDING and retried.attempts == 0
+    row = _row(message_id)
+    assert row.dead_at is None and row.dispatched_at is not None
+    assert queue.fetch_job(f"outbox-{message_id}") is not None  # handed to RQ after commit
+    outbox.run_message(message_id)  # the cause was fixed: it succeeds
+    assert calls == [()]
+    row = _row(message_id)
+    assert row.status is OutboxStatus.COMPLETED and row.attempts == 1
+    assert outbox.dead_letters() == ([], 0)
+
+
+def test_only_a_dead_letter_can_be_retried(app):
+    message_id = _queued(app)
+    with pytest.raises(outbox.MessageNotDead):
+        outbox.retry_dead(message_id)
+    with pytest.raises(outbox.MessageNotFound):
+        outbox.retry_dead(message_id + 1000)
+    assert _row(message_id).attempts == 0
+
+
+def test_rows_that_keep_failing_do_not_starve_a_newer_one(app, monkeypatch):
+    """More poisoned rows than one redispatch takes, all due again, and a newer row whose job
+    was lost (Redis flushed): the newer row is handed over by the very next redispatch."""
+    monkeypatch.setattr(outbox, "REDISPATCH_BATCH", 20)
+    app.config["JOBS_SYNCHRONOUS"] = False
+    now = utcnow()
+    with transaction():
+        db.session.add_all(
+            OutboxMessage(
+                job=FAILING,
+                args=[n],
+                created_at=now - timedelta(hours=2),
+                dispatched_at=now - timedelta(hours=1),
+                attempts=3,
+                last_error="RuntimeError('handler failed')",
+                next_attempt_at=now - timedelta(minutes=5),
+            )
+            for n in range(outbox.REDISPATCH_BATCH + 5)
+        )
+    with transaction():
+        newer = outbox.add(HANDLER, "newer")
+    jobs.get_queue().empty()  # its job is lost
+    with transaction():  # ... a couple of minutes ago
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == newer.id)
+            .values(created_at=now - LATER, dispatched_at=now - LATER)
+        )
+
+    assert outbox.redispatch_stale() == outbox.REDISPATCH_BATCH
+    assert jobs.get_queue().fetch_job(f"outbox-{newer.id}") is not None
+    outbox.run_message(newer.id)
+    assert calls == [("newer", outbox.REDISPATCH_BATCH + 6)]
+    # The poisoned rows all get their turn too: a row just handed over is not picked again.
+    assert outbox.redispatch_stale() == 6  # 25 poisoned rows, 19 of them went with the newer
+    assert outbox.redispatch_stale() == 0

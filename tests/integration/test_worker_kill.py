@@ -109,6 +109,16 @@ def outbox_row(job: str, arg: int) -> OutboxMessage:
     return found[0]
 
 
+def expire_lease(message_id: int) -> None:
+    """The killed worker's lease on the row runs out (as it would OUTBOX_LEASE_SECONDS on)."""
+    with transaction():
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(lease_until=utcnow() - timedelta(seconds=1))
+        )
+
+
 def started_jobs() -> list[str]:
     return list(StartedJobRegistry("default", connection=jobs.get_redis()).get_job_ids())
 
@@ -160,7 +170,9 @@ def test_worker_killed_during_transfer_pays_the_vendor_once(
             assert pending.status is TransferStatus.SENDING and pending.stripe_transfer_id is None
             assert outbox_row(TRANSFER_JOB, vo_id).completed_at is None
 
+            assert outbox_row(TRANSFER_JOB, vo_id).lease_until is not None
             second = WorkerProcess(env, tmp_path / "worker-2.log")
+            expire_lease(row.id)
             assert outbox.redispatch_stale(now=utcnow() + LATER) >= 1
             wait_for(
                 lambda: outbox_row(TRANSFER_JOB, vo_id).completed_at,
@@ -304,6 +316,7 @@ def test_worker_killed_while_sending_an_email_sends_it_once(
             # A new worker, and the periodic redispatch a couple of minutes on: the claim is
             # recent (the killed attempt might still be sending), so the row must stay open.
             second = WorkerProcess(env, tmp_path / "worker-2.log")
+            expire_lease(row.id)
             assert outbox.redispatch_stale(now=utcnow() + LATER) == 1
             wait_for(
                 lambda: (m := outbox_row(SHIPPED_JOB, vo_id)).completed_at or m.last_error,
