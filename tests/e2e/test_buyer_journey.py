@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from playwright.sync_api import expect
 
 from marketplace.db import db
@@ -28,7 +27,6 @@ def cents(locator) -> int:
     return int(locator.get_attribute("data-cents"))
 
 
-@pytest.mark.xfail(strict=True, reason="the product page has no variant picker nor Add to cart yet")
 def test_buyer_buys_from_two_vendors_through_the_pages(pages, login_page, api, webhooks):
     shop = two_vendor_shop(api, webhooks)
     buyer = make_buyer("Bea")
