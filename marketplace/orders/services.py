@@ -293,24 +293,46 @@ def quote_checkout(buyer_id: int, address: Address, coupon_code: str | None = No
     return _price(items, variants, address)
 
 
-def cart_quote(buyer_id: int) -> Quote:
-    """The cart page's figures: each vendor's items, subtotal and shipping (tax needs an
-    address). Lines that cannot be bought any more are left out."""
+@dataclass(frozen=True)
+class CartPage:
+    """The cart page's figures: the buyable lines priced per vendor (no tax: no address yet)
+    and the lines that cannot be bought any more, `(ref, title, quantity)`."""
+
+    quote: Quote
+    unavailable: list[tuple[int, str, int]]
+
+    @property
+    def empty(self) -> bool:
+        return not self.quote.vendors and not self.unavailable
+
+
+def cart_page(buyer_id: int) -> CartPage:
+    """The buyer's cart priced as the checkout would price it, less the tax."""
     cart = carts.get_cart(buyer_id)
     items = list(cart.items)
     variants = _variants_of(items) if items else {}
     sellable = [i for i in items if carts.is_sellable(variants[i.variant_id])]
-    return _price(sellable, variants, None)
+    unavailable = [
+        (i.id, quotes.item_title(variants[i.variant_id]), i.quantity)
+        for i in items
+        if i not in sellable
+    ]
+    return CartPage(_price(sellable, variants, None), unavailable)
 
 
-def guest_cart_quote(lines: list[tuple[int, int]]) -> Quote:
-    """A guest cart's figures, `(variant_id, quantity)` at today's prices; unsellable left out."""
-    priced = []
+def guest_cart_page(lines: list[tuple[int, int]]) -> CartPage:
+    """A guest's cart, `(variant_id, quantity)` at today's prices (refs are variant ids)."""
+    priced, unavailable = [], []
     for variant_id, quantity in lines:
         variant = db.session.get(Variant, variant_id)
-        if variant is not None and carts.is_sellable(variant) and quantity > 0:
+        if variant is None or quantity < 1:
+            continue
+        if carts.is_sellable(variant):
             priced.append(quotes.Line(variant, quantity, variant.price_cents, ref=variant.id))
-    return quotes.price(priced, current_app.config["CURRENCY"], None, commission.default_bps())
+        else:
+            unavailable.append((variant.id, quotes.item_title(variant), quantity))
+    quote = quotes.price(priced, current_app.config["CURRENCY"], None, commission.default_bps())
+    return CartPage(quote, unavailable)
 
 
 def _can_sell(vendor: Vendor) -> bool:
@@ -468,6 +490,37 @@ def cancel_by_buyer(buyer_id: int, order_id: int) -> Order:
 
 
 UNPAID = fulfilment.UNPAID
+
+
+@dataclass(frozen=True)
+class StockHold:
+    """How long checkout holds an unpaid order's stock; `seconds_left` 0 once it ran out."""
+
+    expires_at: datetime
+    seconds_left: int
+
+    @property
+    def expired(self) -> bool:
+        return self.seconds_left <= 0
+
+    @property
+    def about(self) -> str:
+        """The time left in words, for pages without JavaScript."""
+        minutes = round(self.seconds_left / 60)
+        if self.seconds_left < 60:
+            return "less than a minute"
+        return f"about {minutes} minute{'' if minutes == 1 else 's'}"
+
+
+def stock_hold(order: Order, now: datetime | None = None) -> StockHold | None:
+    """The hold of an order waiting for payment, or of one cancelled because the hold ran
+    out; None for any other order."""
+    if order.status not in UNPAID and not fulfilment.expired_cancellation(order):
+        return None
+    left = (order.reservation_expires_at - (now or utcnow())).total_seconds()
+    if fulfilment.expired_cancellation(order):
+        left = 0
+    return StockHold(order.reservation_expires_at, max(0, int(left)))
 
 
 def expire_order(order_id: int, now: datetime | None = None) -> bool:

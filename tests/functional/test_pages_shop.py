@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html as html_lib
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -62,9 +64,14 @@ def test_checkout_pay_offline_and_follow_the_order(client, api, webhooks):
 
     placed = client.post("/checkout", data={**ADDRESS_FORM, "idempotency_key": key})
     assert placed.status_code == 302
-    pay_redirect = client.get(placed.headers["Location"])
-    assert pay_redirect.status_code == 302
-    target = pay_redirect.headers["Location"]
+    pay_page = client.get(placed.headers["Location"])
+    assert pay_page.status_code == 200
+    pay_html = pay_page.get_data(as_text=True)
+    assert "held until" in pay_html
+    # The buyer follows the page's link to the emulator's card page.
+    target = html_lib.unescape(
+        re.search(r'href="([^"]*/_emulator/pay/[^"]*)">Enter card details', pay_html).group(1)
+    )
     assert target.startswith(f"{webhooks.url}/_emulator/pay/")
     query = parse_qs(urlsplit(target).query)
     # The buyer picks the test card on the emulator's page.
