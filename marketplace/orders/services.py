@@ -514,8 +514,10 @@ class StockHold:
 
 def stock_hold(order: Order, now: datetime | None = None) -> StockHold | None:
     """The hold of an order waiting for payment, or of one cancelled because the hold ran
-    out; None for any other order."""
-    if order.status not in UNPAID and not fulfilment.expired_cancellation(order):
+    out; None for any other order (a declined payment already gave its stock back)."""
+    if order.status is not OrderStatus.PENDING_PAYMENT and not fulfilment.expired_cancellation(
+        order
+    ):
         return None
     left = (order.reservation_expires_at - (now or utcnow())).total_seconds()
     if fulfilment.expired_cancellation(order):

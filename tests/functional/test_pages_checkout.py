@@ -164,3 +164,19 @@ def test_the_stock_hold_on_the_order_and_pay_pages_and_once_it_ran_out(client, w
     assert "The hold on your items ran out" in client.get(pay_url).get_data(as_text=True)
     page = client.get(f"/orders/{order.id}").get_data(as_text=True)
     assert "ran out at" in page and "Pay now" not in page
+
+
+def test_a_declined_order_claims_no_hold(client, api, webhooks):
+    from tests.functional.money import checkout, pay
+
+    product = make_product(make_vendor(), price_cents=1200, stock=2)
+    buyer = make_buyer()
+    api.post("/cart/items", buyer.token, json={"variant_id": product.variants[0].id})
+    body = checkout(api, buyer)
+    assert pay(body, "pm_card_chargeDeclined").get("error")
+    assert webhooks.flush_webhooks()
+    login(client, buyer.user.email)
+    html = client.get(f"/orders/{body['order']['id']}").get_data(as_text=True)
+    assert "payment was declined" in html and "held until" not in html
+    pay_page = client.get(f"/orders/{body['order']['id']}/pay").get_data(as_text=True)
+    assert "held until" not in pay_page and "Enter card details" in pay_page
