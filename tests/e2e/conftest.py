@@ -73,6 +73,7 @@ class Pages:
         self.browser, self.site, self.artifacts = browser, site, artifacts
         self._contexts: list[Any] = []
         self._shots = 0
+        self.csp_violations: list[str] = []
 
     def new(self) -> Any:
         context = self.browser.new_context(
@@ -80,7 +81,13 @@ class Pages:
         )
         context.set_default_timeout(TIMEOUT_MS)
         self._contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        page.on("console", self._console)
+        return page
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.csp_violations.append(f"{message.location.get('url')}: {message.text}")
 
     def logged_in(self, email: str, password: str = PASSWORD) -> Any:
         """A page logged in through the login form, as a person would."""
@@ -109,6 +116,8 @@ def pages(browser: Any, site: str, artifacts: Path) -> Iterator[Pages]:
     opened = Pages(browser, site, artifacts)
     yield opened
     opened.close()
+    # Every page a journey opened ran under the app's Content-Security-Policy.
+    assert not opened.csp_violations, opened.csp_violations
 
 
 @pytest.fixture

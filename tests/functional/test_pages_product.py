@@ -100,3 +100,19 @@ def test_the_seller_page_lists_only_active_products_of_an_approved_vendor(client
     pending = make_vendor("Pending", approved=False)
     assert client.get(f"/sellers/{pending.vendor.id}").status_code == 404
     assert client.get("/sellers/999999").status_code == 404
+
+
+def test_pages_carry_the_security_headers(client):
+    product = make_product(make_vendor())
+    response = client.get(f"/products/{product.id}")
+    policy = response.headers["Content-Security-Policy"]
+    assert (
+        "frame-ancestors 'none'" in policy and "script-src 'self' https://js.stripe.com" in policy
+    )
+    assert "'unsafe-inline'" not in policy
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Strict-Transport-Security" not in response.headers  # plain HTTP here
+    secure = client.get(f"/products/{product.id}", base_url="https://shop.example")
+    assert secure.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert "<script>" not in response.get_data(as_text=True)  # no inline script to allow
