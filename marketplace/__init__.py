@@ -33,6 +33,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_template_helpers(app)
+    from marketplace import security
+
+    security.init_app(app)
     from marketplace.errors import register_error_handlers
 
     register_error_handlers(app)

@@ -13,6 +13,7 @@ from marketplace.accounts.models import Role, User
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import ProductStatus, VendorStatus
 from marketplace.db import db
+from marketplace.orders import tax
 from marketplace.payments import services as payments
 
 DEMO_PASSWORD = "demo-password"
@@ -53,6 +54,9 @@ _SIZES = ["S", "M", "L"]
 _COLOURS = ["Black", "Blue", "Green", "Red", "Grey"]
 
 
+DEMO_TAX_RATES = {"CA": 725, "NY": 400}
+
+
 def load_demo_data(seed: int = 7, emulator_url: str | None = None) -> list[Login] | None:
     """Create the demo accounts and catalog; `None` when demo data exists already.
 
@@ -79,6 +83,9 @@ def load_demo_data(seed: int = 7, emulator_url: str | None = None) -> list[Login
         if emulator_url:
             _onboard(vendor.id, emulator_url)
         _load_products(vendor.id, n, lines, rng)
+    # Tax rates, so the checkout's quote shows tax on the first run (default 0 elsewhere).
+    for region, rate_bps in DEMO_TAX_RATES.items():
+        tax.set_rate("US", region, rate_bps)
     return logins
 
 

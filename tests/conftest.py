@@ -101,8 +101,14 @@ def migrated_database() -> str:
 
 
 @pytest.fixture
-def app(migrated_database: str) -> Iterator[Flask]:
-    app = create_app(base_config())
+def app_overrides() -> dict[str, Any]:
+    """Settings a test package changes on top of `base_config()` (tests/e2e turns CSRF on)."""
+    return {}
+
+
+@pytest.fixture
+def app(migrated_database: str, app_overrides: dict[str, Any]) -> Iterator[Flask]:
+    app = create_app({**base_config(), **app_overrides})
     from marketplace.extensions import limiter
 
     emulator = stripe_emulator_server()

@@ -184,3 +184,81 @@ def csrf_token_in(response: TestResponse) -> str:
     match = _CSRF_INPUT.search(response.get_data(as_text=True))
     assert match, "no csrf_token input on the page"
     return match.group(1) or match.group(2)
+
+
+# --- forms as the browser sees them ----------------------------------------------------------
+
+from html.parser import HTMLParser  # noqa: E402
+
+
+@dataclass
+class HtmlForm:
+    """One <form> of a page: where it posts, and its controls as a browser would send them."""
+
+    action: str
+    method: str
+    inputs: list[dict[str, str]]  # every input/select/textarea/button with its attributes
+
+    def control(self, name: str) -> list[dict[str, str]]:
+        return [i for i in self.inputs if i.get("name") == name]
+
+    def data(self, **choices: Any) -> dict[str, Any]:
+        """The fields a browser would submit: hidden and text values as rendered, the checked
+        radio (or the one given in `choices`, which must exist and be enabled), plus `choices`."""
+        sent: dict[str, Any] = {}
+        for control in self.inputs:
+            name, kind = control.get("name"), control.get("type", "text")
+            if not name or "disabled" in control or kind in ("submit", "button"):
+                continue
+            if kind in ("radio", "checkbox"):
+                if "checked" in control:
+                    sent[name] = control.get("value", "on")
+            else:
+                sent[name] = control.get("value", "")
+        for name, value in choices.items():
+            enabled = [c for c in self.control(name) if "disabled" not in c]
+            assert enabled, f"no enabled control named {name!r} in the form"
+            if enabled[0].get("type") == "radio":
+                assert str(value) in {c.get("value") for c in enabled}, (
+                    f"{name}={value} is not an option a person can pick"
+                )
+            sent[name] = value
+        return sent
+
+
+class _FormParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[HtmlForm] = []
+        self._open: HtmlForm | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {k: (v if v is not None else "") for k, v in attrs}
+        if tag == "form":
+            self._open = HtmlForm(
+                attributes.get("action", ""), attributes.get("method", "get").lower(), []
+            )
+            self.forms.append(self._open)
+        elif tag in ("input", "select", "textarea", "button") and self._open is not None:
+            self._open.inputs.append({"tag": tag, **attributes})
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._open = None
+
+
+def forms_in(response: TestResponse, action: str | None = None) -> list[HtmlForm]:
+    """The page's forms (those posting to `action` when given)."""
+    parser = _FormParser()
+    parser.feed(response.get_data(as_text=True))
+    return [f for f in parser.forms if action is None or f.action == action]
+
+
+def submit(
+    client: FlaskClient, response: TestResponse, action: str, **choices: Any
+) -> TestResponse:
+    """Submit the page's form posting to `action`, as a person clicking its button would."""
+    found = forms_in(response, action)
+    assert found, f"the page has no form posting to {action}"
+    form = found[0]
+    return client.open(form.action, method=form.method.upper(), data=form.data(**choices))

@@ -87,6 +87,10 @@ OPERATIONS: dict[str, Op] = {
     ),
     "delete_cart_item": Op("Remove a cart line"),
     "checkout": Op("Check out the cart (Idempotency-Key header)", 201, f"{_ORDERS}:CheckoutBody"),
+    "checkout_quote": Op(
+        "Quote the checkout: items, shipping, tax and total per vendor (no side effects)",
+        body=f"{_ORDERS}:CheckoutBody",
+    ),
     "list_orders": Op("The buyer's orders", query=_PAGE),
     "get_order": Op("One of the buyer's orders"),
     "cancel_order": Op("Cancel what has not shipped"),

@@ -12,6 +12,7 @@ from marketplace.api.common import current_user, json_body, page_of, pagination,
 from marketplace.errors import ValidationFailed
 from marketplace.orders import services as orders
 from marketplace.orders.presenters import order_json
+from marketplace.orders.quote import quote_json
 from marketplace.settlement import authorize
 from marketplace.validation import Body, parse
 
@@ -56,6 +57,19 @@ def checkout() -> Any:
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+@bp.post("/checkout/quote")
+@require(Role.BUYER)
+def checkout_quote() -> Any:
+    """What the checkout would charge now: each vendor's items, shipping, tax, the total.
+
+    The same body as `POST /checkout`; nothing is reserved, placed or changed.
+    """
+    data = parse(CheckoutBody, json_body())
+    address = orders.Address(**data.shipping_address.model_dump())
+    quote = orders.quote_checkout(current_user().id, address, coupon_code=data.coupon_code)
+    return jsonify(quote_json(quote))
 
 
 @bp.get("/orders")

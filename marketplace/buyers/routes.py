@@ -22,11 +22,13 @@ from marketplace.buyers.forms import (
     LogoutForm,
     RegisterForm,
 )
+from marketplace.buyers.shop_forms import AddToCartForm
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Category
 from marketplace.errors import DomainError
 from marketplace.extensions import limiter
 from marketplace.forms import add_domain_error
+from marketplace.reviews import storefront
 from marketplace.search import services as search
 
 PER_PAGE = 24
@@ -106,9 +108,20 @@ def _catalog_url(args: dict[str, str], change: dict[str, Any]) -> str:
 
 @bp.get("/products/<int:product_id>")
 def product(product_id: int) -> Any:
-    item = catalog.public_product(product_id)
-    variants = [v for v in item.variants if v.is_active]
-    return render_template("buyers/product.html", product=item, variants=variants)
+    shown = storefront.product_page(product_id)
+    form = AddToCartForm()
+    in_stock = [v for v in shown.variants if v.available > 0]
+    if in_stock:
+        form.variant_id.data = in_stock[0].id
+    return render_template("buyers/product.html", page=shown, form=form)
+
+
+@bp.get("/sellers/<int:vendor_id>")
+def seller(vendor_id: int) -> Any:
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), 10**6)
+    shown = storefront.vendor_page(vendor_id, page, PER_PAGE)
+    pages = max(1, -(-shown.product_total // PER_PAGE))
+    return render_template("buyers/seller.html", page=shown, number=page, pages=pages)
 
 
 # --- sign-in ---------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from marketplace.buyers.shop_forms import (
     ReviewForm,
 )
 from marketplace.cart import services as carts
-from marketplace.catalog.models import Variant
 from marketplace.db import db
 from marketplace.errors import DomainError, ValidationFailed
 from marketplace.notifications import services as notifications
@@ -64,33 +63,6 @@ def _merge_guest_cart(sender: Any, user: User, **extra: Any) -> None:
         carts.merge_guest_lines(user.id, [(int(v), int(q)) for v, q in lines.items()])
 
 
-def _guest_cart_view() -> dict[str, Any]:
-    items = []
-    for variant_id, quantity in _guest_lines().items():
-        variant = db.session.get(Variant, int(variant_id))
-        if variant is None or not carts.is_sellable(variant):
-            continue
-        items.append(
-            {
-                "id": variant.id,
-                "variant_id": variant.id,
-                "title": variant.product.title,
-                "sku": variant.sku,
-                "attributes": variant.attributes or {},
-                "vendor_id": variant.vendor_id,
-                "quantity": quantity,
-                "unit_price_cents": variant.price_cents,
-                "line_total_cents": variant.price_cents * quantity,
-                "available": variant.available,
-            }
-        )
-    return {
-        "items": items,
-        "subtotal_cents": sum(i["line_total_cents"] for i in items),
-        "currency": "usd",
-    }
-
-
 # --- cart ----------------------------------------------------------------------------------
 
 
@@ -98,10 +70,11 @@ def _guest_cart_view() -> dict[str, Any]:
 def cart() -> Any:
     if current_user.is_authenticated and not _is_buyer():
         abort(403)
-    view = carts.cart_json(carts.get_cart(current_user.id)) if _is_buyer() else _guest_cart_view()
-    return render_template(
-        "buyers/cart.html", cart=view, guest=not _is_buyer(), form=QuantityForm()
-    )
+    if _is_buyer():
+        page = orders.cart_page(current_user.id)
+    else:
+        page = orders.guest_cart_page([(int(v), int(q)) for v, q in _guest_lines().items()])
+    return render_template("buyers/cart.html", page=page, guest=not _is_buyer())
 
 
 @bp.post("/cart/add")
@@ -167,15 +140,16 @@ def cart_update(item_id: int) -> Any:
 @bp.route("/checkout", methods=["GET", "POST"])
 @login_required
 def checkout() -> Any:
+    """The address form with the cart per vendor. "Show shipping and tax" re-renders it with
+    the quote; "Place order and pay" places the order if it still costs what was shown."""
     if not _is_buyer():
         abort(403)
     form = CheckoutForm()
     if request.method == "GET":
         form.idempotency_key.data = uuid.uuid4().hex
-    cart_view = carts.cart_json(carts.get_cart(current_user.id))
+        return _checkout_page(form, orders.cart_page(current_user.id).quote)
     if not form.validate_on_submit():
-        status = 422 if form.is_submitted() else 200
-        return render_template("buyers/checkout.html", form=form, cart=cart_view), status
+        return _checkout_page(form, orders.cart_page(current_user.id).quote, 422)
     address = orders.Address(
         name=form.name.data,
         line1=form.line1.data,
@@ -185,9 +159,19 @@ def checkout() -> Any:
         postal_code=form.postal_code.data,
         country=form.country.data,
     )
-    fingerprint = orders.request_fingerprint({"address": address.__dict__})
     try:
-        result = orders.checkout(current_user.id, address, form.idempotency_key.data, fingerprint)
+        if request.form.get("step") == "quote":
+            quote = orders.quote_checkout(current_user.id, address)
+            form.quoted_total.data = str(quote.total_cents)
+            return _checkout_page(form, quote, quoted=True)
+        fingerprint = orders.request_fingerprint({"address": address.__dict__})
+        result = orders.checkout(
+            current_user.id,
+            address,
+            form.idempotency_key.data,
+            fingerprint,
+            expected_total_cents=int(form.quoted_total.data) if form.quoted_total.data else None,
+        )
     except ValidationFailed as error:
         for name, message in error.fields.items():
             field = form._fields.get(name.removeprefix("shipping_address."))
@@ -195,18 +179,32 @@ def checkout() -> Any:
                 field.errors = [*field.errors, message]
             else:
                 form.form_errors.append(message)
-        return render_template("buyers/checkout.html", form=form, cart=cart_view), 422
+        return _checkout_page(form, orders.cart_page(current_user.id).quote, 422)
+    except orders.QuoteChanged as error:
+        flash(error.message, "error")
+        quote = orders.quote_checkout(current_user.id, address)
+        form.quoted_total.data = str(quote.total_cents)
+        return _checkout_page(form, quote, 409, quoted=True)
     except DomainError as error:
         flash(error.message, "error")
         return redirect(url_for("buyers.cart"))
     return redirect(url_for("buyers.pay", order_id=result.order.id))
 
 
+def _checkout_page(form: CheckoutForm, quote: Any, status: int = 200, quoted: bool = False) -> Any:
+    page = render_template("buyers/checkout.html", form=form, quote=quote, quoted=quoted)
+    return page, status
+
+
 @bp.get("/orders/<int:order_id>/pay")
 @login_required
 def pay(order_id: int) -> Any:
-    """Hand the buyer to the card page: the emulator's offline, Stripe.js with real keys."""
+    """The pay page: what is paid, how long the stock is held, and the card form (the
+    emulator's card page offline, Stripe.js with real keys). Once the hold ran out it says so."""
     order = orders.buyer_order(current_user.id, order_id)
+    hold = orders.stock_hold(order)
+    if hold is not None and hold.expired:
+        return render_template("buyers/hold_expired.html", order=order, hold=hold)
     if order.status not in orders.UNPAID:
         flash(f"This order is {order.status.value.replace('_', ' ')}: there is nothing to pay.")
         return redirect(url_for("buyers.order_detail", order_id=order.id))
@@ -215,13 +213,17 @@ def pay(order_id: int) -> Any:
         flash("We could not reach the payment provider; please try again in a moment.", "error")
         return redirect(url_for("buyers.order_detail", order_id=order.id))
     return_url = url_for("buyers.payment_return", order_id=order.id, _external=True)
+    card_page = None
     if payment["api_base"] != "https://api.stripe.com":
         query = urlencode({"client_secret": payment["client_secret"], "return_url": return_url})
-        return redirect(
-            f"{payment['api_base']}/_emulator/pay/{payment['payment_intent_id']}?{query}"
-        )
+        card_page = f"{payment['api_base']}/_emulator/pay/{payment['payment_intent_id']}?{query}"
     return render_template(
-        "buyers/pay_stripe.html", order=order, payment=payment, return_url=return_url
+        "buyers/pay.html",
+        order=order,
+        hold=hold,
+        payment=payment,
+        card_page=card_page,
+        return_url=return_url,
     )
 
 
@@ -263,6 +265,7 @@ def order_detail(order_id: int) -> Any:
     return render_template(
         "buyers/order.html",
         order=order,
+        hold=orders.stock_hold(order),
         reviewed=reviewed,
         delivered=delivered,
         confirm_form=ConfirmForm(),

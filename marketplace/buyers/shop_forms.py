@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 
 
 class AddToCartForm(FlaskForm):
@@ -20,6 +20,8 @@ class QuantityForm(FlaskForm):
 
 class CheckoutForm(FlaskForm):
     idempotency_key = HiddenField(validators=[InputRequired(), Length(max=255)])
+    # The total of the quote the buyer was shown: the order is not placed if it differs.
+    quoted_total = HiddenField(validators=[Optional(), Regexp(r"^\d{1,12}$")])
     name = StringField("Full name", validators=[InputRequired(), Length(max=200)])
     line1 = StringField("Address", validators=[InputRequired(), Length(max=200)])
     line2 = StringField("Address line 2", validators=[Optional(), Length(max=200)])

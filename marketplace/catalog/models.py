@@ -70,6 +70,11 @@ class Vendor(db.Model):
     def is_selling(self) -> bool:
         return self.status is VendorStatus.APPROVED
 
+    @property
+    def rating(self) -> float | None:
+        """The mean of its reviews' ratings (None before the first)."""
+        return round(self.rating_sum / self.rating_count, 2) if self.rating_count else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

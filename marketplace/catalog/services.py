@@ -447,6 +447,28 @@ def _visible() -> Select[tuple[Product]]:
     )
 
 
+def public_vendor(vendor_id: int) -> Vendor:
+    """An approved vendor, for its public page.
+
+    :raises VendorNotFound: missing, pending or suspended.
+    """
+    vendor = db.session.get(Vendor, vendor_id)
+    if vendor is None or vendor.status is not VendorStatus.APPROVED:
+        raise VendorNotFound()
+    return vendor
+
+
+def public_vendor_products(vendor_id: int, page: int, per_page: int) -> tuple[list[Product], int]:
+    """One page of a vendor's active products, newest first."""
+    query = (
+        _visible()
+        .where(Product.vendor_id == vendor_id)
+        .options(selectinload(Product.variants), selectinload(Product.brand))
+        .order_by(Product.id.desc())
+    )
+    return _paginate(query, page, per_page)
+
+
 def public_product(product_id: int) -> Product:
     """An active product of an approved vendor.
 

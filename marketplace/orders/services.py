@@ -23,8 +23,8 @@ from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
 from marketplace.inventory.services import OutOfStock
 from marketplace.jobs import outbox
-from marketplace.money import apply_bps
 from marketplace.orders import commission, fulfilment, tax
+from marketplace.orders import quote as quotes
 from marketplace.orders.models import (
     IdempotencyRecord,
     Order,
@@ -33,6 +33,7 @@ from marketplace.orders.models import (
     VendorOrder,
     VendorOrderStatus,
 )
+from marketplace.orders.quote import Quote, VendorQuote
 from marketplace.orders.state import IllegalTransition, record_creation
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,11 @@ class PriceChanged(Conflict):
 
 class VendorUnavailable(Conflict):
     code, message = "vendor_unavailable", "A vendor in your cart is not selling right now."
+
+
+class QuoteChanged(Conflict):
+    code = "quote_changed"
+    message = "The total changed since it was shown to you: check it and place the order again."
 
 
 class IdempotencyKeyReused(Conflict):
@@ -121,14 +127,16 @@ def checkout(
     idempotency_key: str,
     request_hash: str,
     coupon_code: str | None = None,
+    expected_total_cents: int | None = None,
 ) -> CheckoutResult:
     """Reserve the cart's stock and create the order with one VendorOrder per vendor.
 
     The same key with the same request returns the first order (`replayed`); concurrent
-    requests with one key create one order.
+    requests with one key create one order. With `expected_total_cents` (the total of the quote
+    the buyer saw) nothing is placed when the total came out different.
 
     :raises CartEmpty, OutOfStock, PriceChanged, VendorUnavailable, IdempotencyKeyReused,
-        IdempotencyInProgress, ValidationFailed:
+        IdempotencyInProgress, ValidationFailed, QuoteChanged:
     """
     if not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise ValidationFailed({"Idempotency-Key": "must be 1 to 255 characters long"})
@@ -141,7 +149,7 @@ def checkout(
     try:
         with transaction():
             record = _claim_key(buyer_id, idempotency_key, request_hash)
-            order = _place_order(buyer_id, address)
+            order = _place_order(buyer_id, address, expected_total_cents)
             record.order_id = order.id
             on_commit(_schedule_expiry, order.id, order.reservation_expires_at)
     except _KeyTaken:
@@ -194,12 +202,49 @@ def _replay(buyer_id: int, key: str, request_hash: str) -> Order | None:
     return db.session.get(Order, record.order_id)
 
 
-def _place_order(buyer_id: int, address: Address) -> Order:
+def _place_order(buyer_id: int, address: Address, expected_total_cents: int | None) -> Order:
     cart = carts.for_buyer(buyer_id, lock=True)
     items = list(cart.items)
     if not items:
         raise CartEmpty()
-    variants = {
+    variants = _variants_of(items)
+    _validate_lines(items, variants)
+    priced = _price(items, variants, address)
+    if expected_total_cents is not None and priced.total_cents != expected_total_cents:
+        raise QuoteChanged(
+            details={
+                "expected_total_cents": expected_total_cents,
+                "total_cents": priced.total_cents,
+            }
+        )
+    ttl = timedelta(seconds=current_app.config["RESERVATION_TTL_SECONDS"])
+    expires_at = utcnow() + ttl
+
+    order = Order(
+        buyer_id=buyer_id,
+        status=OrderStatus.PENDING_PAYMENT,
+        currency=priced.currency,
+        subtotal_cents=priced.subtotal_cents,
+        discount_cents=priced.discount_cents,
+        shipping_cents=priced.shipping_cents,
+        tax_cents=priced.tax_cents,
+        total_cents=priced.total_cents,
+        shipping_address=asdict(address),
+        reservation_expires_at=expires_at,
+    )
+    db.session.add(order)
+    db.session.flush()
+    inventory.reserve(order.id, [(i.variant_id, i.quantity) for i in items], expires_at)
+    for vendor_quote in priced.vendors:
+        _add_vendor_order(order, vendor_quote)
+    db.session.flush()
+    record_creation(order, actor=f"buyer:{buyer_id}")
+    carts.clear(cart)
+    return order
+
+
+def _variants_of(items: list[CartItem]) -> dict[int, Variant]:
+    return {
         v.id: v
         for v in db.session.scalars(
             select(Variant)
@@ -207,44 +252,86 @@ def _place_order(buyer_id: int, address: Address) -> Order:
             .options(selectinload(Variant.product))
         )
     }
-    _validate_lines(items, variants)
-    ttl = timedelta(seconds=current_app.config["RESERVATION_TTL_SECONDS"])
-    expires_at = utcnow() + ttl
-    currency = current_app.config["CURRENCY"]
-    tax_bps = tax.rate_for(address.country, address.state)
-    platform_bps = commission.default_bps()
 
-    order = Order(
-        buyer_id=buyer_id,
-        status=OrderStatus.PENDING_PAYMENT,
-        currency=currency,
-        subtotal_cents=0,
-        discount_cents=0,
-        shipping_cents=0,
-        tax_cents=0,
-        total_cents=0,
-        shipping_address=asdict(address),
-        reservation_expires_at=expires_at,
-    )
-    db.session.add(order)
-    db.session.flush()
-    inventory.reserve(order.id, [(i.variant_id, i.quantity) for i in items], expires_at)
 
-    by_vendor: dict[int, list[CartItem]] = {}
-    for item in items:
-        by_vendor.setdefault(variants[item.variant_id].vendor_id, []).append(item)
-    for vendor_id in sorted(by_vendor):
-        vendor = db.session.get(Vendor, vendor_id)
-        _add_vendor_order(order, vendor, by_vendor[vendor_id], variants, tax_bps, platform_bps)
-    order.subtotal_cents = sum(vo.subtotal_cents for vo in order.vendor_orders)
-    order.shipping_cents = sum(vo.shipping_cents for vo in order.vendor_orders)
-    order.tax_cents = sum(vo.tax_cents for vo in order.vendor_orders)
-    order.discount_cents = sum(vo.discount_cents for vo in order.vendor_orders)
-    order.total_cents = sum(vo.total_cents for vo in order.vendor_orders)
-    db.session.flush()
-    record_creation(order, actor=f"buyer:{buyer_id}")
-    carts.clear(cart)
-    return order
+def _price(items: list[CartItem], variants: dict[int, Variant], address: Address | None) -> Quote:
+    """The cart's lines priced at the price each was added at (the checkout's own numbers)."""
+    tax_bps = tax.rate_for(address.country, address.state) if address is not None else None
+    lines = [
+        quotes.Line(variants[i.variant_id], i.quantity, i.unit_price_cents, ref=i.id) for i in items
+    ]
+    return quotes.price(lines, current_app.config["CURRENCY"], tax_bps, commission.default_bps())
+
+
+def quote_checkout(buyer_id: int, address: Address, coupon_code: str | None = None) -> Quote:
+    """What `checkout` would charge for the cart now, shipped to `address`: every vendor's
+    items, shipping, tax and the total. Reads only: no order, no reservation, no cart change.
+
+    Refuses what the checkout would refuse, with the same errors.
+
+    :raises CartEmpty, OutOfStock, PriceChanged, VendorUnavailable, ValidationFailed:
+    """
+    address = address.validated()
+    if coupon_code:
+        raise ValidationFailed({"coupon_code": "unknown coupon"})
+    cart = db.session.scalar(select(Cart).where(Cart.buyer_id == buyer_id))
+    items = list(cart.items) if cart is not None else []
+    if not items:
+        raise CartEmpty()
+    variants = _variants_of(items)
+    try:
+        _validate_lines(items, variants)
+    except PriceChanged as changed:
+        raise PriceChanged(
+            "Some prices changed since you added the items: update your cart to see them.",
+            details=changed.details,
+        ) from None
+    short = sorted(i.variant_id for i in items if i.quantity > variants[i.variant_id].available)
+    if short:
+        raise OutOfStock(details={"variant_ids": short})
+    return _price(items, variants, address)
+
+
+@dataclass(frozen=True)
+class CartPage:
+    """The cart page's figures: the buyable lines priced per vendor (no tax: no address yet)
+    and the lines that cannot be bought any more, `(ref, title, quantity)`."""
+
+    quote: Quote
+    unavailable: list[tuple[int, str, int]]
+
+    @property
+    def empty(self) -> bool:
+        return not self.quote.vendors and not self.unavailable
+
+
+def cart_page(buyer_id: int) -> CartPage:
+    """The buyer's cart priced as the checkout would price it, less the tax."""
+    cart = carts.get_cart(buyer_id)
+    items = list(cart.items)
+    variants = _variants_of(items) if items else {}
+    sellable = [i for i in items if carts.is_sellable(variants[i.variant_id])]
+    unavailable = [
+        (i.id, quotes.item_title(variants[i.variant_id]), i.quantity)
+        for i in items
+        if i not in sellable
+    ]
+    return CartPage(_price(sellable, variants, None), unavailable)
+
+
+def guest_cart_page(lines: list[tuple[int, int]]) -> CartPage:
+    """A guest's cart, `(variant_id, quantity)` at today's prices (refs are variant ids)."""
+    priced, unavailable = [], []
+    for variant_id, quantity in lines:
+        variant = db.session.get(Variant, variant_id)
+        if variant is None or quantity < 1:
+            continue
+        if carts.is_sellable(variant):
+            priced.append(quotes.Line(variant, quantity, variant.price_cents, ref=variant.id))
+        else:
+            unavailable.append((variant.id, quotes.item_title(variant), quantity))
+    quote = quotes.price(priced, current_app.config["CURRENCY"], None, commission.default_bps())
+    return CartPage(quote, unavailable)
 
 
 def _can_sell(vendor: Vendor) -> bool:
@@ -280,61 +367,37 @@ def _validate_lines(items: list[CartItem], variants: dict[int, Variant]) -> None
         raise PriceChanged(details={"items": changed})
 
 
-def _add_vendor_order(
-    order: Order,
-    vendor: Vendor,
-    items: list[CartItem],
-    variants: dict[int, Variant],
-    tax_bps: int,
-    platform_bps: int,
-) -> VendorOrder:
-    order_items = []
-    for item in items:
-        variant = variants[item.variant_id]
-        bps = commission.resolve_bps(vendor, variant.product.category, platform_bps)
-        line_total = item.line_total_cents
-        order_items.append(
-            OrderItem(
-                order_id=order.id,
-                variant_id=variant.id,
-                product_id=variant.product_id,
-                sku=variant.sku,
-                title=_item_title(variant),
-                quantity=item.quantity,
-                unit_price_cents=item.unit_price_cents,
-                line_total_cents=line_total,
-                tax_cents=apply_bps(line_total, tax_bps),
-                commission_bps=bps,
-                platform_fee_cents=apply_bps(line_total, bps),
-            )
-        )
-    subtotal = sum(i.line_total_cents for i in order_items)
-    free_from = vendor.free_shipping_threshold_cents
-    shipping = 0 if free_from is not None and subtotal >= free_from else vendor.shipping_flat_cents
-    discount = 0
-    tax_cents = sum(i.tax_cents for i in order_items)
-    platform_fee = sum(i.platform_fee_cents for i in order_items)
+def _add_vendor_order(order: Order, priced: VendorQuote) -> VendorOrder:
     vendor_order = VendorOrder(
         order=order,
-        vendor_id=vendor.id,
+        vendor_id=priced.vendor_id,
         status=VendorOrderStatus.PENDING_PAYMENT,
-        subtotal_cents=subtotal,
-        shipping_cents=shipping,
-        discount_cents=discount,
-        tax_cents=tax_cents,
-        total_cents=subtotal + shipping + tax_cents - discount,
-        platform_fee_cents=platform_fee,
-        vendor_earnings_cents=subtotal + shipping - discount - platform_fee,
-        items=order_items,
+        subtotal_cents=priced.subtotal_cents,
+        shipping_cents=priced.shipping_cents,
+        discount_cents=priced.discount_cents,
+        tax_cents=priced.tax_cents,
+        total_cents=priced.total_cents,
+        platform_fee_cents=priced.platform_fee_cents,
+        vendor_earnings_cents=priced.vendor_earnings_cents,
+        items=[
+            OrderItem(
+                order_id=order.id,
+                variant_id=line.variant_id,
+                product_id=line.product_id,
+                sku=line.sku,
+                title=line.title,
+                quantity=line.quantity,
+                unit_price_cents=line.unit_price_cents,
+                line_total_cents=line.line_total_cents,
+                tax_cents=line.tax_cents,
+                commission_bps=line.commission_bps,
+                platform_fee_cents=line.platform_fee_cents,
+            )
+            for line in priced.lines
+        ],
     )
     db.session.add(vendor_order)
     return vendor_order
-
-
-def _item_title(variant: Variant) -> str:
-    attributes = ", ".join(str(v) for v in (variant.attributes or {}).values())
-    title = variant.product.title
-    return f"{title} ({attributes})"[:255] if attributes else title[:255]
 
 
 def _apply_new_prices(buyer_id: int, changes: list[dict[str, int]]) -> None:
@@ -448,6 +511,39 @@ def cancel_by_buyer(buyer_id: int, order_id: int) -> Order:
 
 
 UNPAID = fulfilment.UNPAID
+
+
+@dataclass(frozen=True)
+class StockHold:
+    """How long checkout holds an unpaid order's stock; `seconds_left` 0 once it ran out."""
+
+    expires_at: datetime
+    seconds_left: int
+
+    @property
+    def expired(self) -> bool:
+        return self.seconds_left <= 0
+
+    @property
+    def about(self) -> str:
+        """The time left in words, for pages without JavaScript."""
+        minutes = round(self.seconds_left / 60)
+        if self.seconds_left < 60:
+            return "less than a minute"
+        return f"about {minutes} minute{'' if minutes == 1 else 's'}"
+
+
+def stock_hold(order: Order, now: datetime | None = None) -> StockHold | None:
+    """The hold of an order waiting for payment, or of one cancelled because the hold ran
+    out; None for any other order (a declined payment already gave its stock back)."""
+    if order.status is not OrderStatus.PENDING_PAYMENT and not fulfilment.expired_cancellation(
+        order
+    ):
+        return None
+    left = (order.reservation_expires_at - (now or utcnow())).total_seconds()
+    if fulfilment.expired_cancellation(order):
+        left = 0
+    return StockHold(order.reservation_expires_at, max(0, int(left)))
 
 
 def expire_order(order_id: int, now: datetime | None = None) -> bool:

@@ -95,5 +95,9 @@ def test_demo_load_prints_logins_and_leaves_a_searchable_catalog(runner, api, ap
     searched = api.get("/products", query_string={"q": brand}).get_json()
     assert searched["total"] >= 1 and searched["items"][0]["brand"] == brand
 
+    from marketplace.orders.tax import rate_for
+
+    assert rate_for("US", "CA") == 725  # so a first checkout's quote shows tax
+
     again = runner.invoke(args=["demo", "load"])
     assert again.exit_code == 0 and "already loaded" in again.output

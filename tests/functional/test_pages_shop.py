@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html as html_lib
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -10,7 +12,7 @@ from marketplace.cart.models import CartItem
 from marketplace.db import db
 from marketplace.orders.models import Order
 from tests.functional.money import onboarded_vendor
-from tests.helpers import PASSWORD, login, make_buyer, make_product, make_vendor
+from tests.helpers import PASSWORD, login, make_buyer, make_product, make_vendor, submit
 
 ADDRESS_FORM = {
     "name": "Bea Buyer",
@@ -30,13 +32,12 @@ def test_guest_cart_merges_at_login_capped_by_stock(client):
     from marketplace.cart.services import add_item
 
     add_item(buyer.id, variant_id, 2)
-    response = client.post("/cart/add", data={"variant_id": variant_id, "quantity": 2})
+    response = submit(client, client.get(f"/products/{product.id}"), "/cart/add", quantity=2)
     assert response.status_code == 302
     page = client.get("/cart").get_data(as_text=True)
     assert product.title in page and "Log in" in page
-    assert (
-        client.post("/cart/add", data={"variant_id": variant_id, "quantity": 9}).status_code == 302
-    )
+    again = submit(client, client.get(f"/products/{product.id}"), "/cart/add", quantity=9)
+    assert again.status_code == 302
     assert login(client, buyer.user.email).status_code == 302
     db.session.rollback()
     items = db.session.query(CartItem).all()
@@ -50,21 +51,24 @@ def test_checkout_pay_offline_and_follow_the_order(client, api, webhooks):
     product = make_product(vendor, price_cents=2500, stock=4)
     buyer = make_buyer()
     login(client, buyer.user.email, PASSWORD)
-    client.post("/cart/add", data={"variant_id": product.variants[0].id, "quantity": 2})
+    submit(client, client.get(f"/products/{product.id}"), "/cart/add", quantity=2)
     form = client.get("/checkout")
     assert form.status_code == 200
-    html = form.get_data(as_text=True)
-    key = html.split('name="idempotency_key" type="hidden" value="')[1].split('"')[0]
 
-    bad = client.post("/checkout", data={**ADDRESS_FORM, "country": "USA", "idempotency_key": key})
+    bad = submit(client, form, "/checkout", **{**ADDRESS_FORM, "country": "USA"})
     assert bad.status_code == 422
     assert db.session.query(Order).count() == 0
 
-    placed = client.post("/checkout", data={**ADDRESS_FORM, "idempotency_key": key})
+    placed = submit(client, bad, "/checkout", **ADDRESS_FORM)
     assert placed.status_code == 302
-    pay_redirect = client.get(placed.headers["Location"])
-    assert pay_redirect.status_code == 302
-    target = pay_redirect.headers["Location"]
+    pay_page = client.get(placed.headers["Location"])
+    assert pay_page.status_code == 200
+    pay_html = pay_page.get_data(as_text=True)
+    assert "held until" in pay_html
+    # The buyer follows the page's link to the emulator's card page.
+    target = html_lib.unescape(
+        re.search(r'href="([^"]*/_emulator/pay/[^"]*)">Enter card details', pay_html).group(1)
+    )
     assert target.startswith(f"{webhooks.url}/_emulator/pay/")
     query = parse_qs(urlsplit(target).query)
     # The buyer picks the test card on the emulator's page.
@@ -99,13 +103,12 @@ def test_checkout_pay_offline_and_follow_the_order(client, api, webhooks):
     assert "1Z42" in page and "UPS" in page
     api.post(f"/vendor/orders/{vo_id}/deliver", vendor.token)
     item_id = order.vendor_orders[0].items[0].id
-    reviewed = client.post(
-        f"/orders/{order.id}/items/{item_id}/review", data={"rating": 5, "body": "Great"}
-    )
+    order_page = client.get(f"/orders/{order.id}")
+    review_action = f"/orders/{order.id}/items/{item_id}/review"
+    reviewed = submit(client, order_page, review_action, rating=5, body="Great")
     assert reviewed.status_code == 302
-    returned = client.post(
-        f"/orders/{order.id}/items/{item_id}/return", data={"quantity": 1, "reason": "Too big"}
-    )
+    return_action = f"/orders/{order.id}/items/{item_id}/return"
+    returned = submit(client, order_page, return_action, quantity=1, reason="Too big")
     assert returned.status_code == 302
     page = client.get(f"/orders/{order.id}").get_data(as_text=True)
     assert "Reviewed" in page

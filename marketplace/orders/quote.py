@@ -1,0 +1,218 @@
+"""Pricing of a cart: each vendor's lines, shipping, tax, commission and totals.
+
+The checkout turns a `Quote` into the order's VendorOrders and OrderItems, and the quote a
+buyer sees before ordering (cart page, checkout page, `POST /api/v1/checkout/quote`) is the
+same function on the same lines, so the numbers shown are the numbers charged.
+
+Rules: shipping is per vendor, a flat rate unless the vendor's items reach its free-shipping
+threshold; tax is charged per line on items only (never on shipping) at the destination's rate;
+commission is resolved per line (vendor → category → platform) and taken on items only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from marketplace.catalog.models import Variant, Vendor
+from marketplace.money import apply_bps
+from marketplace.orders import commission
+
+
+@dataclass(frozen=True)
+class Line:
+    """A line to price: `unit_price_cents` is the price the buyer saw (the cart keeps it)."""
+
+    variant: Variant
+    quantity: int
+    unit_price_cents: int
+    ref: int | None = None  # the cart item's id (or the variant's, in a guest cart)
+
+
+@dataclass(frozen=True)
+class LineQuote:
+    ref: int | None
+    variant_id: int
+    product_id: int
+    sku: str
+    title: str  # the product's title with its options, as the order item keeps it
+    product_title: str
+    attributes: dict[str, Any]
+    quantity: int
+    available: int
+    unit_price_cents: int
+    line_total_cents: int
+    tax_cents: int
+    commission_bps: int
+    platform_fee_cents: int
+
+
+@dataclass(frozen=True)
+class VendorQuote:
+    vendor_id: int
+    display_name: str
+    lines: tuple[LineQuote, ...]
+    subtotal_cents: int
+    shipping_cents: int
+    discount_cents: int
+    tax_cents: int
+    platform_fee_cents: int
+    free_shipping_threshold_cents: int | None
+
+    @property
+    def total_cents(self) -> int:
+        return self.subtotal_cents + self.shipping_cents + self.tax_cents - self.discount_cents
+
+    @property
+    def vendor_earnings_cents(self) -> int:
+        """Items and shipping less discount and commission (tax stays with the platform)."""
+        return (
+            self.subtotal_cents
+            + self.shipping_cents
+            - self.discount_cents
+            - self.platform_fee_cents
+        )
+
+    @property
+    def free_shipping_remaining_cents(self) -> int | None:
+        """How much more from this vendor ships free; None when shipping is free already or
+        never is."""
+        threshold = self.free_shipping_threshold_cents
+        if threshold is None or self.shipping_cents == 0:
+            return None
+        return threshold - self.subtotal_cents
+
+
+@dataclass(frozen=True)
+class Quote:
+    currency: str
+    tax_bps: int | None  # None: no address yet, so no tax in the totals
+    vendors: tuple[VendorQuote, ...]
+
+    @property
+    def lines(self) -> list[LineQuote]:
+        return [line for vendor in self.vendors for line in vendor.lines]
+
+    @property
+    def subtotal_cents(self) -> int:
+        return sum(v.subtotal_cents for v in self.vendors)
+
+    @property
+    def shipping_cents(self) -> int:
+        return sum(v.shipping_cents for v in self.vendors)
+
+    @property
+    def discount_cents(self) -> int:
+        return sum(v.discount_cents for v in self.vendors)
+
+    @property
+    def tax_cents(self) -> int:
+        return sum(v.tax_cents for v in self.vendors)
+
+    @property
+    def total_cents(self) -> int:
+        return sum(v.total_cents for v in self.vendors)
+
+
+def shipping_cents(vendor: Vendor, subtotal_cents: int) -> int:
+    """The vendor's flat rate, or 0 once its items reach its free-shipping threshold."""
+    free_from = vendor.free_shipping_threshold_cents
+    if free_from is not None and subtotal_cents >= free_from:
+        return 0
+    return vendor.shipping_flat_cents
+
+
+def item_title(variant: Variant) -> str:
+    attributes = ", ".join(str(v) for v in (variant.attributes or {}).values())
+    title = variant.product.title
+    return f"{title} ({attributes})"[:255] if attributes else title[:255]
+
+
+def price(lines: list[Line], currency: str, tax_bps: int | None, platform_bps: int) -> Quote:
+    """Price `lines` grouped by vendor (vendors in id order, lines in the order given)."""
+    by_vendor: dict[int, list[Line]] = {}
+    for line in lines:
+        by_vendor.setdefault(line.variant.vendor_id, []).append(line)
+    vendors = []
+    for vendor_id in sorted(by_vendor):
+        vendor = by_vendor[vendor_id][0].variant.product.vendor
+        priced = tuple(
+            _price_line(line, vendor, tax_bps or 0, platform_bps) for line in by_vendor[vendor_id]
+        )
+        subtotal = sum(line.line_total_cents for line in priced)
+        vendors.append(
+            VendorQuote(
+                vendor_id=vendor.id,
+                display_name=vendor.display_name,
+                lines=priced,
+                subtotal_cents=subtotal,
+                shipping_cents=shipping_cents(vendor, subtotal),
+                discount_cents=0,
+                tax_cents=sum(line.tax_cents for line in priced),
+                platform_fee_cents=sum(line.platform_fee_cents for line in priced),
+                free_shipping_threshold_cents=vendor.free_shipping_threshold_cents,
+            )
+        )
+    return Quote(currency=currency, tax_bps=tax_bps, vendors=tuple(vendors))
+
+
+def _price_line(line: Line, vendor: Vendor, tax_bps: int, platform_bps: int) -> LineQuote:
+    variant = line.variant
+    line_total = line.quantity * line.unit_price_cents
+    bps = commission.resolve_bps(vendor, variant.product.category, platform_bps)
+    return LineQuote(
+        ref=line.ref,
+        variant_id=variant.id,
+        product_id=variant.product_id,
+        sku=variant.sku,
+        title=item_title(variant),
+        product_title=variant.product.title,
+        attributes=dict(variant.attributes or {}),
+        quantity=line.quantity,
+        available=variant.available,
+        unit_price_cents=line.unit_price_cents,
+        line_total_cents=line_total,
+        tax_cents=apply_bps(line_total, tax_bps),
+        commission_bps=bps,
+        platform_fee_cents=apply_bps(line_total, bps),
+    )
+
+
+def quote_json(quote: Quote) -> dict[str, Any]:
+    """The API's quote: the order's amounts before it exists (commission is not shown)."""
+    return {
+        "currency": quote.currency,
+        "tax_rate_bps": quote.tax_bps,
+        "subtotal_cents": quote.subtotal_cents,
+        "discount_cents": quote.discount_cents,
+        "shipping_cents": quote.shipping_cents,
+        "tax_cents": quote.tax_cents,
+        "total_cents": quote.total_cents,
+        "vendor_orders": [
+            {
+                "vendor_id": v.vendor_id,
+                "vendor": {"id": v.vendor_id, "display_name": v.display_name},
+                "subtotal_cents": v.subtotal_cents,
+                "shipping_cents": v.shipping_cents,
+                "discount_cents": v.discount_cents,
+                "tax_cents": v.tax_cents,
+                "total_cents": v.total_cents,
+                "free_shipping_threshold_cents": v.free_shipping_threshold_cents,
+                "free_shipping_remaining_cents": v.free_shipping_remaining_cents,
+                "items": [
+                    {
+                        "variant_id": line.variant_id,
+                        "product_id": line.product_id,
+                        "sku": line.sku,
+                        "title": line.title,
+                        "quantity": line.quantity,
+                        "unit_price_cents": line.unit_price_cents,
+                        "line_total_cents": line.line_total_cents,
+                        "tax_cents": line.tax_cents,
+                    }
+                    for line in v.lines
+                ],
+            }
+            for v in quote.vendors
+        ],
+    }
