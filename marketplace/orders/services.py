@@ -240,7 +240,22 @@ def _place_order(buyer_id: int, address: Address, expected_total_cents: int | No
     db.session.flush()
     record_creation(order, actor=f"buyer:{buyer_id}")
     carts.clear(cart)
+    _abandon_declined(buyer_id, actor=f"buyer:{buyer_id}")
     return order
+
+
+def _abandon_declined(buyer_id: int, *, actor: str) -> None:
+    """A declined order gave its lines back to the cart, which was just checked out again:
+    the old order is cancelled for good and its PaymentIntent voided, so that one cart can
+    never be paid twice (an old pay page confirmed later is refused or voided)."""
+    declined = db.session.scalars(
+        select(Order)
+        .where(Order.buyer_id == buyer_id, Order.status == OrderStatus.PAYMENT_FAILED)
+        .order_by(Order.id)
+        .with_for_update()
+    ).all()
+    for order in declined:
+        fulfilment.abandon_unpaid(order, actor=actor, reason="checked_out_again")
 
 
 def _variants_of(items: list[CartItem]) -> dict[int, Variant]:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import stripe
 from sqlalchemy import select, update
 
 from marketplace.catalog.models import Variant, Vendor
@@ -625,3 +626,31 @@ def test_an_older_account_event_does_not_undo_a_newer_one(api, webhooks, client)
     assert post_event(client, stale).get_json()["outcome"] == "ignored_out_of_order"
     db.session.rollback()
     assert db.session.get(Vendor, seller.vendor.id).payouts_enabled is True
+
+
+def test_one_cart_cannot_be_paid_twice_after_a_decline(api, webhooks):
+    buyer = make_buyer()
+    seller = onboarded_vendor(api, webhooks)
+    variant_id = make_product(seller, price_cents=1500, stock=10).variants[0].id
+    api.post("/cart/items", buyer.token, json={"variant_id": variant_id, "quantity": 2})
+    declined = checkout(api, buyer, key="first")
+    assert pay(declined, "pm_card_chargeDeclined")["error"] == "card_declined"
+    assert webhooks.flush_webhooks()  # the lines are back in the cart
+
+    again = checkout(api, buyer, key="second")  # the restored cart, checked out again
+    assert pay(again)["status"] == "requires_capture"
+    assert webhooks.flush_webhooks()
+    with pytest.raises(stripe.InvalidRequestError):  # its intent was voided: Stripe refuses
+        pay(declined)  # the first order's pay page, left open in another tab
+
+    first = api.get(f"/orders/{declined['order']['id']}", buyer.token).get_json()
+    assert (first["status"], first["cancel_reason"]) == ("cancelled", "checked_out_again")
+    assert _stripe_intent_status(webhooks, declined["payment"]["payment_intent_id"]) == "canceled"
+    held = [i for i in _stripe(webhooks, "payment_intents") if i["status"] == "requires_capture"]
+    assert [i["id"] for i in held] == [again["payment"]["payment_intent_id"]]
+    assert _on_hand(variant_id) == 8  # two units sold once
+
+
+def _stripe_intent_status(emulator: Any, intent_id: str) -> str:
+    (intent,) = [i for i in _stripe(emulator, "payment_intents") if i["id"] == intent_id]
+    return intent["status"]
