@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from marketplace.db import db
 from marketplace.orders.models import VendorOrder, VendorOrderStatus
+from marketplace.payouts import receivables
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
 from marketplace.payouts.transfers import vendor_share_refunded
 
@@ -27,6 +28,7 @@ def transfer_json(transfer: Transfer, order_id: int | None = None) -> dict[str, 
         "vendor_order_id": transfer.vendor_order_id,
         "amount_cents": transfer.amount_cents,
         "reversed_cents": transfer.reversed_cents,
+        "netted_cents": transfer.netted_cents,
         "currency": transfer.currency,
         "stripe_transfer_id": transfer.stripe_transfer_id,
         "status": transfer.status.value,
@@ -41,7 +43,8 @@ def vendor_earnings(vendor_id: int) -> dict[str, Any]:
             select(Transfer).where(Transfer.vendor_id == vendor_id).order_by(Transfer.id.desc())
         )
     )
-    sent = {t.vendor_order_id for t in transfers if t.status is TransferStatus.SENT}
+    settled = (TransferStatus.SENT, TransferStatus.SKIPPED)  # skipped: nothing was left to send
+    sent = {t.vendor_order_id for t in transfers if t.status in settled}
     pending = 0
     for vendor_order in db.session.scalars(
         select(VendorOrder).where(
@@ -66,6 +69,8 @@ def vendor_earnings(vendor_id: int) -> dict[str, Any]:
             t.amount_cents for t in transfers if t.status is TransferStatus.SENT
         ),
         "reversed_cents": int(reversed_cents or 0),
+        # refused reversals still to be held back from the next transfers
+        "owed_cents": receivables.owed(vendor_id),
         "transfers": [
             transfer_json(t) for t in transfers if t.status is not TransferStatus.SKIPPED
         ],

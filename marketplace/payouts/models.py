@@ -43,6 +43,8 @@ class Transfer(db.Model):
     status: Mapped[TransferStatus] = mapped_column(_enum(TransferStatus))
     stripe_transfer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     reversed_cents: Mapped[int] = mapped_column(Integer, default=0)
+    # Held back from this transfer to settle what the vendor owed (refused reversals).
+    netted_cents: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -95,3 +97,25 @@ class LedgerEntry(db.Model):
     vendor_id: Mapped[int | None] = mapped_column(ForeignKey("vendors.id"), index=True)
     stripe_object_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class VendorReceivable(db.Model):
+    """What a vendor owes the platform because Stripe refused to reverse its share of a
+    refund: netted from the vendor's next transfers until settled."""
+
+    __tablename__ = "vendor_receivables"
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        CheckConstraint(
+            "settled_cents >= 0 AND settled_cents <= amount_cents", name="settled_within_amount"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"), index=True)
+    refund_id: Mapped[int] = mapped_column(ForeignKey("refunds.id"), unique=True)
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    settled_cents: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

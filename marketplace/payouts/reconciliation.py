@@ -18,7 +18,7 @@ from marketplace.db import db
 from marketplace.orders.models import Order, VendorOrder
 from marketplace.payments import gateway
 from marketplace.payments.models import Dispute, DisputeStatus, Payment, PaymentStatus
-from marketplace.payouts import ledger
+from marketplace.payouts import ledger, receivables
 from marketplace.payouts.models import LedgerEntry, Refund, RefundStatus, Transfer, TransferStatus
 
 
@@ -184,8 +184,11 @@ def _check_charges(since: datetime | None, until: datetime | None) -> list[Misma
             until,
         )
     ).all()
+    unsettled = receivables.unsettled_refund_ids()
     for refund in stuck:
         refused = refund.reversal_failure_reason is not None
+        if refused and refund.id not in unsettled:
+            continue  # netted from the vendor's later transfers: settled
         found.append(
             Mismatch(
                 "reversal_refused" if refused else "reversal_pending",
@@ -275,6 +278,8 @@ def _check_vendor_payouts(since: datetime | None, until: datetime | None) -> lis
             )
         ).all()
         due = vendor_order.vendor_earnings_cents - sum(r.vendor_share_cents for r in refunds)
+        # taken back: by a reversal (made or pending), or, when Stripe refused it, by the
+        # receivable netted from later transfers (reported as `reversal_refused` until then)
         kept = transfer.amount_cents - sum(r.transfer_reversal_cents for r in refunds)
         if kept > due:
             found.append(

@@ -24,7 +24,7 @@ from marketplace.orders.models import VendorOrder
 from marketplace.payments import gateway
 from marketplace.payments.models import Dispute, DisputeStatus, PaymentStatus
 from marketplace.payments.services import payment_of
-from marketplace.payouts import ledger
+from marketplace.payouts import ledger, receivables
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
 from marketplace.payouts.transfers import PAYABLE, vendor_share_refunded
 from marketplace.settlement import disputes
@@ -143,7 +143,9 @@ def _claim_transfer(vendor_order: VendorOrder) -> Transfer | None:
         return transfer  # sending (a retry sends the same amount), sent or skipped
     if _refund_awaiting_stripe(vendor_order.id):
         return None
-    amount = vendor_order.vendor_earnings_cents - vendor_share_refunded(vendor_order.id)
+    amount = max(vendor_order.vendor_earnings_cents - vendor_share_refunded(vendor_order.id), 0)
+    netted = receivables.net_against(vendor_order.vendor_id, amount)  # what it still owes
+    amount -= netted
     status = TransferStatus.SENDING if amount > 0 else TransferStatus.SKIPPED
     if transfer is None:
         transfer = Transfer(
@@ -152,7 +154,8 @@ def _claim_transfer(vendor_order: VendorOrder) -> Transfer | None:
             currency=vendor_order.order.currency,
         )
         db.session.add(transfer)
-    transfer.amount_cents, transfer.status = max(amount, 0), status
+    transfer.amount_cents, transfer.status = amount, status
+    transfer.netted_cents = netted
     db.session.flush()
     return transfer
 

@@ -31,7 +31,7 @@ from marketplace.orders.state import transition_order, transition_vendor_order
 from marketplace.payments import gateway
 from marketplace.payments.models import Payment, PaymentStatus
 from marketplace.payments.services import payment_of
-from marketplace.payouts import ledger
+from marketplace.payouts import ledger, receivables
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
 from marketplace.payouts.transfers import PAYABLE, sent_transfer, started_transfer
 from marketplace.settlement import disputes
@@ -506,6 +506,7 @@ def _reverse_transfer(refund: Refund) -> None:
         return
     refund_id, transfer_row_id = refund.id, transfer.id
     stripe_transfer_id, amount = transfer.stripe_transfer_id, refund.transfer_reversal_cents
+    transfer_currency = transfer.currency
     db.session.rollback()
     try:
         reversal = gateway.create_transfer_reversal(
@@ -526,6 +527,9 @@ def _reverse_transfer(refund: Refund) -> None:
                 .values(reversal_failure_reason=refusal.message[:2000])
             )
             if claimed.rowcount == 1:
+                refund = db.session.get(Refund, refund_id)
+                vendor_order = db.session.get(VendorOrder, refund.vendor_order_id)
+                receivables.record(refund, vendor_order.vendor_id, transfer_currency)
                 outbox.add("marketplace.notifications.jobs.reversal_refused", refund_id)
         return
     with transaction():

@@ -407,6 +407,26 @@ def test_a_refused_reversal_answers_with_the_refund_and_is_reported(api, webhook
         == []
     )  # not retried forever
 
+    # what the vendor still owes is held back from its next transfer, then it is settled
+    clear_faults(webhooks)
+    owed = response.get_json()["transfer_reversal_cents"]
+    assert api.get("/vendor/earnings", seller.token).get_json()["owed_cents"] == owed
+    variant_id = make_product(seller, price_cents=3000, stock=5).variants[0].id
+    buyer = make_buyer()
+    api.post("/cart/items", buyer.token, json={"variant_id": variant_id, "quantity": 1})
+    body = checkout(api, buyer, key="next")
+    assert pay(body)["status"] == "requires_capture"
+    assert webhooks.flush_webhooks()
+    (next_part,) = body["order"]["vendor_orders"]
+    shipped = api.post(f"/vendor/orders/{next_part['id']}/ship", seller.token, json=SHIP)
+    assert shipped.status_code == 200
+    assert api.post(f"/vendor/orders/{next_part['id']}/deliver", seller.token).status_code == 200
+    second = [t for t in _stripe(webhooks, "transfers") if t["id"] != transfer["id"]]
+    assert [t["amount"] for t in second] == [next_part["vendor_earnings_cents"] - owed]
+    earnings = api.get("/vendor/earnings", seller.token).get_json()
+    assert (earnings["owed_cents"], earnings["pending_cents"]) == (0, 0)
+    _assert_books_match_stripe()  # the refused reversal is settled: nothing left to report
+
 
 # --- 12. restocking only what came back -----------------------------------------------------
 
