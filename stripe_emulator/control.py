@@ -7,7 +7,7 @@ JSON routes (all unauthenticated — the emulator is a local test double):
 - `POST /_emulator/payment_intents/{id}/authenticate` `{outcome: succeed|fail}` · `/expire`
 - `POST /_emulator/charges/{id}/dispute` `{reason, amount}`
 - `GET|POST|DELETE /_emulator/faults` (`{path_prefix, status, count, delay_ms, method, mode}`)
-- `GET /_emulator/state` · `POST /_emulator/reset`
+- `GET /_emulator/state` · `POST /_emulator/reset` · `POST /_emulator/idempotency/forget`
 - `GET|POST|DELETE /_emulator/objects/{id}` (POST = JSON merge patch, no events)
 - `GET /_emulator/webhooks` · `POST /_emulator/webhooks/config` `{url, secret}` ·
   `POST /_emulator/webhooks/flush` `{timeout}` · `POST /_emulator/events/{id}/resend`
@@ -197,6 +197,14 @@ def create_control_blueprint(state: EmulatorState) -> Blueprint:
     def reset() -> BaseResponse:
         state.reset()
         return json_response(200, {"ok": True})
+
+    @bp.post("/idempotency/forget")
+    def forget_idempotency_keys() -> BaseResponse:
+        """What Stripe does to keys older than 24 hours: a reused key acts as a new one."""
+        with state.lock:
+            forgotten = len(state.idempotency)
+            state.idempotency.clear()
+        return json_response(200, {"forgotten": forgotten})
 
     @bp.get("/objects/<object_id>")
     def get_object(object_id: str) -> BaseResponse:

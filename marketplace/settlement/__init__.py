@@ -14,3 +14,10 @@ Each step records its intent with the state change, calls Stripe outside any tra
 a key derived from our ids, and records the answer; a refusal is compensated in the same
 transaction that records it.
 """
+
+from datetime import timedelta
+
+# A step asked of Stripe longer ago than this, whose answer was never recorded, looks for the
+# object Stripe may have made before asking again: Stripe prunes idempotency keys after 24 h,
+# and then the same key would make a second transfer or refund.
+ANSWER_LOST_AFTER = timedelta(minutes=10)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import exists, select, update
@@ -27,7 +28,7 @@ from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger, receivables
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
 from marketplace.payouts.transfers import PAYABLE, vendor_share_refunded
-from marketplace.settlement import disputes
+from marketplace.settlement import ANSWER_LOST_AFTER, disputes
 from marketplace.settlement.capture import capture_order
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,11 @@ def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
         },
     }
     transfer_id = transfer.id
+    asked_long_ago = utcnow() - transfer.created_at > ANSWER_LOST_AFTER
     db.session.rollback()
-    sent = gateway.create_transfer(key=f"transfer:{vendor_order_id}", **params)
+    sent = _made_already(vendor_order_id, params["transfer_group"]) if asked_long_ago else None
+    if sent is None:
+        sent = gateway.create_transfer(key=f"transfer:{vendor_order_id}", **params)
     with transaction():
         claimed = db.session.execute(
             update(Transfer)
@@ -115,6 +119,14 @@ def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
             for refund_id in _reversals_waiting(vendor_order.id):
                 outbox.add("marketplace.settlement.jobs.execute_refund", refund_id)
     return transfer
+
+
+def _made_already(vendor_order_id: int, transfer_group: str) -> dict[str, Any] | None:
+    """The transfer Stripe made for this part although we never heard back, if any."""
+    for made in gateway.list_all("transfers", transfer_group=transfer_group):
+        if (made.get("metadata") or {}).get("vendor_order_id") == str(vendor_order_id):
+            return made
+    return None
 
 
 def _reversals_waiting(vendor_order_id: int) -> list[int]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from marketplace.db import db, transaction
+from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict, DomainError, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
 from marketplace.jobs import outbox
@@ -34,7 +34,7 @@ from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger, receivables
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
 from marketplace.payouts.transfers import PAYABLE, sent_transfer, started_transfer
-from marketplace.settlement import disputes
+from marketplace.settlement import ANSWER_LOST_AFTER, disputes
 
 log = logging.getLogger(__name__)
 
@@ -444,14 +444,20 @@ def execute_refund(refund_id: int) -> None:
     payment = payment_of(vendor_order.order_id)
     if refund.status is RefundStatus.PENDING:
         charge_id, amount = payment.charge_id, refund.amount_cents
+        asked_long_ago = utcnow() - refund.created_at > ANSWER_LOST_AFTER
         db.session.rollback()
+        stripe_refund = _made_already(refund_id, charge_id) if asked_long_ago else None
         try:
-            stripe_refund = gateway.create_refund(
-                key=f"refund:{refund_id}",
-                charge_id=charge_id,
-                amount_cents=amount,
-                metadata={"refund_id": str(refund_id), "vendor_order_id": str(vendor_order.id)},
-            )
+            if stripe_refund is None:
+                stripe_refund = gateway.create_refund(
+                    key=f"refund:{refund_id}",
+                    charge_id=charge_id,
+                    amount_cents=amount,
+                    metadata={
+                        "refund_id": str(refund_id),
+                        "vendor_order_id": str(vendor_order.id),
+                    },
+                )
         except gateway.PaymentProviderRejected as refusal:
             _refund_refused(refund_id, refusal)
             return
@@ -482,6 +488,14 @@ def execute_refund(refund_id: int) -> None:
         and refund.reversal_failure_reason is None
     ):
         _reverse_transfer(refund)
+
+
+def _made_already(refund_id: int, charge_id: str) -> dict[str, Any] | None:
+    """The refund Stripe made for this row although we never heard back, if any."""
+    for made in gateway.list_all("refunds", charge=charge_id):
+        if (made.get("metadata") or {}).get("refund_id") == str(refund_id):
+            return made
+    return None
 
 
 def _refund_refused(refund_id: int, refusal: gateway.PaymentProviderRejected) -> None:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import stripe
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from marketplace.catalog.services import update_vendor_settings
-from marketplace.db import db
+from marketplace.db import db, transaction, utcnow
 from marketplace.jobs import outbox
 from marketplace.jobs.outbox import OutboxMessage
 from marketplace.payments import gateway
@@ -27,6 +28,7 @@ from marketplace.payouts.models import Refund, Transfer, TransferStatus
 from tests.functional.money import (
     add_fault,
     checkout,
+    emulator_post,
     emulator_state,
     objects,
     onboarded_vendor,
@@ -439,4 +441,66 @@ def test_a_refund_while_the_transfer_awaits_its_answer_is_reversed_once_it_is_se
     (transfer,) = _stripe(webhooks, "transfers")
     assert transfer["amount"] == vo["vendor_earnings_cents"]
     assert [r["amount"] for r in _stripe(webhooks, "transfer_reversals")] == [vendor_share]
+    _assert_books_balance()
+
+
+# --- answers lost for longer than Stripe keeps idempotency keys -----------------------------
+
+
+def _forget_keys_a_day_later(emulator: Any, model: Any, row_id: int) -> None:
+    """A day passes: our row was asked of Stripe long ago, and Stripe pruned the key."""
+    db.session.rollback()
+    with transaction():
+        db.session.execute(
+            update(model).where(model.id == row_id).values(created_at=utcnow() - timedelta(days=1))
+        )
+    emulator_post(emulator, "/_emulator/idempotency/forget")
+
+
+def test_a_transfer_whose_answer_was_lost_a_day_ago_is_found_not_sent_again(
+    api, webhooks, fast_stripe
+):
+    paid = _paid_order(api, webhooks)
+    fault = FAULTS["500 after, response lost"]
+    fast_stripe(fault)
+    _capture(api, paid)
+    add_fault(webhooks, "/v1/transfers", **fault.params())
+    _deliver(api, paid)
+    message_id = _pending_message("marketplace.settlement.jobs.transfer_vendor_order")
+    with pytest.raises(gateway.PaymentProviderError):
+        outbox.run_message(message_id)  # Stripe paid the vendor; we never heard back
+    (ours,) = db.session.scalars(select(Transfer)).all()
+    _forget_keys_a_day_later(webhooks, Transfer, ours.id)
+
+    outbox.run_message(message_id)
+
+    (theirs,) = _stripe(webhooks, "transfers")  # one transfer, not two
+    db.session.rollback()
+    assert db.session.get(Transfer, ours.id).stripe_transfer_id == theirs["id"]
+    _assert_books_balance()
+
+
+def test_a_refund_whose_answer_was_lost_a_day_ago_is_found_not_made_again(
+    api, webhooks, fast_stripe
+):
+    paid = _paid_order(api, webhooks)
+    vo = paid["vendor_orders"][0]
+    fault = FAULTS["500 after, response lost"]
+    fast_stripe(fault)
+    _capture(api, paid)
+    add_fault(webhooks, "/v1/refunds", **fault.params())
+    response = api.post(
+        f"/vendor/orders/{vo['id']}/refund",
+        paid["sellers"][0].token,
+        json={"amount_cents": 1500, "reason": "scratched"},
+    )
+    assert response.get_json()["status"] == "pending"  # Stripe refunded; the answer was lost
+    _forget_keys_a_day_later(webhooks, Refund, response.get_json()["id"])
+
+    outbox.run_message(_pending_message("marketplace.settlement.jobs.execute_refund"))
+
+    (theirs,) = _stripe(webhooks, "refunds")  # one refund, not two
+    db.session.rollback()
+    ours = db.session.get(Refund, response.get_json()["id"])
+    assert (ours.status.value, ours.stripe_refund_id) == ("succeeded", theirs["id"])
     _assert_books_balance()
