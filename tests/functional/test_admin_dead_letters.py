@@ -120,3 +120,12 @@ def test_the_admin_page_is_for_admins_only(app, web):
     token = csrf_token_in(web.get("/login"))
     assert login(web, buyer.user.email, csrf_token=token).status_code == 302
     assert web.get("/admin/outbox").status_code == 403
+
+
+def test_reconciliation_reports_dead_letters_as_failed_steps(app, api):
+    dead = _dead(app, 1, "TransferNotReady()")
+    report = api.get("/admin/reconciliation", make_admin().token).get_json()
+    assert report["ok"] is True  # the books still match Stripe
+    assert report["failed_steps"] == [
+        {"kind": "dead_letter", "id": dead, "detail": f"{HANDLER}: TransferNotReady()"}
+    ]

@@ -285,3 +285,23 @@ def test_reconciliation_up_to_the_last_day_of_the_calendar(admin, web):
     response = web.get("/admin/reconciliation?from=2026-01-01&to=9999-12-31")
     assert response.status_code == 200
     assert "Stripe could not be reached" not in _text(response)
+
+
+def test_reconciliation_page_shows_open_disputes(api, webhooks, admin, web):
+    vendor = onboarded_vendor(api, webhooks)
+    product = make_product(vendor, price_cents=2000, stock=5)
+    buyer = make_buyer()
+    api.post("/cart/items", buyer.token, json={"variant_id": product.variants[0].id})
+    body = checkout(api, buyer)
+    pay(body)
+    assert webhooks.flush_webhooks()
+    vo_id = body["order"]["vendor_orders"][0]["id"]
+    ship = {"carrier": "UPS", "tracking_number": "1Z"}
+    assert api.post(f"/vendor/orders/{vo_id}/ship", vendor.token, json=ship).status_code == 200
+    (charge,) = [c for c in objects(emulator_state(webhooks), "charges") if c["captured"]]
+    dispute = emulator_post(webhooks, f"/_emulator/charges/{charge['id']}/dispute", {})
+    assert webhooks.flush_webhooks()
+
+    text = _text(web.get("/admin/reconciliation"))
+    assert f'data-dispute="{dispute["id"]}"' in text
+    assert 'data-ok="true"' in text  # on hold, not a mismatch
