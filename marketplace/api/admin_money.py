@@ -14,6 +14,8 @@ from marketplace.api.vendor import vendor_json
 from marketplace.errors import ValidationFailed
 from marketplace.orders import commission
 from marketplace.payouts import reconciliation
+from marketplace.payouts.earnings import transfer_json
+from marketplace.settlement import payout
 from marketplace.validation import Body
 
 
@@ -86,3 +88,9 @@ def admin_payouts_csv() -> Any:
         mimetype="text/csv",
         headers={"Content-Disposition": "attachment; filename=payouts.csv"},
     )
+
+
+@bp.post("/admin/transfers/<int:transfer_id>/retry")
+@require(Role.ADMIN)
+def admin_retry_transfer(transfer_id: int) -> Any:
+    return jsonify(transfer_json(payout.retry_refused_transfer(transfer_id)))

@@ -110,6 +110,7 @@ OPERATIONS: dict[str, Op] = {
         "Set or clear a category's commission", body=f"{_ADMIN_MONEY}:CommissionBody"
     ),
     "admin_reconciliation": Op("Reconcile the ledger with Stripe", query=("from", "to")),
+    "admin_retry_transfer": Op("Try a transfer Stripe refused again"),
     "admin_payouts_csv": Op("Transfers and reversals as CSV"),
     "admin_dead_letters": Op("Outbox rows that used up their attempts", query=_PAGE),
     "admin_retry_dead_letter": Op("Retry a dead letter (pending again, attempts reset)"),

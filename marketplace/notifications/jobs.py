@@ -75,3 +75,7 @@ def dispute_closed(dispute_id: int) -> None:
 
 def refunded_outside(order_id: int, refunded_cents: int) -> None:
     services.refunded_outside(order_id, refunded_cents)
+
+
+def transfer_refused(transfer_id: int) -> None:
+    services.transfer_refused(transfer_id)

@@ -535,3 +535,21 @@ def refunded_outside(order_id: int, refunded_cents: int) -> None:
         ],
         "/admin/reconciliation",
     )
+
+
+def transfer_refused(transfer_id: int) -> None:
+    from marketplace.payouts.models import Transfer
+
+    transfer = db.session.get(Transfer, transfer_id)
+    vendor_order = db.session.get(VendorOrder, transfer.vendor_order_id)
+    _alert_admins(
+        f"transfer_refused:{transfer_id}",
+        "transfer_refused",
+        f"Vendor order #{vendor_order.id}: Stripe refused the vendor's transfer",
+        [
+            f"Nothing was sent to {vendor_order.vendor.display_name}.",
+            f"Stripe answered: {transfer.failure_reason or 'no reason given'}.",
+            f"Try it again with POST /api/v1/admin/transfers/{transfer_id}/retry.",
+        ],
+        "/admin/reconciliation",
+    )

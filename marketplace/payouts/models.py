@@ -17,6 +17,8 @@ class TransferStatus(enum.StrEnum):
     SENDING = "sending"
     SENT = "sent"
     SKIPPED = "skipped"
+    # Stripe refused it (the amount held back is given back); an admin may try it again.
+    REFUSED = "refused"
 
 
 class RefundStatus(enum.StrEnum):
@@ -45,6 +47,7 @@ class Transfer(db.Model):
     reversed_cents: Mapped[int] = mapped_column(Integer, default=0)
     # Held back from this transfer to settle what the vendor owed (refused reversals).
     netted_cents: Mapped[int] = mapped_column(Integer, default=0)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

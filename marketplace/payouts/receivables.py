@@ -56,6 +56,25 @@ def net_against(vendor_id: int, amount_cents: int) -> int:
     return held
 
 
+def give_back(vendor_id: int, amount_cents: int) -> None:
+    """A transfer that held back `amount_cents` was refused: the vendor owes it again (the
+    newest settlements are undone first, the reverse of `net_against`)."""
+    left = amount_cents
+    settled = db.session.scalars(
+        select(VendorReceivable)
+        .where(VendorReceivable.vendor_id == vendor_id, VendorReceivable.settled_cents > 0)
+        .order_by(VendorReceivable.id.desc())
+        .with_for_update()
+    ).all()
+    for debt in settled:
+        part = min(debt.settled_cents, left)
+        debt.settled_cents -= part
+        debt.settled_at = None
+        left -= part
+        if left == 0:
+            break
+
+
 def owed(vendor_id: int) -> int:
     return int(
         db.session.scalar(

@@ -80,7 +80,7 @@ def reconcile(since: datetime | None = None, until: datetime | None = None) -> d
 
 def _failed_steps(since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
     """Steps that ended without doing anything: not a mismatch (the books match Stripe), but an
-    admin may want to act on them. Refunds Stripe refused, and jobs that became dead letters."""
+    admin may want to act on them: refunds and transfers Stripe refused, dead-letter jobs."""
     refused = db.session.scalars(
         _in_range(
             select(Refund).where(Refund.status == RefundStatus.FAILED).order_by(Refund.id),
@@ -90,6 +90,17 @@ def _failed_steps(since: datetime | None, until: datetime | None) -> list[dict[s
         )
     )
     steps = [{"kind": "refund_refused", "id": r.id, "detail": r.failure_reason} for r in refused]
+    transfers = db.session.scalars(
+        _in_range(
+            select(Transfer).where(Transfer.status == TransferStatus.REFUSED).order_by(Transfer.id),
+            Transfer.created_at,
+            since,
+            until,
+        )
+    )
+    steps += [
+        {"kind": "transfer_refused", "id": t.id, "detail": t.failure_reason} for t in transfers
+    ]
     dead = db.session.scalars(
         _in_range(
             select(OutboxMessage)

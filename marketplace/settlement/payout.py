@@ -105,7 +105,13 @@ def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
     db.session.rollback()
     sent = _made_already(vendor_order_id, params["transfer_group"]) if asked_long_ago else None
     if sent is None:
-        sent = gateway.create_transfer(key=f"transfer:{vendor_order_id}", **params)
+        try:
+            sent = gateway.create_transfer(key=f"transfer:{vendor_order_id}", **params)
+        except gateway.PaymentProviderRejected as refusal:
+            sent = _made_already(vendor_order_id, params["transfer_group"])
+            if sent is None:
+                _transfer_refused(transfer_id, refusal)
+                return db.session.get(Transfer, transfer_id)
     with transaction():
         claimed = db.session.execute(
             update(Transfer)
@@ -119,6 +125,58 @@ def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
             for refund_id in _reversals_waiting(vendor_order.id):
                 outbox.add("marketplace.settlement.jobs.execute_refund", refund_id)
     return transfer
+
+
+def _transfer_refused(transfer_id: int, refusal: gateway.PaymentProviderRejected) -> None:
+    """Nothing was sent: the transfer is `refused` (not retried by itself), what it held back
+    for the vendor's debts is owed again, refunds made meanwhile take the vendor's share from
+    a later transfer instead of reversing this one, and the admins are told."""
+    with transaction():
+        transfer = db.session.get(Transfer, transfer_id)
+        vendor_order = db.session.get(VendorOrder, transfer.vendor_order_id)
+        fulfilment.locked_order(vendor_order.order_id)
+        claimed = db.session.execute(
+            update(Transfer)
+            .where(Transfer.id == transfer_id, Transfer.status == TransferStatus.SENDING)
+            .values(status=TransferStatus.REFUSED, failure_reason=refusal.message[:2000])
+        )
+        if claimed.rowcount != 1:
+            return
+        db.session.refresh(transfer)
+        receivables.give_back(transfer.vendor_id, transfer.netted_cents)
+        transfer.netted_cents = 0
+        db.session.execute(
+            update(Refund)
+            .where(
+                Refund.vendor_order_id == vendor_order.id,
+                Refund.stripe_reversal_id.is_(None),
+                Refund.transfer_reversal_cents > 0,
+            )
+            .values(transfer_reversal_cents=0)
+        )
+        outbox.add("marketplace.notifications.jobs.transfer_refused", transfer_id)
+
+
+def retry_refused_transfer(transfer_id: int) -> Transfer:
+    """An admin tries a refused transfer again (after the vendor fixed its account, say).
+
+    :raises TransferNotRefused:
+    """
+    with transaction():
+        claimed = db.session.execute(
+            update(Transfer)
+            .where(Transfer.id == transfer_id, Transfer.status == TransferStatus.REFUSED)
+            .values(status=TransferStatus.PENDING, failure_reason=None)
+        )
+        if claimed.rowcount != 1:
+            raise TransferNotRefused()
+        transfer = db.session.get(Transfer, transfer_id)
+        outbox.add("marketplace.settlement.jobs.transfer_vendor_order", transfer.vendor_order_id)
+    return db.session.get(Transfer, transfer_id)
+
+
+class TransferNotRefused(Conflict):
+    code, message = "transfer_not_refused", "Only a transfer Stripe refused can be tried again."
 
 
 def _made_already(vendor_order_id: int, transfer_group: str) -> dict[str, Any] | None:

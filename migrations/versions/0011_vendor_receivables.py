@@ -1,4 +1,4 @@
-"""vendor receivables (refused reversals) and what each transfer held back for them
+"""vendor receivables (refused reversals), what each transfer held back, why one was refused
 
 Revision ID: 0011
 Revises: 0010
@@ -40,10 +40,12 @@ def upgrade():
     op.create_index(op.f('ix_vendor_receivables_vendor_id'), 'vendor_receivables', ['vendor_id'], unique=False)
     with op.batch_alter_table('transfers') as batch_op:
         batch_op.add_column(sa.Column('netted_cents', sa.Integer(), nullable=False, server_default='0'))
+        batch_op.add_column(sa.Column('failure_reason', sa.Text(), nullable=True))
 
 
 def downgrade():
     with op.batch_alter_table('transfers') as batch_op:
+        batch_op.drop_column('failure_reason')
         batch_op.drop_column('netted_cents')
     op.drop_index(op.f('ix_vendor_receivables_vendor_id'), table_name='vendor_receivables')
     op.drop_table('vendor_receivables')

@@ -24,7 +24,7 @@ from marketplace.payments import gateway
 from marketplace.payments.models import Payment, PaymentStatus
 from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger, reconciliation
-from marketplace.payouts.models import Refund, RefundStatus
+from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
 from marketplace.settlement import capture, payout
 from tests.functional.money import (
     add_fault,
@@ -677,3 +677,39 @@ def test_one_cart_cannot_be_paid_twice_after_a_decline(api, webhooks):
 def _stripe_intent_status(emulator: Any, intent_id: str) -> str:
     (intent,) = [i for i in _stripe(emulator, "payment_intents") if i["id"] == intent_id]
     return intent["status"]
+
+
+# --- a transfer Stripe refuses --------------------------------------------------------------
+
+
+def test_a_refused_transfer_stops_is_reported_and_can_be_tried_again(api, webhooks):
+    paid = _paid_order(api, webhooks, vendors=1)
+    admin = make_admin()
+    assert _ship(api, paid, 0).status_code == 200
+    add_fault(webhooks, "/v1/transfers", **REFUSED)
+    assert _deliver(api, paid, 0).status_code == 200  # the delivery stands
+
+    assert _stripe(webhooks, "transfers") == []
+    db.session.rollback()
+    (transfer,) = db.session.scalars(select(Transfer)).all()
+    assert transfer.status is TransferStatus.REFUSED and transfer.failure_reason
+    assert "transfer_refused" in _notification_kinds(admin.id)
+    pending = db.session.scalars(
+        select(OutboxMessage.id).where(OutboxMessage.completed_at.is_(None))
+    ).all()
+    assert pending == []  # not retried forever
+    report = reconciliation.reconcile()
+    assert report["ok"] is True
+    assert ("transfer_refused", transfer.id) in [
+        (s["kind"], s["id"]) for s in report["failed_steps"]
+    ]
+
+    clear_faults(webhooks)
+    retried = api.post(f"/admin/transfers/{transfer.id}/retry", admin.token)
+    assert retried.status_code == 200, retried.get_json()
+    assert retried.get_json()["status"] == "sent"
+    (theirs,) = _stripe(webhooks, "transfers")
+    assert theirs["amount"] == paid["vendor_orders"][0]["vendor_earnings_cents"]
+    again = api.post(f"/admin/transfers/{transfer.id}/retry", admin.token)
+    assert again.status_code == 409
+    _assert_books_match_stripe()
