@@ -74,6 +74,39 @@ def checkout(api: Any, buyer: Any, key: str = "k1") -> dict[str, Any]:
     return response.get_json()
 
 
+def paid_order(api: Any, emulator: Any, vendors: int = 1, quantity: int = 2) -> dict[str, Any]:
+    """One buyer's order from `vendors` onboarded vendors (flat $5 shipping each; the n-th sells
+    at $20 + $10·n), `quantity` units each, authorized and marked paid by its webhook."""
+    from marketplace.catalog.services import update_vendor_settings
+    from tests.helpers import make_buyer, make_product
+
+    buyer = make_buyer()
+    sellers, variant_ids = [], []
+    for n in range(vendors):
+        seller = onboarded_vendor(api, emulator, f"Seller{n}")
+        update_vendor_settings(seller.vendor.id, shipping_flat_cents=500)
+        variant_id = make_product(seller, price_cents=2000 + 1000 * n, stock=5).variants[0].id
+        added = api.post(
+            "/cart/items", buyer.token, json={"variant_id": variant_id, "quantity": quantity}
+        )
+        assert added.status_code in (200, 201), added.get_json()
+        sellers.append(seller)
+        variant_ids.append(variant_id)
+    body = checkout(api, buyer)
+    assert pay(body)["status"] == "requires_capture"
+    assert emulator.flush_webhooks()
+    order = api.get(f"/orders/{body['order']['id']}", buyer.token).get_json()
+    assert order["status"] == "paid"
+    return {
+        "order": order,
+        "buyer": buyer,
+        "sellers": sellers,
+        "variant_ids": variant_ids,
+        "vendor_orders": order["vendor_orders"],
+        "payment_intent_id": body["payment"]["payment_intent_id"],
+    }
+
+
 # --- webhook and fault helpers (test_webhooks, test_payment_faults, test_refunds) ----------
 
 

@@ -16,7 +16,6 @@ import pytest
 import stripe
 from sqlalchemy import select, update
 
-from marketplace.catalog.services import update_vendor_settings
 from marketplace.db import db, transaction, utcnow
 from marketplace.jobs import outbox
 from marketplace.jobs.outbox import OutboxMessage
@@ -27,14 +26,11 @@ from marketplace.payouts import ledger, reconciliation
 from marketplace.payouts.models import Refund, Transfer, TransferStatus
 from tests.functional.money import (
     add_fault,
-    checkout,
     emulator_post,
     emulator_state,
     objects,
-    onboarded_vendor,
-    pay,
+    paid_order,
 )
-from tests.helpers import make_buyer, make_product
 
 SHIP = {"carrier": "UPS", "tracking_number": "1Z1"}
 
@@ -85,30 +81,6 @@ def fast_stripe(app, monkeypatch):
 
     yield configure
     gateway.close_client(app)
-
-
-def _paid_order(api: Any, emulator: Any, vendors: int = 1) -> dict[str, Any]:
-    sellers, variant_ids = [], []
-    buyer = make_buyer()
-    for n in range(vendors):
-        seller = onboarded_vendor(api, emulator, f"Seller{n}")
-        update_vendor_settings(seller.vendor.id, shipping_flat_cents=500)
-        variant_id = make_product(seller, price_cents=2000 + 1000 * n, stock=5).variants[0].id
-        api.post("/cart/items", buyer.token, json={"variant_id": variant_id, "quantity": 2})
-        sellers.append(seller)
-        variant_ids.append(variant_id)
-    body = checkout(api, buyer)
-    assert pay(body)["status"] == "requires_capture"
-    assert emulator.flush_webhooks()
-    order = api.get(f"/orders/{body['order']['id']}", buyer.token).get_json()
-    assert order["status"] == "paid"
-    return {
-        "order": order,
-        "buyer": buyer,
-        "sellers": sellers,
-        "vendor_orders": order["vendor_orders"],
-        "payment_intent_id": body["payment"]["payment_intent_id"],
-    }
 
 
 def _pending_message(job: str) -> int:
@@ -197,7 +169,7 @@ def _mismatch_kinds() -> list[str]:
 
 @pytest.mark.parametrize("fault", FAULTS.values(), ids=FAULTS.keys())
 def test_capture_survives_stripe_faults(api, webhooks, fast_stripe, fault):
-    paid = _paid_order(api, webhooks)
+    paid = paid_order(api, webhooks)
     total = paid["order"]["total_cents"]
     fast_stripe(fault)
     add_fault(
@@ -242,7 +214,7 @@ TRANSFER_FAULTS = {  # the SDK's own retries are shown on the capture
 
 @pytest.mark.parametrize("fault", TRANSFER_FAULTS.values(), ids=TRANSFER_FAULTS.keys())
 def test_transfer_survives_stripe_faults(api, webhooks, fast_stripe, fault):
-    paid = _paid_order(api, webhooks)
+    paid = paid_order(api, webhooks)
     vo = paid["vendor_orders"][0]
     fast_stripe(fault)
     _capture(api, paid)
@@ -271,7 +243,7 @@ def test_transfer_survives_stripe_faults(api, webhooks, fast_stripe, fault):
 
 def test_every_vendor_order_is_transferred_exactly_once(api, webhooks, fast_stripe):
     """Two vendors, each transfer failing once after Stripe acted, each job run twice."""
-    paid = _paid_order(api, webhooks, vendors=2)
+    paid = paid_order(api, webhooks, vendors=2)
     fast_stripe(Fault(retries=0))
     _capture(api, paid)
     for index in (0, 1):
@@ -302,7 +274,7 @@ REFUND_FAULTS = {
 
 @pytest.mark.parametrize("fault", REFUND_FAULTS.values(), ids=REFUND_FAULTS.keys())
 def test_refund_survives_stripe_faults(api, webhooks, fast_stripe, fault):
-    paid = _paid_order(api, webhooks)
+    paid = paid_order(api, webhooks)
     vo = paid["vendor_orders"][0]
     seller = paid["sellers"][0]
     fast_stripe(fault)
@@ -343,7 +315,7 @@ def test_refund_survives_stripe_faults(api, webhooks, fast_stripe, fault):
 
 @pytest.mark.parametrize("fault", REFUND_FAULTS.values(), ids=REFUND_FAULTS.keys())
 def test_reversal_survives_stripe_faults(api, webhooks, fast_stripe, fault):
-    paid = _paid_order(api, webhooks)
+    paid = paid_order(api, webhooks)
     vo = paid["vendor_orders"][0]
     seller = paid["sellers"][0]
     fast_stripe(fault)
@@ -384,7 +356,7 @@ def test_reversal_survives_stripe_faults(api, webhooks, fast_stripe, fault):
 def test_a_part_cannot_be_cancelled_while_its_capture_awaits_an_answer(
     api, webhooks, fast_stripe, app
 ):
-    paid = _paid_order(api, webhooks, vendors=2)
+    paid = paid_order(api, webhooks, vendors=2)
     total = paid["order"]["total_cents"]
     fault = FAULTS["500 after, response lost"]
     fast_stripe(fault)
@@ -415,7 +387,7 @@ def test_a_part_cannot_be_cancelled_while_its_capture_awaits_an_answer(
 def test_a_refund_while_the_transfer_awaits_its_answer_is_reversed_once_it_is_sent(
     api, webhooks, fast_stripe, app
 ):
-    paid = _paid_order(api, webhooks)
+    paid = paid_order(api, webhooks)
     vo = paid["vendor_orders"][0]
     fault = FAULTS["500 after, response lost"]
     fast_stripe(fault)
@@ -460,7 +432,7 @@ def _forget_keys_a_day_later(emulator: Any, model: Any, row_id: int) -> None:
 def test_a_transfer_whose_answer_was_lost_a_day_ago_is_found_not_sent_again(
     api, webhooks, fast_stripe
 ):
-    paid = _paid_order(api, webhooks)
+    paid = paid_order(api, webhooks)
     fault = FAULTS["500 after, response lost"]
     fast_stripe(fault)
     _capture(api, paid)
@@ -483,7 +455,7 @@ def test_a_transfer_whose_answer_was_lost_a_day_ago_is_found_not_sent_again(
 def test_a_refund_whose_answer_was_lost_a_day_ago_is_found_not_made_again(
     api, webhooks, fast_stripe
 ):
-    paid = _paid_order(api, webhooks)
+    paid = paid_order(api, webhooks)
     vo = paid["vendor_orders"][0]
     fault = FAULTS["500 after, response lost"]
     fast_stripe(fault)

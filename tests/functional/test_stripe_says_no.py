@@ -15,7 +15,6 @@ import stripe
 from sqlalchemy import select, update
 
 from marketplace.catalog.models import Variant, Vendor
-from marketplace.catalog.services import update_vendor_settings
 from marketplace.db import db, utcnow
 from marketplace.jobs import outbox
 from marketplace.jobs.outbox import OutboxMessage
@@ -34,6 +33,7 @@ from tests.functional.money import (
     emulator_state,
     objects,
     onboarded_vendor,
+    paid_order,
     pay,
     post_event,
 )
@@ -41,34 +41,6 @@ from tests.helpers import make_admin, make_buyer, make_product
 
 SHIP = {"carrier": "UPS", "tracking_number": "1Z1"}
 REFUSED = {"status": 400, "count": 100, "method": "POST"}
-
-
-def _paid_order(api: Any, emulator: Any, vendors: int = 2, quantity: int = 2) -> dict[str, Any]:
-    buyer = make_buyer()
-    sellers, variant_ids = [], []
-    for n in range(vendors):
-        seller = onboarded_vendor(api, emulator, f"Seller{n}")
-        update_vendor_settings(seller.vendor.id, shipping_flat_cents=500)
-        variant_id = make_product(seller, price_cents=2000 + 1000 * n, stock=5).variants[0].id
-        added = api.post(
-            "/cart/items", buyer.token, json={"variant_id": variant_id, "quantity": quantity}
-        )
-        assert added.status_code in (200, 201), added.get_json()
-        sellers.append(seller)
-        variant_ids.append(variant_id)
-    body = checkout(api, buyer)
-    assert pay(body)["status"] == "requires_capture"
-    assert emulator.flush_webhooks()
-    order = api.get(f"/orders/{body['order']['id']}", buyer.token).get_json()
-    assert order["status"] == "paid"
-    return {
-        "order": order,
-        "buyer": buyer,
-        "sellers": sellers,
-        "variant_ids": variant_ids,
-        "vendor_orders": order["vendor_orders"],
-        "payment_intent_id": body["payment"]["payment_intent_id"],
-    }
 
 
 def _vo(paid: dict[str, Any], index: int) -> tuple[int, Any]:
@@ -149,7 +121,7 @@ def _payment(order_id: int) -> Payment:
 def test_a_part_cancelled_while_the_capture_waits_in_the_queue_is_never_refunded(
     api, webhooks, app
 ):
-    paid = _paid_order(api, webhooks)
+    paid = paid_order(api, webhooks, vendors=2)
     first, second = paid["vendor_orders"]
     app.config["JOBS_SYNCHRONOUS"] = False  # the worker is busy: jobs wait in the queue
     assert _ship(api, paid, 0).status_code == 200
@@ -171,7 +143,7 @@ def test_a_part_cancelled_while_the_capture_waits_in_the_queue_is_never_refunded
 
 
 def test_a_lapsed_authorization_cancels_what_has_not_shipped_and_stops_shipping(api, webhooks):
-    paid = _paid_order(api, webhooks)
+    paid = paid_order(api, webhooks, vendors=2)
     admin = make_admin()
     stock_before = [_on_hand(v) for v in paid["variant_ids"]]
     emulator_post(webhooks, f"/_emulator/payment_intents/{paid['payment_intent_id']}/expire")
@@ -192,7 +164,7 @@ def test_a_lapsed_authorization_cancels_what_has_not_shipped_and_stops_shipping(
 
 
 def test_the_capture_deadline_comes_from_stripe_not_from_when_the_webhook_arrived(api, webhooks):
-    paid = _paid_order(api, webhooks, vendors=1)
+    paid = paid_order(api, webhooks, vendors=1)
     (charge,) = _stripe(webhooks, "charges")
     payment = _payment(paid["order"]["id"])
     capture_before = charge["payment_method_details"]["card"]["capture_before"]
@@ -214,7 +186,7 @@ def test_the_capture_deadline_comes_from_stripe_not_from_when_the_webhook_arrive
 
 
 def test_a_capture_refused_because_the_authorization_lapsed_unwedges_the_order(api, webhooks, app):
-    paid = _paid_order(api, webhooks)
+    paid = paid_order(api, webhooks, vendors=2)
     webhooks.webhook_url = None  # the lapse's webhook never reaches us
     emulator_post(webhooks, f"/_emulator/payment_intents/{paid['payment_intent_id']}/expire")
     assert _ship(api, paid, 0).status_code == 200  # the capture that follows is refused
@@ -232,7 +204,7 @@ def test_a_capture_refused_because_the_authorization_lapsed_unwedges_the_order(a
 
 
 def test_a_capture_refused_for_another_reason_goes_back_to_authorized(api, webhooks, app):
-    paid = _paid_order(api, webhooks)
+    paid = paid_order(api, webhooks, vendors=2)
     admin = make_admin()
     add_fault(webhooks, f"/v1/payment_intents/{paid['payment_intent_id']}/capture", **REFUSED)
     assert _ship(api, paid, 0).status_code == 200
@@ -253,8 +225,8 @@ def test_a_capture_refused_for_another_reason_goes_back_to_authorized(api, webho
 
 
 def test_one_refused_capture_does_not_stop_the_hourly_job_for_the_others(api, webhooks):
-    lapsed = _paid_order(api, webhooks, vendors=1)
-    healthy = _paid_order(api, webhooks, vendors=1)
+    lapsed = paid_order(api, webhooks, vendors=1)
+    healthy = paid_order(api, webhooks, vendors=1)
     webhooks.webhook_url = None
     emulator_post(webhooks, f"/_emulator/payment_intents/{lapsed['payment_intent_id']}/expire")
     db.session.execute(update(Payment).values(capture_before=utcnow() + timedelta(hours=1)))
@@ -269,7 +241,7 @@ def test_one_refused_capture_does_not_stop_the_hourly_job_for_the_others(api, we
 
 
 def test_a_refund_stripe_refuses_books_nothing_and_can_be_tried_again(api, webhooks):
-    paid = _paid_order(api, webhooks, vendors=1)
+    paid = paid_order(api, webhooks, vendors=1)
     assert _ship(api, paid, 0).status_code == 200
     vo_id, seller = _vo(paid, 0)
     variant_id = paid["variant_ids"][0]
@@ -316,7 +288,7 @@ def test_a_refund_stripe_refuses_books_nothing_and_can_be_tried_again(api, webho
 
 
 def test_a_refused_refund_does_not_lower_the_vendors_transfer(api, webhooks):
-    paid = _paid_order(api, webhooks, vendors=1)
+    paid = paid_order(api, webhooks, vendors=1)
     assert _ship(api, paid, 0).status_code == 200
     vo_id, seller = _vo(paid, 0)
     add_fault(webhooks, "/v1/refunds", **REFUSED)
@@ -345,7 +317,7 @@ def _return_one(api: Any, paid: dict[str, Any]) -> int:
 
 
 def test_accepting_a_return_after_a_refused_refund_refunds_and_restocks_once(api, webhooks):
-    paid = _paid_order(api, webhooks, vendors=1)
+    paid = paid_order(api, webhooks, vendors=1)
     assert _ship(api, paid, 0).status_code == 200
     assert _deliver(api, paid, 0).status_code == 200
     return_id = _return_one(api, paid)
@@ -366,7 +338,7 @@ def test_accepting_a_return_after_a_refused_refund_refunds_and_restocks_once(api
 
 
 def test_accepting_a_return_whose_reversal_is_refused_still_accepts_it_once(api, webhooks):
-    paid = _paid_order(api, webhooks, vendors=1)
+    paid = paid_order(api, webhooks, vendors=1)
     assert _ship(api, paid, 0).status_code == 200
     assert _deliver(api, paid, 0).status_code == 200
     return_id = _return_one(api, paid)
@@ -385,7 +357,7 @@ def test_accepting_a_return_whose_reversal_is_refused_still_accepts_it_once(api,
 
 
 def test_a_refused_reversal_answers_with_the_refund_and_is_reported(api, webhooks):
-    paid = _paid_order(api, webhooks, vendors=1)
+    paid = paid_order(api, webhooks, vendors=1)
     admin = make_admin()
     assert _ship(api, paid, 0).status_code == 200
     assert _deliver(api, paid, 0).status_code == 200
@@ -435,7 +407,7 @@ def test_a_refused_reversal_answers_with_the_refund_and_is_reported(api, webhook
 
 
 def test_refunding_a_shipped_part_does_not_restock_unless_asked(api, webhooks):
-    paid = _paid_order(api, webhooks)
+    paid = paid_order(api, webhooks, vendors=2)
     assert _ship(api, paid, 0).status_code == 200
     shipped_stock = _on_hand(paid["variant_ids"][0])
     unshipped_stock = _on_hand(paid["variant_ids"][1])
@@ -452,7 +424,7 @@ def test_refunding_a_shipped_part_does_not_restock_unless_asked(api, webhooks):
 
 
 def test_a_suspended_vendor_can_neither_ship_nor_be_paid_until_reinstated(api, webhooks):
-    paid = _paid_order(api, webhooks, vendors=1)
+    paid = paid_order(api, webhooks, vendors=1)
     admin = make_admin()
     vendor_id = paid["sellers"][0].vendor.id
     suspend, approve = (f"/admin/vendors/{vendor_id}/{action}" for action in ("suspend", "approve"))
@@ -516,7 +488,7 @@ def test_paying_after_a_decline_buys_only_the_parts_still_for_sale(api, webhooks
 
 def _dispute(api: Any, emulator: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """A delivered-to-be order (shipped, so captured) whose charge the buyer disputes."""
-    paid = _paid_order(api, emulator, vendors=1)
+    paid = paid_order(api, emulator, vendors=1)
     assert _ship(api, paid, 0).status_code == 200
     (charge,) = [c for c in _stripe(emulator, "charges") if c["captured"]]
     dispute = emulator_post(emulator, f"/_emulator/charges/{charge['id']}/dispute", {})
@@ -584,7 +556,7 @@ def test_a_lost_dispute_is_the_platforms_loss_and_keeps_refunds_blocked(api, web
 
 def test_a_refund_made_outside_the_marketplace_is_reported(api, webhooks):
     admin = make_admin()
-    paid = _paid_order(api, webhooks, vendors=1)
+    paid = paid_order(api, webhooks, vendors=1)
     assert _ship(api, paid, 0).status_code == 200
     (charge,) = [c for c in _stripe(webhooks, "charges") if c["captured"]]
     gateway.client().v1.refunds.create(params={"charge": charge["id"], "amount": 700})
@@ -683,7 +655,7 @@ def _stripe_intent_status(emulator: Any, intent_id: str) -> str:
 
 
 def test_a_refused_transfer_stops_is_reported_and_can_be_tried_again(api, webhooks):
-    paid = _paid_order(api, webhooks, vendors=1)
+    paid = paid_order(api, webhooks, vendors=1)
     admin = make_admin()
     assert _ship(api, paid, 0).status_code == 200
     add_fault(webhooks, "/v1/transfers", **REFUSED)
