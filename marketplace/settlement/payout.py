@@ -27,6 +27,7 @@ from marketplace.payments.models import Dispute, DisputeStatus, PaymentStatus
 from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger, receivables
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
+from marketplace.payouts.state import move_transfer
 from marketplace.payouts.transfers import PAYABLE, vendor_share_refunded
 from marketplace.settlement import ANSWER_LOST_AFTER, disputes
 from marketplace.settlement.capture import capture_order
@@ -113,13 +114,15 @@ def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
                 _transfer_refused(transfer_id, refusal)
                 return db.session.get(Transfer, transfer_id)
     with transaction():
-        claimed = db.session.execute(
-            update(Transfer)
-            .where(Transfer.id == transfer_id, Transfer.status == TransferStatus.SENDING)
-            .values(status=TransferStatus.SENT, stripe_transfer_id=sent["id"], sent_at=utcnow())
+        claimed = move_transfer(
+            transfer_id,
+            TransferStatus.SENDING,
+            TransferStatus.SENT,
+            stripe_transfer_id=sent["id"],
+            sent_at=utcnow(),
         )
         transfer = db.session.get(Transfer, transfer_id)
-        if claimed.rowcount == 1:
+        if claimed:
             db.session.refresh(transfer)
             ledger.record_transfer(transfer, vendor_order.order_id)
             for refund_id in _reversals_waiting(vendor_order.id):
@@ -135,12 +138,12 @@ def _transfer_refused(transfer_id: int, refusal: gateway.PaymentProviderRejected
         transfer = db.session.get(Transfer, transfer_id)
         vendor_order = db.session.get(VendorOrder, transfer.vendor_order_id)
         fulfilment.locked_order(vendor_order.order_id)
-        claimed = db.session.execute(
-            update(Transfer)
-            .where(Transfer.id == transfer_id, Transfer.status == TransferStatus.SENDING)
-            .values(status=TransferStatus.REFUSED, failure_reason=refusal.message[:2000])
-        )
-        if claimed.rowcount != 1:
+        if not move_transfer(
+            transfer_id,
+            TransferStatus.SENDING,
+            TransferStatus.REFUSED,
+            failure_reason=refusal.message[:2000],
+        ):
             return
         db.session.refresh(transfer)
         receivables.give_back(transfer.vendor_id, transfer.netted_cents)
@@ -163,12 +166,9 @@ def retry_refused_transfer(transfer_id: int) -> Transfer:
     :raises TransferNotRefused:
     """
     with transaction():
-        claimed = db.session.execute(
-            update(Transfer)
-            .where(Transfer.id == transfer_id, Transfer.status == TransferStatus.REFUSED)
-            .values(status=TransferStatus.PENDING, failure_reason=None)
-        )
-        if claimed.rowcount != 1:
+        if not move_transfer(
+            transfer_id, TransferStatus.REFUSED, TransferStatus.PENDING, failure_reason=None
+        ):
             raise TransferNotRefused()
         transfer = db.session.get(Transfer, transfer_id)
         outbox.add("marketplace.settlement.jobs.transfer_vendor_order", transfer.vendor_order_id)

@@ -33,6 +33,7 @@ from marketplace.payments.models import Payment, PaymentStatus
 from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger, receivables
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
+from marketplace.payouts.state import move_refund
 from marketplace.payouts.transfers import PAYABLE, sent_transfer, started_transfer
 from marketplace.settlement import ANSWER_LOST_AFTER, disputes
 
@@ -464,12 +465,12 @@ def execute_refund(refund_id: int) -> None:
         with transaction():
             vendor_order = db.session.get(VendorOrder, refund.vendor_order_id)
             order = fulfilment.locked_order(vendor_order.order_id)
-            claimed = db.session.execute(
-                update(Refund)
-                .where(Refund.id == refund_id, Refund.status == RefundStatus.PENDING)
-                .values(status=RefundStatus.SUCCEEDED, stripe_refund_id=stripe_refund["id"])
-            )
-            if claimed.rowcount == 1:
+            if move_refund(
+                refund_id,
+                RefundStatus.PENDING,
+                RefundStatus.SUCCEEDED,
+                stripe_refund_id=stripe_refund["id"],
+            ):
                 db.session.execute(
                     update(Payment)
                     .where(Payment.order_id == vendor_order.order_id)
@@ -500,12 +501,12 @@ def _made_already(refund_id: int, charge_id: str) -> dict[str, Any] | None:
 
 def _refund_refused(refund_id: int, refusal: gateway.PaymentProviderRejected) -> None:
     with transaction():
-        claimed = db.session.execute(
-            update(Refund)
-            .where(Refund.id == refund_id, Refund.status == RefundStatus.PENDING)
-            .values(status=RefundStatus.FAILED, failure_reason=refusal.message[:2000])
-        )
-        if claimed.rowcount == 1:
+        if move_refund(
+            refund_id,
+            RefundStatus.PENDING,
+            RefundStatus.FAILED,
+            failure_reason=refusal.message[:2000],
+        ):
             outbox.add("marketplace.notifications.jobs.refund_refused", refund_id)
             vendor_order = db.session.get(
                 VendorOrder, db.session.get(Refund, refund_id).vendor_order_id

@@ -15,6 +15,14 @@ from marketplace.orders.state import (
 from marketplace.payments.models import Payment, PaymentStatus
 from marketplace.payments.state import ALLOWED as PAYMENT_TRANSITIONS
 from marketplace.payments.state import IllegalPaymentTransition, can_move, move_payment
+from marketplace.payouts.models import RefundStatus, TransferStatus
+from marketplace.payouts.state import (
+    REFUND_TRANSITIONS,
+    TRANSFER_TRANSITIONS,
+    IllegalMove,
+    move_refund,
+    move_transfer,
+)
 
 
 @pytest.fixture
@@ -98,3 +106,19 @@ def test_a_payment_never_moves_back_once_captured_or_canceled():
     # a refused capture may go back to authorized (the hold is still there), or be canceled
     assert can_move(PaymentStatus.CAPTURING, PaymentStatus.AUTHORIZED)
     assert can_move(PaymentStatus.CAPTURING, PaymentStatus.CANCELED)
+
+
+# --- the transfer and the refund -----------------------------------------------------------
+
+
+def test_transfers_and_refunds_only_make_the_moves_their_tables_allow():
+    for source, targets in TRANSFER_TRANSITIONS.items():
+        for target in set(TransferStatus) - targets:
+            with pytest.raises(IllegalMove):
+                move_transfer(1, source, target)
+    for source, targets in REFUND_TRANSITIONS.items():
+        for target in set(RefundStatus) - targets:
+            with pytest.raises(IllegalMove):
+                move_refund(1, source, target)
+    assert REFUND_TRANSITIONS[RefundStatus.SUCCEEDED] == frozenset()  # never undone
+    assert TRANSFER_TRANSITIONS[TransferStatus.SENT] == frozenset()

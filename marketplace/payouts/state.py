@@ -1,0 +1,61 @@
+"""The transfer's and the refund's state machines, and the one guarded move each step makes.
+
+A move is a claim: `UPDATE … SET status = to WHERE id = ? AND status = from`, so of two
+runners racing (a retry, a webhook, an admin) exactly one makes it; the others see False.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+
+from marketplace.db import db
+from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
+
+T, R = TransferStatus, RefundStatus
+
+TRANSFER_TRANSITIONS: dict[TransferStatus, frozenset[TransferStatus]] = {
+    T.PENDING: frozenset({T.SENDING, T.SKIPPED}),
+    # asked of Stripe with the amount fixed: made, or refused
+    T.SENDING: frozenset({T.SENT, T.REFUSED}),
+    T.REFUSED: frozenset({T.PENDING}),  # an admin tries it again
+    T.SENT: frozenset(),
+    T.SKIPPED: frozenset(),
+}
+
+REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
+    R.PENDING: frozenset({R.SUCCEEDED, R.FAILED}),
+    R.SUCCEEDED: frozenset(),
+    R.FAILED: frozenset(),
+}
+
+
+class IllegalMove(AssertionError):
+    """A step asked for a move its table does not allow: a bug, never a user's doing."""
+
+
+def move_transfer(
+    transfer_id: int, source: TransferStatus, target: TransferStatus, **values: Any
+) -> bool:
+    """Claim the move (inside the caller's transaction); False when another run made it."""
+    if target not in TRANSFER_TRANSITIONS[source]:
+        raise IllegalMove(f"transfer {source.value} → {target.value}")
+    claimed = db.session.execute(
+        update(Transfer)
+        .where(Transfer.id == transfer_id, Transfer.status == source)
+        .values(status=target, **values)
+    )
+    return claimed.rowcount == 1
+
+
+def move_refund(refund_id: int, source: RefundStatus, target: RefundStatus, **values: Any) -> bool:
+    """Claim the move (inside the caller's transaction); False when another run made it."""
+    if target not in REFUND_TRANSITIONS[source]:
+        raise IllegalMove(f"refund {source.value} → {target.value}")
+    claimed = db.session.execute(
+        update(Refund)
+        .where(Refund.id == refund_id, Refund.status == source)
+        .values(status=target, **values)
+    )
+    return claimed.rowcount == 1
