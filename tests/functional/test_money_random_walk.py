@@ -48,6 +48,7 @@ from marketplace.payments import gateway
 from marketplace.payments.models import Payment, PaymentStatus
 from marketplace.payouts import ledger, reconciliation
 from marketplace.payouts.models import LedgerEntry, Refund, RefundStatus, Transfer, TransferStatus
+from marketplace.settlement import disputes as settlement_disputes
 from marketplace.settlement import webhooks as settlement_webhooks
 from marketplace.settlement.refunds import CANCELLATION_ACTOR, CANCELLATION_REASON
 from tests.functional.money import (
@@ -65,15 +66,23 @@ from tests.helpers import Account, VendorAccount, make_buyer, make_product
 SEQUENCES = int(os.environ.get("MONEY_WALK_SEQUENCES") or 200)
 BASE_SEED = int(os.environ.get("MONEY_WALK_SEED") or 9_2026)
 SEQUENCES_PER_TEST = 25
-MIN_STEPS, MAX_STEPS = 3, 9
+MIN_STEPS, MAX_STEPS = 4, 10
 STOCK = 80  # per variant: enough that 25 sequences never run a variant out by accident
 
 # Disputes are walked only once the saga handles them (another branch adds them).
 DISPUTES_HANDLED = "charge.dispute.created" in inspect.getsource(settlement_webhooks)
 
 # Step kinds left out of the walk because they break it for a known reason; each entry names
-# the bug it waits for. Empty: every step kind is walked.
-KNOWN_BROKEN_STEPS: set[str] = set()
+# the bug it waits for (remove it once fixed).
+KNOWN_BROKEN_STEPS: set[str] = {
+    # Bug: a transfer Stripe refused or never answered stays `sending`
+    # (settlement/payout.py: nothing catches `create_transfer`'s error); a refund meanwhile
+    # books a reversal of it (transfers.started_transfer counts `sending`); once the part is
+    # refunded whole the transfer job stops (status not PAYABLE), so the transfer stays
+    # `sending` and reconciliation lists `reversal_pending` for ever, with Stripe back.
+    # Minimal: pay, ship, deliver with a 402 on POST /v1/transfers, refund whole, run jobs.
+    "refund_while_transfer_in_flight",
+}
 
 SHIP = {"carrier": "UPS", "tracking_number": "1Z999"}
 CARDS = {
@@ -144,9 +153,9 @@ class Walk:
         self.seed = seed
         self.shop = self._set_up()
         self.by_vendor_id = {v.vendor.id: v for v in self.shop.vendors}
-        # Vendor orders whose transfer reversal the walk made Stripe refuse: the README says
-        # the vendor then owes that share back and reconciliation lists it until settled.
-        self.reversal_refused_for: set[int] = set()
+        # The faults that made Stripe refuse (4xx): Stripe's answer names the fault, so a
+        # refused reversal reconciliation lists can be traced to a refusal the walk caused.
+        self.refusals: set[str] = set()
         self.fault_active: FaultKind | None = None
         self.stalls_until = 0.0
         self.sequence: Sequence | None = None
@@ -182,7 +191,8 @@ class Walk:
         status = response.status_code
         body = response.get_json(silent=True) or {}
         code = (body.get("error") or {}).get("code") if isinstance(body, dict) else None
-        self.note(f"  {method} {path} {kwargs.get('json', '')} -> {status} {code or ''}".rstrip())
+        sent = {k: v for k, v in (kwargs.get("json") or {}).items() if k != "shipping_address"}
+        self.note(f"  {method} {path} {sent or ''} -> {status} {code or ''}".rstrip())
         self.counts[f"answer {status} {code or ''}".rstrip()] += 1
         if status >= 500:
             explained = self.fault_active is not None and code == "payment_provider_error"
@@ -204,7 +214,9 @@ class Walk:
             yield
             return
         kind = rng.choices(FAULT_KINDS, FAULT_WEIGHTS)[0]
-        add_fault(self.emulator, path_prefix, method="POST", **kind.params)
+        injected = add_fault(self.emulator, path_prefix, method="POST", **kind.params)
+        if kind.name.startswith("refused"):
+            self.refusals.add(injected["id"])
         self.note(f"  fault {kind.name} on {path_prefix}")
         self.counts[f"fault {kind.name} on {path_prefix.split('/')[2]}"] += 1
         self.fault_active = kind
@@ -219,10 +231,6 @@ class Walk:
             self.fault_active = None
             if kind.stalls:
                 self.stalls_until = max(self.stalls_until, started + STALL_MS / 1000 + 0.5)
-            if kind.name.startswith("refused") and "/reversals" in path_prefix:
-                self.reversal_refused_for.add(self._fault_vendor_order)
-
-    _fault_vendor_order = 0
 
     @contextmanager
     def held_webhooks(self, rng: random.Random) -> Iterator[None]:
@@ -301,6 +309,23 @@ class Walk:
         pi = self.sequence.checkout["payment"]["payment_intent_id"]
         return requests.get(f"{self.emulator.url}/_emulator/objects/{pi}", timeout=10).json()
 
+    def _sending(self) -> bool:
+        """A transfer of this order asked of Stripe and not answered (refused, or away)."""
+        assert self.sequence and self.sequence.order_id
+        db.session.rollback()
+        return (
+            db.session.scalar(
+                select(Transfer.id)
+                .join(VendorOrder, VendorOrder.id == Transfer.vendor_order_id)
+                .where(
+                    VendorOrder.order_id == self.sequence.order_id,
+                    Transfer.status == TransferStatus.SENDING,
+                )
+                .limit(1)
+            )
+            is not None
+        )
+
     def vendor_of(self, vendor_order: dict[str, Any]) -> VendorAccount:
         return self.by_vendor_id[vendor_order["vendor_id"]]
 
@@ -351,17 +376,19 @@ class Walk:
         if "shipped" in statuses:
             steps.append(("deliver", 4, self.step_deliver))
         refundable = {"paid", "processing", "shipped", "delivered", "completed"}
-        if captured and statuses & refundable:
+        # (a known bug: see KNOWN_BROKEN_STEPS)
+        in_flight = "refund_while_transfer_in_flight" in KNOWN_BROKEN_STEPS and self._sending()
+        if captured and statuses & refundable and not in_flight:
             steps.append(("refund", 3, self.step_refund))
         if statuses & {"delivered", "completed"}:
-            steps.append(("request_return", 2, self.step_request_return))
-        if self._open_returns():
+            steps.append(("request_return", 3, self.step_request_return))
+        if self._open_returns(order) and not in_flight:
             steps.append(("decide_return", 4, self.step_decide_return))
         if intent_status == "requires_capture":
             steps.append(("authorization_lapses", 0.6, self.step_expire))
         if DISPUTES_HANDLED and captured and payment and payment.charge_id:
             steps.append(("dispute", 0.4, self.step_dispute))
-        steps.append(("replay_old_webhooks", 1, self.step_replay))
+        steps.append(("replay_old_webhooks", 0.5, self.step_replay))
         if self.sequence and self.sequence.queued_jobs and self._pending_rows():
             steps.append(("run_some_jobs", 3, self.step_run_jobs))
         return [s for s in steps if s[0] not in KNOWN_BROKEN_STEPS]
@@ -436,7 +463,7 @@ class Walk:
             if vo["status"] in ("pending_payment", "paid", "processing")
         ]
         vo = rng.choice(candidates)
-        path = self._refund_path(rng, vo["id"])
+        path = self._refund_path(rng)
         with self.fault(rng, path, 0.3), self.held_webhooks(rng):
             self.call(
                 "POST",
@@ -460,10 +487,9 @@ class Walk:
         with self.fault(rng, "/v1/transfers", 0.35), self.held_webhooks(rng):
             self.call("POST", f"/vendor/orders/{vo['id']}/deliver", self.vendor_of(vo).token)
 
-    def _refund_path(self, rng: random.Random, vendor_order_id: int = 0) -> str:
+    def _refund_path(self, rng: random.Random) -> str:
         """The refund, or the reversal of a transfer already sent (the next Stripe call a
         refund makes after the refund itself)."""
-        self._fault_vendor_order = vendor_order_id
         if rng.random() < 0.5:
             return "/v1/refunds"
         return "/v1/transfers/"  # POST /v1/transfers/{id}/reversals (not /v1/transfers)
@@ -487,7 +513,7 @@ class Walk:
             body["include_shipping"] = rng.random() < 0.5
         if rng.random() < 0.6:
             body["restock"] = rng.random() < 0.5
-        path = self._refund_path(rng, vo["id"])
+        path = self._refund_path(rng)
         with self.fault(rng, path, 0.4), self.held_webhooks(rng):
             self.call("POST", f"/vendor/orders/{vo['id']}/refund", vendor.token, json=body)
 
@@ -507,21 +533,19 @@ class Walk:
             json={"quantity": rng.randint(1, max(1, left)), "reason": "does not fit"},
         )
 
-    def _open_returns(self) -> list[tuple[VendorAccount, dict[str, Any]]]:
+    def _open_returns(self, order: dict[str, Any]) -> list[tuple[VendorAccount, dict[str, Any]]]:
         found = []
-        vendor_ids = {vo["vendor_id"] for vo in self.order()["vendor_orders"]}
+        ids = {vo["id"] for vo in order["vendor_orders"]}
+        delivered = {"delivered", "completed", "refunded"}
+        vendor_ids = {vo["vendor_id"] for vo in order["vendor_orders"] if vo["status"] in delivered}
         for vendor_id in vendor_ids:
             vendor = self.by_vendor_id[vendor_id]
             listed = self.api.get("/vendor/returns?status=requested", vendor.token).get_json()
-            found += [
-                (vendor, r)
-                for r in listed["items"]
-                if r["vendor_order_id"] in {vo["id"] for vo in self.order()["vendor_orders"]}
-            ]
+            found += [(vendor, r) for r in listed["items"] if r["vendor_order_id"] in ids]
         return found
 
     def step_decide_return(self, rng: random.Random) -> None:
-        vendor, request = rng.choice(self._open_returns())
+        vendor, request = rng.choice(self._open_returns(self.order()))
         if rng.random() < 0.25:
             self.call(
                 "POST",
@@ -530,7 +554,7 @@ class Walk:
                 json={"reason": "worn"},
             )
             return
-        path = self._refund_path(rng, request["vendor_order_id"])
+        path = self._refund_path(rng)
         with self.fault(rng, path, 0.4), self.held_webhooks(rng):
             self.call(
                 "POST",
@@ -578,10 +602,14 @@ class Walk:
         self.flush()
         for _ in range(4):
             db.session.rollback()
-            for message_id in db.session.scalars(
-                select(OutboxMessage.id).where(OutboxMessage.status == OutboxStatus.DEAD)
-            ).all():
-                outbox.retry_dead(message_id)
+            dead = db.session.scalars(
+                select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.DEAD)
+            ).all()
+            for message_id in [m.id for m in dead if not _waits_for_dispute(m)]:
+                try:
+                    outbox.retry_dead(message_id)  # inline mode runs it at once
+                except Exception:
+                    db.session.rollback()
             if not self._pending_rows():
                 break
             self.run_jobs(rng, everything=True)
@@ -756,11 +784,9 @@ class Walk:
         #    faults are cleared and every outbox row ran: `refund_pending` / `reversal_pending`
         #    only last while Stripe is away, and Stripe is back.
         report = reconciliation.reconcile()
-        refund_vo = {r.id: r.vendor_order_id for r in refund_rows}
         for mismatch in report["mismatches"]:
-            allowed = (
-                mismatch["kind"] == "reversal_refused"
-                and refund_vo.get(int(mismatch["object_id"])) in self.reversal_refused_for
+            allowed = mismatch["kind"] == "reversal_refused" and any(
+                fault_id in mismatch["detail"] for fault_id in self.refusals
             )
             if not allowed:
                 problems.append(f"reconciliation: {mismatch}")
@@ -845,6 +871,8 @@ class Walk:
             select(OutboxMessage).where(OutboxMessage.status != OutboxStatus.COMPLETED)
         ).all()
         for message in left:
+            if _waits_for_dispute(message):
+                continue
             problems.append(
                 f"outbox row {message.id} {message.job}{message.args} left {message.status}: "
                 f"{(message.last_error or '')[:200]}"
@@ -852,12 +880,19 @@ class Walk:
         for refund in refund_rows:
             if refund.status is RefundStatus.PENDING:
                 problems.append(f"refund {refund.id} still pending with Stripe back")
+        for transfer in db.session.scalars(select(Transfer)):
+            # (a dispute holds payouts by design: README, disputes.py)
+            disputed = settlement_disputes.has_unsettled_dispute(
+                db.session.get(VendorOrder, transfer.vendor_order_id).order_id
+            )
+            if transfer.status is TransferStatus.SENDING and not disputed:
+                problems.append(
+                    f"transfer of vendor order {transfer.vendor_order_id} stuck sending"
+                )
         payments = {p.order_id: p for p in db.session.scalars(select(Payment))}
         for payment in payments.values():
             if payment.status is PaymentStatus.CAPTURING:
                 problems.append(f"order {payment.order_id}: payment still capturing")
-        from marketplace.settlement import disputes as settlement_disputes
-
         for vo in vendor_orders:
             if vo.status not in (VendorOrderStatus.DELIVERED, VendorOrderStatus.COMPLETED):
                 continue
@@ -871,13 +906,19 @@ class Walk:
         return problems
 
 
+def _waits_for_dispute(message: OutboxMessage) -> bool:
+    """A refund the open dispute blocks (README: a dispute blocks refunds on that charge,
+    e.g. the refund of a part cancelled after the capture): it waits for the dispute."""
+    return "ChargeDisputed" in (message.last_error or "")
+
+
 def _failure_report(walk: Walk, seq: Sequence, problems: list[str], chunk: int) -> str:
     steps = "\n".join(f"    {s}" for s in seq.steps)
     found = "\n".join(f"  - {p}" for p in problems)
     return (
         f"money walk broke an invariant in sequence {seq.number} (seed {seq.seed!r}).\n"
         f"Replay: MONEY_WALK_SEED={BASE_SEED} MONEY_WALK_SEQUENCES={SEQUENCES} "
-        f"pytest tests/functional/test_money_random_walk.py -k 'walk[{chunk}]'\n"
+        f"pytest 'tests/functional/test_money_random_walk.py::test_money_random_walk[{chunk}]'\n"
         f"Steps of the failing sequence:\n{steps}\nInvariants broken:\n{found}"
     )
 
