@@ -66,7 +66,7 @@ from tests.helpers import Account, VendorAccount, make_buyer, make_product
 SEQUENCES = int(os.environ.get("MONEY_WALK_SEQUENCES") or 200)
 BASE_SEED = int(os.environ.get("MONEY_WALK_SEED") or 9_2026)
 SEQUENCES_PER_TEST = 25
-MIN_STEPS, MAX_STEPS = 4, 10
+MIN_STEPS, MAX_STEPS = 4, 9
 STOCK = 80  # per variant: enough that 25 sequences never run a variant out by accident
 
 # Disputes are walked only once the saga handles them (another branch adds them).
@@ -230,7 +230,7 @@ class Walk:
             clear_faults(self.emulator)
             self.fault_active = None
             if kind.stalls:
-                self.stalls_until = max(self.stalls_until, started + STALL_MS / 1000 + 0.5)
+                self.stalls_until = max(self.stalls_until, started + STALL_MS / 1000 + 0.2)
 
     @contextmanager
     def held_webhooks(self, rng: random.Random) -> Iterator[None]:
