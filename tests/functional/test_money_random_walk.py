@@ -69,7 +69,7 @@ SEQUENCES_PER_TEST = 25
 MIN_STEPS, MAX_STEPS = 4, 9
 STOCK = 80  # per variant: enough that 25 sequences never run a variant out by accident
 
-# Disputes are walked only once the saga handles them (another branch adds them).
+# Disputes are walked only where the saga handles them (main has since 10c593c).
 DISPUTES_HANDLED = "charge.dispute.created" in inspect.getsource(settlement_webhooks)
 
 # Step kinds left out of the walk because they break it for a known reason; each entry names
