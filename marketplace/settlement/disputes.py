@@ -18,7 +18,7 @@ from sqlalchemy import func, or_, select
 from marketplace.db import db
 from marketplace.errors import Conflict
 from marketplace.jobs import outbox
-from marketplace.orders.models import VendorOrder
+from marketplace.orders.models import VendorOrder, VendorOrderStatus
 from marketplace.payments.models import Dispute, DisputeStatus, Payment
 from marketplace.payments.state import close_dispute
 from marketplace.payouts import ledger
@@ -99,6 +99,9 @@ def dispute_closed(stripe_dispute: dict[str, Any], happened_at: datetime) -> str
     outbox.add("marketplace.notifications.jobs.dispute_closed", dispute.id)
     for vendor_order_id in _payouts_held(dispute.order_id):
         outbox.add("marketplace.settlement.jobs.transfer_vendor_order", vendor_order_id)
+    if won:  # parts cancelled after the capture waited for their refund: it can go now
+        for vendor_order_id in _cancelled_after_capture(dispute.order_id):
+            outbox.add("marketplace.settlement.jobs.settle_cancellation", vendor_order_id)
     return "dispute_won" if won else "dispute_lost"
 
 
@@ -138,6 +141,21 @@ def _payouts_held(order_id: int) -> list[int]:
             .order_by(VendorOrder.id)
         )
     )
+
+
+def _cancelled_after_capture(order_id: int) -> list[int]:
+    return [
+        vendor_order_id
+        for vendor_order_id in db.session.scalars(
+            select(VendorOrder.id)
+            .where(
+                VendorOrder.order_id == order_id,
+                VendorOrder.status == VendorOrderStatus.CANCELLED,
+            )
+            .order_by(VendorOrder.id)
+        )
+        if ledger.captured(vendor_order_id)
+    ]
 
 
 def _dispute(stripe_dispute_id: str) -> Dispute | None:

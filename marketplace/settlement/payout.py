@@ -23,12 +23,12 @@ from marketplace.jobs.outbox import OutboxMessage, OutboxStatus
 from marketplace.orders import fulfilment
 from marketplace.orders.models import VendorOrder
 from marketplace.payments import gateway
-from marketplace.payments.models import Dispute, DisputeStatus, PaymentStatus
+from marketplace.payments.models import Dispute, DisputeStatus, Payment, PaymentStatus
 from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger, receivables
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
 from marketplace.payouts.state import move_transfer
-from marketplace.payouts.transfers import PAYABLE, vendor_share_refunded
+from marketplace.payouts.transfers import PAYABLE, started_transfer, vendor_share_refunded
 from marketplace.settlement import ANSWER_LOST_AFTER, disputes
 from marketplace.settlement.capture import capture_order
 
@@ -51,7 +51,14 @@ def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
     :raises TransferNotReady: the charge is not captured (the job is retried).
     """
     vendor_order = db.session.get(VendorOrder, vendor_order_id)
-    if vendor_order is None or vendor_order.status not in PAYABLE:
+    if vendor_order is None:
+        return None
+    in_flight = started_transfer(vendor_order_id)
+    if in_flight is not None and in_flight.status is TransferStatus.SENDING:
+        # asked of Stripe already, amount fixed: finish it whatever happened to the part since
+        # (a refund meanwhile planned to reverse it once it is recorded)
+        return _send(vendor_order, payment_of(vendor_order.order_id), in_flight)
+    if vendor_order.status not in PAYABLE:
         return None
     hold = timedelta(seconds=current_app.config["PAYOUT_HOLD_SECONDS"])
     due_at = (vendor_order.delivered_at or utcnow()) + hold
@@ -86,6 +93,12 @@ def transfer_vendor_order(vendor_order_id: int) -> Transfer | None:
         return None  # a refund is with Stripe: its settlement queues this transfer again
     if transfer.status is not TransferStatus.SENDING:
         return transfer
+    return _send(vendor_order, payment, transfer)
+
+
+def _send(vendor_order: VendorOrder, payment: Payment, transfer: Transfer) -> Transfer:
+    """Ask Stripe for the claimed transfer (key `transfer:<vendor_order_id>`), record it."""
+    vendor_order_id = vendor_order.id
     vendor_order = db.session.get(VendorOrder, vendor_order_id)
     destination = vendor_order.vendor.stripe_account_id
     if not destination:

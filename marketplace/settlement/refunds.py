@@ -358,6 +358,8 @@ def refund_cancelled_vendor_order(vendor_order_id: int) -> Refund | None:
                 plan = plan_refund(vendor_order, whole=True, restock=False)
             except NothingToRefund:
                 return None
+            except disputes.ChargeDisputed:
+                return None  # the bank decides first; a won dispute settles it again
             refund = _ask_stripe(
                 vendor_order, plan, actor=CANCELLATION_ACTOR, reason=CANCELLATION_REASON
             )

@@ -49,6 +49,7 @@ from marketplace.payments.models import Payment, PaymentStatus
 from marketplace.payouts import ledger, reconciliation
 from marketplace.payouts.models import LedgerEntry, Refund, RefundStatus, Transfer, TransferStatus
 from marketplace.settlement import disputes as settlement_disputes
+from marketplace.settlement import payout
 from marketplace.settlement import webhooks as settlement_webhooks
 from marketplace.settlement.refunds import CANCELLATION_ACTOR, CANCELLATION_REASON
 from tests.functional.money import (
@@ -74,15 +75,7 @@ DISPUTES_HANDLED = "charge.dispute.created" in inspect.getsource(settlement_webh
 
 # Step kinds left out of the walk because they break it for a known reason; each entry names
 # the bug it waits for (remove it once fixed).
-KNOWN_BROKEN_STEPS: set[str] = {
-    # Bug: a transfer Stripe refused or never answered stays `sending`
-    # (settlement/payout.py: nothing catches `create_transfer`'s error); a refund meanwhile
-    # books a reversal of it (transfers.started_transfer counts `sending`); once the part is
-    # refunded whole the transfer job stops (status not PAYABLE), so the transfer stays
-    # `sending` and reconciliation lists `reversal_pending` for ever, with Stripe back.
-    # Minimal: pay, ship, deliver with a 402 on POST /v1/transfers, refund whole, run jobs.
-    "refund_while_transfer_in_flight",
-}
+KNOWN_BROKEN_STEPS: set[str] = set()
 
 SHIP = {"carrier": "UPS", "tracking_number": "1Z999"}
 CARDS = {
@@ -608,6 +601,14 @@ class Walk:
             for message_id in [m.id for m in dead if not _waits_for_dispute(m)]:
                 try:
                     outbox.retry_dead(message_id)  # inline mode runs it at once
+                except Exception:
+                    db.session.rollback()
+            refused = db.session.scalars(
+                select(Transfer.id).where(Transfer.status == TransferStatus.REFUSED)
+            ).all()
+            for transfer_id in refused:  # as an admin would, once Stripe takes it again
+                try:
+                    payout.retry_refused_transfer(transfer_id)
                 except Exception:
                     db.session.rollback()
             if not self._pending_rows():

@@ -476,3 +476,36 @@ def test_a_refund_whose_answer_was_lost_a_day_ago_is_found_not_made_again(
     ours = db.session.get(Refund, response.get_json()["id"])
     assert (ours.status.value, ours.stripe_refund_id) == ("succeeded", theirs["id"])
     _assert_books_balance()
+
+
+def test_a_transfer_stuck_sending_is_finished_after_the_part_was_refunded_whole(
+    api, webhooks, fast_stripe, app
+):
+    """Found by the money walk: the retry stopped at "not payable" once a whole refund had
+    moved the part to refunded, so the transfer stayed `sending` and its reversal never ran."""
+    paid = paid_order(api, webhooks)
+    vo = paid["vendor_orders"][0]
+    fault = FAULTS["500 before, exhausted"]
+    fast_stripe(fault)
+    _capture(api, paid)
+    add_fault(webhooks, "/v1/transfers", **fault.params())
+    _deliver(api, paid)
+    message_id = _pending_message("marketplace.settlement.jobs.transfer_vendor_order")
+    with pytest.raises(gateway.PaymentProviderError):
+        outbox.run_message(message_id)  # Stripe was away: the transfer stays `sending`
+    app.config["JOBS_SYNCHRONOUS"] = True
+    refunded = api.post(
+        f"/vendor/orders/{vo['id']}/refund", paid["sellers"][0].token, json={"reason": "x"}
+    )
+    assert refunded.status_code == 201, refunded.get_json()
+    assert (
+        api.get(f"/vendor/orders/{vo['id']}", paid["sellers"][0].token).get_json()["status"]
+        == "refunded"
+    )
+
+    outbox.run_message(message_id)  # Stripe is back
+
+    (transfer,) = _stripe(webhooks, "transfers")
+    assert transfer["amount"] == vo["vendor_earnings_cents"]
+    assert transfer["amount_reversed"] == refunded.get_json()["transfer_reversal_cents"]
+    _assert_books_balance()
