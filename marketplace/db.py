@@ -88,8 +88,12 @@ _HOOKS = "marketplace.on_commit"
 
 
 @contextmanager
-def transaction() -> Iterator[Any]:
-    """Run the block in one database transaction; the outermost block commits."""
+def transaction(*, keep_loaded: bool = False) -> Iterator[Any]:
+    """Run the block in one database transaction; the outermost block commits.
+
+    With `keep_loaded`, what the block loaded and wrote is not expired by the commit, so the
+    caller can answer from it without reading it all back (it is what this block committed).
+    """
     session = db.session()
     depth = session.info.get(_DEPTH, 0)
     token = None
@@ -101,7 +105,12 @@ def transaction() -> Iterator[Any]:
     try:
         yield session
         if depth == 0:
-            session.commit()
+            expire_on_commit = session.expire_on_commit
+            session.expire_on_commit = expire_on_commit and not keep_loaded
+            try:
+                session.commit()
+            finally:
+                session.expire_on_commit = expire_on_commit
     except BaseException:
         if depth == 0:
             session.rollback()

@@ -262,3 +262,46 @@ def submit(
     assert found, f"the page has no form posting to {action}"
     form = found[0]
     return client.open(form.action, method=form.method.upper(), data=form.data(**choices))
+
+
+# --- statement budgets ---------------------------------------------------------------------
+
+import threading  # noqa: E402
+
+from sqlalchemy import event  # noqa: E402
+
+
+@dataclass
+class Statements:
+    """SQL statements one block sent to the database (from this thread only)."""
+
+    sql: list[str]
+
+    def __len__(self) -> int:
+        return len(self.sql)
+
+    def __str__(self) -> str:
+        return "\n".join(f"  {i + 1:2}. {s}" for i, s in enumerate(self.sql))
+
+
+@contextmanager
+def statements_sent() -> Iterator[Statements]:
+    """Count the statements the block sends: `with statements_sent() as sent: ...; len(sent)`.
+
+    Other threads (the emulator's webhooks into the live test app) are not counted.
+    """
+    from marketplace.db import db
+
+    seen = Statements([])
+    thread = threading.get_ident()
+
+    def record(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool):
+        # BEGIN is SQLite's own (psycopg begins implicitly, with the first statement).
+        if threading.get_ident() == thread and not statement.startswith("BEGIN"):
+            seen.sql.append(" ".join(statement.split())[:160] + (" [executemany]" if many else ""))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)

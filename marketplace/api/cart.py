@@ -32,18 +32,17 @@ def get_cart() -> Any:
 @require(Role.BUYER)
 def add_cart_item() -> Any:
     data = body(AddItemBody)
-    cart = carts.add_item(current_user().id, data.variant_id, data.quantity)
-    return jsonify(carts.cart_json(cart)), 201
+    return jsonify(carts.add_item(current_user().id, data.variant_id, data.quantity)), 201
 
 
 @bp.patch("/cart/items/<int:item_id>")
 @require(Role.BUYER)
 def patch_cart_item(item_id: int) -> Any:
     data = body(QuantityBody)
-    return jsonify(carts.cart_json(carts.set_quantity(current_user().id, item_id, data.quantity)))
+    return jsonify(carts.set_quantity(current_user().id, item_id, data.quantity))
 
 
 @bp.delete("/cart/items/<int:item_id>")
 @require(Role.BUYER)
 def delete_cart_item(item_id: int) -> Any:
-    return jsonify(carts.cart_json(carts.remove_item(current_user().id, item_id)))
+    return jsonify(carts.remove_item(current_user().id, item_id))

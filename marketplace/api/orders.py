@@ -51,8 +51,7 @@ def checkout() -> Any:
         coupon_code=data.coupon_code,
     )
     payment = authorize.payment_for_checkout(result.order.id)
-    order = orders.buyer_order_details(buyer_id, result.order.id)
-    response = jsonify({"order": order_json(order), "payment": payment})
+    response = jsonify({"order": order_json(result.order), "payment": payment})
     response.status_code = 201
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"

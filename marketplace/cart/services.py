@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import ColumnElement, Row, select
+from sqlalchemy.orm import joinedload
 
 from marketplace.cart.models import Cart, CartItem
-from marketplace.catalog.models import Product, ProductStatus, Variant, VendorStatus
+from marketplace.catalog.models import Category, Product, ProductStatus, Variant, VendorStatus
 from marketplace.db import db, transaction
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 
@@ -27,27 +27,54 @@ class InsufficientStock(Conflict):
     code, message = "out_of_stock", "Not enough stock for that quantity."
 
 
+# A cart with its lines, their variants and products (all `cart_json` reads), in one statement.
+_WITH_LINES = joinedload(Cart.items).joinedload(CartItem.variant).joinedload(Variant.product)
+
+
+def _cart_query(buyer_id: int, lock: bool) -> Any:
+    query = select(Cart).where(Cart.buyer_id == buyer_id).options(_WITH_LINES)
+    return query.with_for_update(of=Cart) if lock else query
+
+
 def for_buyer(buyer_id: int, *, lock: bool = False) -> Cart:
-    """The buyer's cart, created on first use (call inside a transaction)."""
-    query = select(Cart).where(Cart.buyer_id == buyer_id)
-    if lock:
-        query = query.with_for_update()
-    cart = db.session.scalar(query)
+    """The buyer's cart with its lines, created on first use (call inside a transaction)."""
+    cart = db.session.scalars(_cart_query(buyer_id, lock)).unique().one_or_none()
     if cart is None:
         cart = Cart(buyer_id=buyer_id)
         db.session.add(cart)
         db.session.flush()
         if lock:
-            cart = db.session.scalar(query)
+            cart = db.session.scalars(_cart_query(buyer_id, lock)).unique().one()
     return cart
 
 
-def get_cart(buyer_id: int) -> Cart:
-    cart = db.session.scalar(
-        select(Cart)
+def for_checkout(buyer_id: int, *also: ColumnElement[Any]) -> tuple[Cart | None, Row[Any]]:
+    """The buyer's cart locked until the transaction ends, with everything pricing reads, in
+    one statement: lines, variants, products, their vendors and categories (two levels up).
+
+    `also` are more figures the checkout needs, read in the same round trip; the row of their
+    values comes back beside the cart (without a cart, they are read on their own).
+    """
+    product = joinedload(Cart.items).joinedload(CartItem.variant).joinedload(Variant.product)
+    query = (
+        select(Cart, *also)
         .where(Cart.buyer_id == buyer_id)
-        .options(selectinload(Cart.items).selectinload(CartItem.variant))
+        .options(
+            product.joinedload(Product.vendor),
+            product.joinedload(Product.category)
+            .joinedload(Category.parent)
+            .joinedload(Category.parent),
+        )
+        .with_for_update(of=Cart)
     )
+    found = db.session.execute(query).unique().one_or_none()
+    if found is None:
+        return None, db.session.execute(select(*also)).one()
+    return found[0], found[1:]
+
+
+def get_cart(buyer_id: int) -> Cart:
+    cart = db.session.scalars(_cart_query(buyer_id, lock=False)).unique().one_or_none()
     if cart is None:
         with transaction():
             cart = for_buyer(buyer_id)
@@ -56,7 +83,11 @@ def get_cart(buyer_id: int) -> Cart:
 
 def sellable_variant(variant_id: int) -> Variant:
     """An active variant of an active product of an approved vendor. :raises VariantUnavailable:"""
-    variant = db.session.get(Variant, variant_id)
+    variant = db.session.scalar(
+        select(Variant)
+        .where(Variant.id == variant_id)
+        .options(joinedload(Variant.product).joinedload(Product.vendor))
+    )
     if variant is None or not is_sellable(variant):
         raise VariantUnavailable()
     return variant
@@ -76,8 +107,8 @@ def _check_quantity(quantity: int, low: int) -> None:
         raise ValidationFailed({"quantity": f"must be between {low} and {MAX_QUANTITY}"})
 
 
-def add_item(buyer_id: int, variant_id: int, quantity: int) -> Cart:
-    """Add units of a variant; the same variant adds up.
+def add_item(buyer_id: int, variant_id: int, quantity: int) -> dict[str, Any]:
+    """Add units of a variant; the same variant adds up. Returns the cart's JSON.
 
     :raises ValidationFailed, VariantUnavailable, InsufficientStock:
     """
@@ -94,13 +125,17 @@ def add_item(buyer_id: int, variant_id: int, quantity: int) -> Cart:
             )
         if item is None:
             cart.items.append(
-                CartItem(
-                    variant_id=variant_id, quantity=quantity, unit_price_cents=variant.price_cents
-                )
+                CartItem(variant=variant, quantity=quantity, unit_price_cents=variant.price_cents)
             )
         else:
             item.quantity = wanted
-    return get_cart(buyer_id)
+        return _answer(cart)
+
+
+def _answer(cart: Cart) -> dict[str, Any]:
+    """The changed cart's JSON, read before the commit expires it, so answering costs no query."""
+    db.session.flush()
+    return cart_json(cart)
 
 
 def _own_item(cart: Cart, item_id: int) -> CartItem:
@@ -110,8 +145,8 @@ def _own_item(cart: Cart, item_id: int) -> CartItem:
     return item
 
 
-def set_quantity(buyer_id: int, item_id: int, quantity: int) -> Cart:
-    """Change a line's quantity; 0 removes it.
+def set_quantity(buyer_id: int, item_id: int, quantity: int) -> dict[str, Any]:
+    """Change a line's quantity; 0 removes it. Returns the cart's JSON.
 
     :raises ValidationFailed, CartItemNotFound, InsufficientStock:
     """
@@ -127,15 +162,15 @@ def set_quantity(buyer_id: int, item_id: int, quantity: int) -> Cart:
                     details={"variant_ids": [item.variant_id], "available": item.variant.available}
                 )
             item.quantity = quantity
-    return get_cart(buyer_id)
+        return _answer(cart)
 
 
-def remove_item(buyer_id: int, item_id: int) -> Cart:
+def remove_item(buyer_id: int, item_id: int) -> dict[str, Any]:
     """:raises CartItemNotFound:"""
     return set_quantity(buyer_id, item_id, 0)
 
 
-def merge_guest_lines(buyer_id: int, lines: list[tuple[int, int]]) -> Cart:
+def merge_guest_lines(buyer_id: int, lines: list[tuple[int, int]]) -> None:
     """Merge a guest cart at login: quantities add, capped by what is available."""
     with transaction():
         cart = for_buyer(buyer_id, lock=True)
@@ -156,7 +191,6 @@ def merge_guest_lines(buyer_id: int, lines: list[tuple[int, int]]) -> Cart:
                 )
             else:
                 item.quantity = wanted
-    return get_cart(buyer_id)
 
 
 def take_back_lines(buyer_id: int, lines: list[tuple[int, int]]) -> None:

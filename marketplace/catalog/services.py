@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import contains_eager, joinedload, raiseload, selectinload
 
 from marketplace.accounts.models import User
 from marketplace.catalog.models import (
@@ -439,6 +439,17 @@ def vendor_products(
 # --- public catalog ------------------------------------------------------------------------
 
 
+# Everything a product's JSON reads, loaded in the one statement that finds the product (which
+# joins its vendor); anything else it would lazy-load raises instead of costing a round trip.
+PRODUCT_JSON = (
+    contains_eager(Product.vendor),
+    joinedload(Product.variants),
+    joinedload(Product.brand),
+    joinedload(Product.category),
+    raiseload("*", sql_only=True),
+)
+
+
 def _visible() -> Select[tuple[Product]]:
     return (
         select(Product)
@@ -474,8 +485,10 @@ def public_product(product_id: int) -> Product:
 
     :raises ProductNotFound:
     """
-    product = db.session.scalar(
-        _visible().where(Product.id == product_id).options(selectinload(Product.variants))
+    product = (
+        db.session.scalars(_visible().where(Product.id == product_id).options(*PRODUCT_JSON))
+        .unique()
+        .one_or_none()
     )
     if product is None:
         raise ProductNotFound()
@@ -557,5 +570,5 @@ def browse(filters: CatalogFilters) -> tuple[list[Product], int]:
 
 def _paginate(query: Select[Any], page: int, per_page: int) -> tuple[list[Any], int]:
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
+    items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).unique().all()
     return list(items), total or 0

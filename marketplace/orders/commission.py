@@ -4,7 +4,7 @@ override → category override (nearest ancestor) → platform default."""
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from marketplace.catalog.models import Category, Vendor
 from marketplace.catalog.services import get_vendor, normalize_category_path
@@ -31,6 +31,16 @@ def default_bps() -> int:
     if settings is None:
         return int(current_app.config["DEFAULT_COMMISSION_BPS"])
     return settings.default_commission_bps
+
+
+def default_bps_column() -> ColumnElement[int]:
+    """`default_bps()` as a column, for reading it in the same statement as other figures."""
+    return func.coalesce(
+        select(PlatformSettings.default_commission_bps)
+        .where(PlatformSettings.id == 1)
+        .scalar_subquery(),
+        int(current_app.config["DEFAULT_COMMISSION_BPS"]),
+    )
 
 
 def _check_bps(bps: int | None, field: str) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import joinedload, selectinload
 
 from marketplace import jobs
 from marketplace.cart import services as carts
@@ -133,33 +133,35 @@ def checkout(
 
     The same key with the same request returns the first order (`replayed`); concurrent
     requests with one key create one order. With `expected_total_cents` (the total of the quote
-    the buyer saw) nothing is placed when the total came out different.
+    the buyer saw) nothing is placed when the total came out different. A new order comes back
+    as committed, still loaded, so it can be shown without reading it back.
 
     :raises CartEmpty, OutOfStock, PriceChanged, VendorUnavailable, IdempotencyKeyReused,
         IdempotencyInProgress, ValidationFailed, QuoteChanged:
     """
     if not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise ValidationFailed({"Idempotency-Key": "must be 1 to 255 characters long"})
-    previous = _replay(buyer_id, idempotency_key, request_hash)
-    if previous is not None:
-        return CheckoutResult(previous, replayed=True)
     address = address.validated()
     if coupon_code:
         raise ValidationFailed({"coupon_code": "unknown coupon"})
     try:
-        with transaction():
-            record = _claim_key(buyer_id, idempotency_key, request_hash)
+        with transaction(keep_loaded=True):
             order = _place_order(buyer_id, address, expected_total_cents)
-            record.order_id = order.id
+            _claim_key(buyer_id, idempotency_key, request_hash, order.id)
             on_commit(_schedule_expiry, order.id, order.reservation_expires_at)
-    except _KeyTaken:
-        db.session.rollback()
+    except (_KeyTaken, CartEmpty, OutOfStock, PriceChanged, VendorUnavailable, QuoteChanged) as no:
+        # The key is looked up only when the order could not be placed, not before every
+        # checkout: a retry finds its cart emptied by the first order (or the key taken), and
+        # a twin that waited on the cart's lock finds the order its sibling committed.
         previous = _replay(buyer_id, idempotency_key, request_hash)
-        if previous is None:
+        if previous is not None:
+            return CheckoutResult(previous, replayed=True)
+        if isinstance(no, _KeyTaken):
             raise IdempotencyInProgress() from None
-        return CheckoutResult(previous, replayed=True)
-    except PriceChanged as changed:
-        _apply_new_prices(buyer_id, changed.details["items"])
+        if isinstance(no, PriceChanged):
+            _apply_new_prices(buyer_id, no.details["items"])
+        if isinstance(no, OutOfStock):
+            raise inventory.shortage(no) from None
         raise
     return CheckoutResult(order, replayed=False)
 
@@ -168,15 +170,22 @@ class _KeyTaken(Exception):
     pass
 
 
-def _claim_key(buyer_id: int, key: str, request_hash: str) -> IdempotencyRecord:
-    """Insert the key's record first: a concurrent twin blocks on the unique index, then fails."""
-    record = IdempotencyRecord(user_id=buyer_id, key=key, request_hash=request_hash)
-    db.session.add(record)
-    try:
-        db.session.flush()
-    except IntegrityError as error:
-        raise _KeyTaken() from error
-    return record
+def _claim_key(buyer_id: int, key: str, request_hash: str, order_id: int) -> None:
+    """Record the key with the order it placed, last: when the same key was committed first
+    (a retry, a twin), the insert does nothing and the whole order is rolled back.
+
+    :raises _KeyTaken:
+    """
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    claimed = db.session.execute(
+        insert(IdempotencyRecord)
+        .values(user_id=buyer_id, key=key, request_hash=request_hash, order_id=order_id)
+        .on_conflict_do_nothing(index_elements=["user_id", "key"])
+        .returning(IdempotencyRecord.id)
+    ).scalar_one_or_none()
+    if claimed is None:
+        raise _KeyTaken()
 
 
 def prune_idempotency_records(now: datetime | None = None) -> int:
@@ -190,6 +199,7 @@ def prune_idempotency_records(now: datetime | None = None) -> int:
 
 
 def _replay(buyer_id: int, key: str, request_hash: str) -> Order | None:
+    """The order placed under this key, loaded for showing. :raises IdempotencyKeyReused:"""
     record = db.session.scalar(
         select(IdempotencyRecord).where(
             IdempotencyRecord.user_id == buyer_id, IdempotencyRecord.key == key
@@ -199,17 +209,53 @@ def _replay(buyer_id: int, key: str, request_hash: str) -> Order | None:
         return None
     if record.request_hash != request_hash:
         raise IdempotencyKeyReused()
-    return db.session.get(Order, record.order_id)
+    return buyer_order_details(buyer_id, record.order_id)
+
+
+@dataclass(frozen=True)
+class _PricingContext:
+    tax_bps: int | None  # None: no address, so no tax
+    platform_bps: int
+    has_declined_order: bool = False
+
+
+def _pricing_columns(address: Address | None, buyer_id: int | None = None) -> list[Any]:
+    """The platform's commission, the destination's tax rate and (given a buyer) whether a
+    declined order of theirs is waiting to be abandoned, as columns of one statement."""
+    columns: list[Any] = [commission.default_bps_column()]
+    if address is not None:
+        columns.append(tax.rate_column(address.country, address.state))
+    if buyer_id is not None:
+        columns.append(
+            select(Order.id)
+            .where(Order.buyer_id == buyer_id, Order.status == OrderStatus.PAYMENT_FAILED)
+            .exists()
+        )
+    return columns
+
+
+def _pricing_context(
+    address: Address | None, buyer_id: int | None = None, row: Any = None
+) -> _PricingContext:
+    """`_pricing_columns` read (or their values already read, `row`)."""
+    if row is None:
+        row = db.session.execute(select(*_pricing_columns(address, buyer_id))).one()
+    return _PricingContext(
+        platform_bps=row[0],
+        tax_bps=row[1] if address is not None else None,
+        has_declined_order=bool(row[-1]) if buyer_id is not None else False,
+    )
 
 
 def _place_order(buyer_id: int, address: Address, expected_total_cents: int | None) -> Order:
-    cart = carts.for_buyer(buyer_id, lock=True)
-    items = list(cart.items)
+    cart, figures = carts.for_checkout(buyer_id, *_pricing_columns(address, buyer_id))
+    items = list(cart.items) if cart is not None else []
     if not items:
         raise CartEmpty()
-    variants = _variants_of(items)
+    variants = {item.variant_id: item.variant for item in items}
     _validate_lines(items, variants)
-    priced = _price(items, variants, address)
+    context = _pricing_context(address, buyer_id, figures)
+    priced = _price(items, variants, context)
     if expected_total_cents is not None and priced.total_cents != expected_total_cents:
         raise QuoteChanged(
             details={
@@ -231,16 +277,20 @@ def _place_order(buyer_id: int, address: Address, expected_total_cents: int | No
         total_cents=priced.total_cents,
         shipping_address=asdict(address),
         reservation_expires_at=expires_at,
+        vendor_orders=[],
     )
     db.session.add(order)
     db.session.flush()
     inventory.reserve(order.id, [(i.variant_id, i.quantity) for i in items], expires_at)
+    vendors = {variant.vendor_id: variant.product.vendor for variant in variants.values()}
     for vendor_quote in priced.vendors:
-        _add_vendor_order(order, vendor_quote)
+        _add_vendor_order(order, vendor_quote, vendors[vendor_quote.vendor_id])
     db.session.flush()
     record_creation(order, actor=f"buyer:{buyer_id}")
     carts.clear(cart)
-    _abandon_declined(buyer_id, actor=f"buyer:{buyer_id}")
+    if context.has_declined_order:
+        _abandon_declined(buyer_id, actor=f"buyer:{buyer_id}")
+    db.session.flush()
     return order
 
 
@@ -269,13 +319,14 @@ def _variants_of(items: list[CartItem]) -> dict[int, Variant]:
     }
 
 
-def _price(items: list[CartItem], variants: dict[int, Variant], address: Address | None) -> Quote:
+def _price(items: list[CartItem], variants: dict[int, Variant], context: _PricingContext) -> Quote:
     """The cart's lines priced at the price each was added at (the checkout's own numbers)."""
-    tax_bps = tax.rate_for(address.country, address.state) if address is not None else None
     lines = [
         quotes.Line(variants[i.variant_id], i.quantity, i.unit_price_cents, ref=i.id) for i in items
     ]
-    return quotes.price(lines, current_app.config["CURRENCY"], tax_bps, commission.default_bps())
+    return quotes.price(
+        lines, current_app.config["CURRENCY"], context.tax_bps, context.platform_bps
+    )
 
 
 def quote_checkout(buyer_id: int, address: Address, coupon_code: str | None = None) -> Quote:
@@ -304,7 +355,7 @@ def quote_checkout(buyer_id: int, address: Address, coupon_code: str | None = No
     short = sorted(i.variant_id for i in items if i.quantity > variants[i.variant_id].available)
     if short:
         raise OutOfStock(details={"variant_ids": short})
-    return _price(items, variants, address)
+    return _price(items, variants, _pricing_context(address))
 
 
 @dataclass(frozen=True)
@@ -331,7 +382,7 @@ def cart_page(buyer_id: int) -> CartPage:
         for i in items
         if i not in sellable
     ]
-    return CartPage(_price(sellable, variants, None), unavailable)
+    return CartPage(_price(sellable, variants, _pricing_context(None)), unavailable)
 
 
 def guest_cart_page(lines: list[tuple[int, int]]) -> CartPage:
@@ -382,10 +433,10 @@ def _validate_lines(items: list[CartItem], variants: dict[int, Variant]) -> None
         raise PriceChanged(details={"items": changed})
 
 
-def _add_vendor_order(order: Order, priced: VendorQuote) -> VendorOrder:
+def _add_vendor_order(order: Order, priced: VendorQuote, vendor: Vendor) -> VendorOrder:
     vendor_order = VendorOrder(
         order=order,
-        vendor_id=priced.vendor_id,
+        vendor=vendor,
         status=VendorOrderStatus.PENDING_PAYMENT,
         subtotal_cents=priced.subtotal_cents,
         shipping_cents=priced.shipping_cents,
@@ -394,6 +445,7 @@ def _add_vendor_order(order: Order, priced: VendorQuote) -> VendorOrder:
         total_cents=priced.total_cents,
         platform_fee_cents=priced.platform_fee_cents,
         vendor_earnings_cents=priced.vendor_earnings_cents,
+        history=[],
         items=[
             OrderItem(
                 order_id=order.id,
@@ -448,12 +500,16 @@ def _schedule_expiry(order_id: int, expires_at: datetime, *, again: bool = False
 # --- queries -------------------------------------------------------------------------------
 
 
-# Everything `order_json` reads, in five queries instead of one per relationship and line.
+# Everything `order_json` reads, in two statements: the order with its own history, then its
+# parts with their vendor, lines and history (few rows each, so joined rather than one query
+# per collection).
 _ORDER_DETAILS = (
-    selectinload(Order.history),
-    selectinload(Order.vendor_orders).selectinload(VendorOrder.items),
-    selectinload(Order.vendor_orders).selectinload(VendorOrder.history),
-    selectinload(Order.vendor_orders).joinedload(VendorOrder.vendor),
+    joinedload(Order.history),
+    selectinload(Order.vendor_orders).options(
+        joinedload(VendorOrder.vendor),
+        joinedload(VendorOrder.items),
+        joinedload(VendorOrder.history),
+    ),
 )
 
 

@@ -6,6 +6,8 @@ check the allowed table, write a history row and raise `IllegalTransition` (409)
 
 from __future__ import annotations
 
+from sqlalchemy.orm.attributes import set_committed_value
+
 from marketplace.db import db
 from marketplace.errors import Conflict
 from marketplace.orders.models import (
@@ -144,15 +146,18 @@ def reopen_after_expiry(order: Order, *, actor: str) -> None:
 
 
 def record_creation(order: Order, *, actor: str) -> None:
-    """History rows for a new order and its VendorOrders (from nothing to pending_payment)."""
-    db.session.add(
-        OrderHistory(order_id=order.id, from_status=None, to_status=order.status.value, actor=actor)
+    """History rows for a new order and its VendorOrders (from nothing to pending_payment),
+    also kept on the objects so the new order can be shown without reading them back."""
+    created = OrderHistory(
+        order_id=order.id, from_status=None, to_status=order.status.value, actor=actor
     )
+    db.session.add(created)
+    set_committed_value(order, "history", [created])
     for vendor_order in order.vendor_orders:
         db.session.add(
             OrderHistory(
                 order_id=order.id,
-                vendor_order_id=vendor_order.id,
+                vendor_order=vendor_order,
                 from_status=None,
                 to_status=vendor_order.status.value,
                 actor=actor,

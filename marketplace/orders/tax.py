@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 
 from marketplace.db import db, transaction
 from marketplace.errors import ValidationFailed
@@ -19,6 +19,24 @@ def rate_for(country: str, region: str | None) -> int:
     if region and region.upper() in rates:
         return rates[region.upper()]
     return rates.get(None, 0)
+
+
+def rate_column(country: str, region: str | None) -> ColumnElement[int]:
+    """`rate_for()` as a column, for reading it in the same statement as other figures."""
+    country = country.upper()
+    country_rate = (
+        select(TaxRate.rate_bps)
+        .where(TaxRate.country == country, TaxRate.region.is_(None))
+        .scalar_subquery()
+    )
+    if not region:
+        return func.coalesce(country_rate, 0)
+    region_rate = (
+        select(TaxRate.rate_bps)
+        .where(TaxRate.country == country, TaxRate.region == region.upper())
+        .scalar_subquery()
+    )
+    return func.coalesce(region_rate, country_rate, 0)
 
 
 def set_rate(country: str, region: str | None, rate_bps: int) -> TaxRate:

@@ -32,12 +32,11 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 from whoosh.query import And, Or, Prefix, Query, Term
 from whoosh.searching import Searcher
 
 from marketplace.catalog.models import Product, ProductStatus, Vendor, VendorStatus
-from marketplace.catalog.services import CatalogFilters, browse
+from marketplace.catalog.services import PRODUCT_JSON, CatalogFilters, browse
 from marketplace.db import db
 from marketplace.search import index as storage
 from marketplace.search.schema import (
@@ -590,21 +589,20 @@ def products_in_order(product_ids: list[int]) -> list[Product]:
     (their index update is on its way)."""
     if not product_ids:
         return []
-    products = db.session.scalars(
-        select(Product)
-        .join(Vendor, Vendor.id == Product.vendor_id)
-        .where(
-            Product.id.in_(product_ids),
-            Product.status == ProductStatus.ACTIVE,
-            Vendor.status == VendorStatus.APPROVED,
+    products = (
+        db.session.scalars(
+            select(Product)
+            .join(Vendor, Vendor.id == Product.vendor_id)
+            .where(
+                Product.id.in_(product_ids),
+                Product.status == ProductStatus.ACTIVE,
+                Vendor.status == VendorStatus.APPROVED,
+            )
+            .options(*PRODUCT_JSON)
         )
-        .options(
-            selectinload(Product.variants),
-            selectinload(Product.vendor),
-            selectinload(Product.brand),
-            selectinload(Product.category),
-        )
-    ).all()
+        .unique()
+        .all()
+    )
     by_id = {p.id: p for p in products}
     return [by_id[i] for i in product_ids if i in by_id]
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from marketplace.db import db, transaction
 from marketplace.orders.models import Order, OrderStatus
@@ -50,11 +51,14 @@ def payment_for_checkout(order_id: int) -> dict[str, Any]:
 
 
 def _record_intent(order: Order, intent: dict[str, Any]) -> None:
-    with transaction():
+    """Keep the new intent on the order, unless a concurrent call kept its own first. The
+    order stays loaded (a checkout answers from it)."""
+    with transaction(keep_loaded=True):
         claimed = db.session.execute(
             update(Order)
             .where(Order.id == order.id, Order.payment_intent_id.is_(None))
             .values(payment_intent_id=intent["id"])
+            .execution_options(synchronize_session=False)
         )
         if claimed.rowcount == 1:
             db.session.add(
@@ -66,4 +70,7 @@ def _record_intent(order: Order, intent: dict[str, Any]) -> None:
                     amount_cents=order.total_cents,
                 )
             )
-    db.session.refresh(order)
+    if claimed.rowcount == 1:
+        set_committed_value(order, "payment_intent_id", intent["id"])
+    else:
+        db.session.refresh(order, ["payment_intent_id"])
