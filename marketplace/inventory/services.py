@@ -56,7 +56,7 @@ def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -
     short: list[int] = []
     # Only a variant left with nothing available can take its product out of stock in the
     # search index; RETURNING says which, without a query per line (SQLite before 3.35 has no
-    # RETURNING: then every line is checked).
+    # RETURNING: then every line is recorded). The index job decides; nothing here reads it.
     returning = db.session.get_bind().dialect.update_returning
     sold_out: list[int] = []
     for variant_id in sorted(merged):
@@ -104,7 +104,7 @@ def _settle(order_id: int, to: ReservationStatus, variant_ids: list[int] | None 
     if variant_ids is not None:
         query = query.where(Reservation.variant_id.in_(variant_ids))
     reservations = db.session.scalars(query).all()
-    moved = 0
+    moved: list[int] = []
     for reservation in reservations:
         claimed = db.session.execute(
             update(Reservation)
@@ -123,10 +123,12 @@ def _settle(order_id: int, to: ReservationStatus, variant_ids: list[int] | None 
             .values(**stock)
             .execution_options(synchronize_session=False)
         )
-        moved += 1
-    search_index.stock_changed(variant_ids=[r.variant_id for r in reservations])
+        moved.append(reservation.variant_id)
+    if to is ReservationStatus.RELEASED:
+        # Committing leaves on_hand - reserved as it was: only a release can flip the flag.
+        search_index.stock_changed(variant_ids=moved)
     db.session.expire_all()
-    return moved
+    return len(moved)
 
 
 def release(order_id: int) -> int:
