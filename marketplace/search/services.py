@@ -21,10 +21,12 @@ Plain values in, a dataclass out; read-only (any web worker). How a query runs:
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import math
 import threading
+import traceback
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -500,18 +502,36 @@ def _reading(read: Callable[[Searcher], _T], empty: _T) -> _T:
 
     :raises SearchUnavailable:
     """
-    failure: Exception | None = None
-    for _ in range(2):
-        try:
-            searcher = storage.searcher()
-            if searcher is None:
-                return empty
-            return read(searcher)
-        except Exception as error:  # the engine's errors have no common base class
-            failure = error
-            storage.close_searcher()
-    log.error("search unavailable: %r", failure, exc_info=failure)
-    raise storage.SearchUnavailable() from failure
+    failures: list[Exception] = []
+    try:
+        for _ in range(2):
+            try:
+                searcher = storage.searcher()
+                if searcher is None:
+                    return empty
+                return read(searcher)
+            except Exception as error:  # the engine's errors have no common base class
+                failures.append(error)
+                storage.close_searcher()
+        # The traceback as text: a record holding the frames would keep the leaked files open.
+        log.error("search unavailable:\n%s", "".join(traceback.format_exception(failures[-1])))
+        raise storage.SearchUnavailable() from failures[-1]
+    finally:
+        if failures:
+            _release(failures)
+
+
+def _release(failures: list[Exception]) -> None:
+    """Whoosh leaves a segment's file open when opening it fails (a corrupt or vanished
+    compound file); the frames of the failure hold it. Drop the tracebacks and collect, so a
+    broken index does not leak a descriptor per request."""
+    for error in failures:
+        seen: BaseException | None = error
+        while seen is not None:
+            seen.__traceback__ = None
+            seen = seen.__cause__ or seen.__context__
+    failures.clear()
+    gc.collect()
 
 
 def search(
