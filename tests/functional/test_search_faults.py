@@ -27,7 +27,7 @@ from whoosh import index as whoosh_index
 from whoosh.index import FileIndex
 
 from marketplace.catalog.models import Variant
-from marketplace.db import db, utcnow
+from marketplace.db import db, transaction, utcnow
 from marketplace.inventory import services as inventory
 from marketplace.jobs import outbox
 from marketplace.jobs.outbox import OutboxMessage, OutboxStatus
@@ -415,3 +415,29 @@ def test_stock_moves_never_open_the_index(api, app, monkeypatch):
     b = _order(api, second, variant_id, 1, "b")
     assert orders.expire_order(b, now=utcnow() + timedelta(days=1))
     assert _stock(variant_id) == (1, 0)
+
+
+def test_checkout_records_a_stock_job_only_when_it_sells_out(api, app):
+    """The checkout's share of search is one outbox row, and only when a variant sold out."""
+    lamp = make_product(make_vendor(), title="Lamp", stock=2).variants[0].id
+    app.config["JOBS_SYNCHRONOUS"] = False
+
+    def stock_rows() -> list[list[Any]]:
+        db.session.rollback()
+        return list(
+            db.session.scalars(
+                select(OutboxMessage.args)
+                .where(OutboxMessage.job == indexing.INDEX_STOCK_JOB)
+                .order_by(OutboxMessage.id)
+            )
+        )
+
+    first, second = make_buyer(), make_buyer()
+    _order(api, first, lamp, 1, "a")
+    assert stock_rows() == []  # one left: nothing for the index to learn
+    sold_out = _order(api, second, lamp, 1, "b")
+    assert stock_rows() == [[[lamp], []]]
+    with transaction():
+        assert inventory.commit(sold_out) == 1  # paid: on_hand and reserved drop together
+    assert _stock(lamp) == (1, 1)
+    assert stock_rows() == [[[lamp], []]]  # ... so the in-stock flag cannot flip
