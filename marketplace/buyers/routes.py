@@ -79,7 +79,18 @@ def products() -> Any:
         page=form.page.data or 1,
         per_page=PER_PAGE,
     )
-    found = search.catalog_page(q, filters)
+    try:
+        found = search.catalog_page(q, filters)
+    except search.SearchUnavailable as unavailable:
+        # The form and a message, not an error page: the index is being rebuilt or repaired.
+        return render_template(
+            "buyers/products.html",
+            form=form,
+            products=[],
+            total=0,
+            facets=None,
+            unavailable=unavailable.message,
+        ), unavailable.status
     pages = max(1, -(-found.total // PER_PAGE))
     # Only the form's own filters go into the links (a key like `endpoint` would clash with
     # url_for's own arguments).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm.util import identity_key
 
 from marketplace.catalog.models import Variant
@@ -43,62 +43,48 @@ class OutOfStock(Conflict):
     message = "Some items are no longer available in the quantity asked for."
 
 
-class _Short(OutOfStock):
-    """Some guarded update found too little stock; which ones is read after the rollback."""
-
-    def __init__(self, wanted: dict[int, int]):
-        super().__init__()
-        self.wanted = wanted
-
-
-def shortage(error: OutOfStock) -> OutOfStock:
-    """`error` with `details.variant_ids` filled in, read after the failed checkout's rollback
-    (the batched update says only that some line was short, not which)."""
-    if not isinstance(error, _Short):
-        return error
-    available = dict(
-        db.session.execute(
-            select(Variant.id, Variant.on_hand - Variant.reserved).where(
-                Variant.id.in_(error.wanted)
-            )
-        ).all()
-    )
-    short = sorted(v for v, q in error.wanted.items() if available.get(v, 0) < q)
-    return OutOfStock(details={"variant_ids": short or sorted(error.wanted)})
-
-
 def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -> list[Reservation]:
     """Hold `quantity` of each `(variant_id, quantity)` for an order, in the caller's transaction.
 
     Guarded updates in variant-id order, so concurrent checkouts never oversell and never
     deadlock on each other's rows.
 
-    :raises OutOfStock: the caller's transaction must roll back, then ask `shortage(error)`
-        which variants were short.
+    :raises OutOfStock: with `details.variant_ids`; the caller's transaction must roll back.
     """
     merged: dict[int, int] = {}
     for variant_id, quantity in lines:
         merged[variant_id] = merged.get(variant_id, 0) + quantity
-    held = sorted(merged)
-    # One executemany in variant-id order: one round trip for the whole cart, and rows are
-    # locked in the same order by every checkout, so two never deadlock on each other.
-    variants = Variant.__table__.c
-    result = db.session.connection().execute(
-        update(Variant.__table__)
-        .where(
-            variants.id == bindparam("variant_id"),
-            variants.on_hand - variants.reserved >= bindparam("quantity"),
+    short: list[int] = []
+    # Only a variant left with nothing available can take its product out of stock in the
+    # search index; RETURNING says which, without a query per line (SQLite before 3.35 has no
+    # RETURNING: then every line is recorded). The index job decides; nothing here reads it.
+    returning = db.session.get_bind().dialect.update_returning
+    sold_out: list[int] = []
+    for variant_id in sorted(merged):
+        quantity = merged[variant_id]
+        statement = (
+            update(Variant)
+            .where(Variant.id == variant_id, Variant.on_hand - Variant.reserved >= quantity)
+            .values(reserved=Variant.reserved + quantity)
+            .execution_options(synchronize_session=False)
         )
-        .values(reserved=variants.reserved + bindparam("quantity")),
-        [{"variant_id": v, "quantity": merged[v]} for v in held],
-    )
-    if result.rowcount != len(held):
-        raise _Short(merged)
-    for variant_id in held:  # loaded copies of these rows are stale now
+        if returning:
+            left = db.session.execute(
+                statement.returning(Variant.on_hand - Variant.reserved)
+            ).scalar_one_or_none()
+            if left is None:
+                short.append(variant_id)
+            elif left == 0:
+                sold_out.append(variant_id)
+        elif db.session.execute(statement).rowcount != 1:
+            short.append(variant_id)
+    if short:
+        raise OutOfStock(details={"variant_ids": short})
+    for variant_id in merged:  # loaded copies of these rows are stale now
         loaded = db.session.identity_map.get(identity_key(Variant, variant_id))
         if loaded is not None:
             db.session.expire(loaded, ["reserved"])
-    search_index.stock_changed(variant_ids=held)
+    search_index.stock_changed(variant_ids=sold_out if returning else sorted(merged))
     reservations = [
         Reservation(
             order_id=order_id,
@@ -106,7 +92,7 @@ def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -
             quantity=merged[variant_id],
             expires_at=expires_at,
         )
-        for variant_id in held
+        for variant_id in sorted(merged)
     ]
     db.session.add_all(reservations)
     return reservations
@@ -122,7 +108,7 @@ def _settle(order_id: int, to: ReservationStatus, variant_ids: list[int] | None 
     if variant_ids is not None:
         query = query.where(Reservation.variant_id.in_(variant_ids))
     reservations = db.session.scalars(query).all()
-    moved = 0
+    moved: list[int] = []
     for reservation in reservations:
         claimed = db.session.execute(
             update(Reservation)
@@ -141,10 +127,12 @@ def _settle(order_id: int, to: ReservationStatus, variant_ids: list[int] | None 
             .values(**stock)
             .execution_options(synchronize_session=False)
         )
-        moved += 1
-    search_index.stock_changed(variant_ids=[r.variant_id for r in reservations])
+        moved.append(reservation.variant_id)
+    if to is ReservationStatus.RELEASED:
+        # Committing leaves on_hand - reserved as it was: only a release can flip the flag.
+        search_index.stock_changed(variant_ids=moved)
     db.session.expire_all()
-    return moved
+    return len(moved)
 
 
 def release(order_id: int) -> int:

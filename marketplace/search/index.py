@@ -15,6 +15,7 @@ workers only read.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -30,7 +31,10 @@ from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 from whoosh.searching import Searcher
 
+from marketplace.errors import DomainError
 from marketplace.search.schema import SCHEMA
+
+log = logging.getLogger(__name__)
 
 CURRENT = "current"
 GENERATION_PREFIX = "gen-"
@@ -135,10 +139,41 @@ def _readers(app: Flask) -> _ThreadReaders:
     return readers
 
 
+class SearchUnavailable(DomainError):
+    """The index cannot be read right now (missing files, a writer swapping it, corruption).
+
+    Only search answers with it; nothing else reads the index in a request.
+    """
+
+    status, code = 503, "search_unavailable"
+    message = "Search is unavailable for a moment; please try again shortly."
+
+
+def _usable(searcher: Searcher) -> bool:
+    """False once the searcher or any of its segment readers was closed."""
+    if searcher.is_closed:
+        return False
+    reader = searcher.reader()
+    leaves = [leaf for leaf, _ in reader.leaf_readers()]
+    return not any(getattr(r, "is_closed", False) for r in [reader, *leaves])
+
+
+def _open(readers: _ThreadReaders, live: Path) -> Searcher:
+    readers.index = whoosh_index.open_dir(str(live))
+    readers.searcher = readers.index.searcher()
+    readers.path = live
+    return readers.searcher
+
+
 def searcher() -> Searcher | None:
     """This thread's searcher on the latest committed index, or None if none was built.
 
-    Searchers are kept per thread and refreshed (a cheap generation check) on each call.
+    Searchers are kept per thread and refreshed (a cheap generation check) on each call. A
+    refresh that fails (Whoosh closes the old searcher *before* opening the new reader, so a
+    writer merging or a generation swap at that moment leaves it closed) or a searcher found
+    closed is dropped and opened afresh; only if that fails too does the call give up.
+
+    :raises SearchUnavailable: the live index cannot be opened.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     readers = _readers(app)
@@ -146,14 +181,19 @@ def searcher() -> Searcher | None:
     if live is None:
         close_searcher(app)
         return None
-    if readers.path != live or readers.searcher is None:
+    cached = readers.searcher
+    if readers.path == live and cached is not None and _usable(cached):
+        try:
+            readers.searcher = cached.refresh()
+            return readers.searcher
+        except Exception:
+            log.info("search: refreshing the cached searcher failed; reopening", exc_info=True)
+    close_searcher(app)
+    try:
+        return _open(readers, live)
+    except Exception as error:
         close_searcher(app)
-        readers.index = whoosh_index.open_dir(str(live))
-        readers.searcher = readers.index.searcher()
-        readers.path = live
-    else:
-        readers.searcher = readers.searcher.refresh()
-    return readers.searcher
+        raise SearchUnavailable() from error
 
 
 def searcher_dir() -> str:
@@ -162,8 +202,14 @@ def searcher_dir() -> str:
 
 
 def close_searcher(app: Flask | None = None) -> None:
-    """Close this thread's cached searcher (tests, and when the live generation changed)."""
+    """Drop this thread's cached searcher (tests, a new live generation, a broken reader).
+
+    Never raises: closing a searcher whose files are gone or already closed is not an error.
+    """
     readers = _readers(app or current_app._get_current_object())  # type: ignore[attr-defined]
-    if readers.searcher is not None:
-        readers.searcher.close()
-    readers.path = readers.index = readers.searcher = None
+    cached, readers.path, readers.index, readers.searcher = readers.searcher, None, None, None
+    if cached is not None:
+        try:
+            cached.close()
+        except Exception:
+            log.debug("search: closing a broken searcher failed", exc_info=True)

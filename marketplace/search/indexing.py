@@ -1,8 +1,9 @@
 """Keeping the index fresh: hooks for the catalog, the indexer, full rebuilds and checks.
 
 Services call the hooks inside their transaction (`product_changed`, `vendor_changed`,
-`stock_changed`); each writes an outbox row, so the index update is dispatched only after the
-change commits and is never lost if Redis is away. The job (`search.jobs`) then calls
+`stock_changed`); each writes an outbox row and nothing else (no hook reads the index), so
+the index update is dispatched only after the change commits and is never lost if Redis is
+away, and no stock move depends on the index being readable. The job (`search.jobs`) then calls
 `apply_products`, which takes the single-writer lock, reads the products' committed state
 and updates or deletes their documents.
 """
@@ -25,9 +26,11 @@ from marketplace.search.schema import document, facts_for
 
 INDEX_PRODUCT_JOB = "marketplace.search.jobs.index_product"
 INDEX_VENDOR_JOB = "marketplace.search.jobs.index_vendor"
+INDEX_STOCK_JOB = "marketplace.search.jobs.index_stock"
 BATCH = 500
 
 _PENDING = "marketplace.search.pending"
+_STOCK_PENDING = "marketplace.search.pending_stock"
 
 
 # --- hooks (inside the caller's transaction) -----------------------------------------------
@@ -58,38 +61,37 @@ def vendor_changed(vendor_id: int) -> None:
 
 
 def stock_changed(product_ids: Iterable[int] = (), *, variant_ids: Iterable[int] = ()) -> None:
-    """Stock moved (reserve, release, restock): enqueue only products whose in-stock flag flipped.
+    """Stock moved (reserve, release, restock): record the ids for the indexer, nothing more.
 
-    Cheap enough for checkout: one SQL query for the flags, one term lookup per product in the
-    (cached) searcher, and an outbox row only where the index disagrees with the database.
-    Products the index does not hold are not visible, so they are left alone.
+    Never reads or writes the index, and runs no query: checkout, cancel, refund, return and
+    expiry must work whatever state the index is in. One outbox row per call with the ids not
+    yet recorded in this transaction; the job (`search.jobs.index_stock`) reads the committed
+    stock and rewrites only the documents whose in-stock flag (or anything else) is stale.
     """
+    session = db.session()
+    txn = session.get_transaction()
+    seen = session.info.get(_STOCK_PENDING)
+    if seen is None or seen[0] is not txn:
+        seen = (txn, set())
+        session.info[_STOCK_PENDING] = seen
+    new_variants = sorted(v for v in set(variant_ids) if ("variant", v) not in seen[1])
+    new_products = sorted(p for p in set(product_ids) if ("product", p) not in seen[1])
+    if not (new_variants or new_products):
+        return
+    seen[1].update(("variant", v) for v in new_variants)
+    seen[1].update(("product", p) for p in new_products)
+    outbox.add(INDEX_STOCK_JOB, new_variants, new_products)
+
+
+def stock_product_ids(variant_ids: Iterable[int], product_ids: Iterable[int] = ()) -> list[int]:
+    """The products behind a stock change (the index job's first step)."""
     ids = set(product_ids)
     variant_ids = list(variant_ids)
     if variant_ids:
         ids.update(
             db.session.scalars(select(Variant.product_id).where(Variant.id.in_(variant_ids)))
         )
-    if not ids:
-        return
-    searcher = storage.searcher()
-    if searcher is None:
-        return
-    in_stock = set(
-        db.session.scalars(
-            select(Variant.product_id)
-            .where(
-                Variant.product_id.in_(ids),
-                Variant.is_active.is_(True),
-                Variant.on_hand > Variant.reserved,
-            )
-            .distinct()
-        )
-    )
-    for product_id in sorted(ids):
-        stored = searcher.document(id=str(product_id))
-        if stored is not None and bool(stored.get("in_stock")) != (product_id in in_stock):
-            product_changed(product_id)
+    return sorted(ids)
 
 
 # --- the indexer ---------------------------------------------------------------------------

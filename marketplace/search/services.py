@@ -21,14 +21,17 @@ Plain values in, a dataclass out; read-only (any web worker). How a query runs:
 
 from __future__ import annotations
 
+import gc
 import itertools
+import logging
 import math
 import threading
+import traceback
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import select
@@ -46,6 +49,10 @@ from marketplace.search.schema import (
     WORD_ANALYZER,
     category_ancestors,
 )
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+SearchUnavailable = storage.SearchUnavailable  # what views catch (search endpoints only)
 
 SORTS = ("relevance", "price_asc", "price_desc", "rating", "newest")
 MAX_QUERY_CHARS = 200
@@ -485,6 +492,47 @@ def _order(columns: _Columns, docs: np.ndarray, total: int, sort: str, limit: in
     return found[np.lexsort(_sort_keys(columns, sort, found))][:limit]
 
 
+def _reading(read: Callable[[Searcher], _T], empty: _T) -> _T:
+    """`read(searcher)` on this thread's searcher (`empty` before the first build).
+
+    Anything the index raises (a reader closed under us, files of a generation swapped away,
+    a corrupt segment, a writer mid-merge) drops the cached searcher and tries once more on a
+    fresh one; if that fails too, one log record and `SearchUnavailable` (503), never a 500.
+
+    :raises SearchUnavailable:
+    """
+    failures: list[Exception] = []
+    try:
+        for _ in range(2):
+            try:
+                searcher = storage.searcher()
+                if searcher is None:
+                    return empty
+                return read(searcher)
+            except Exception as error:  # the engine's errors have no common base class
+                failures.append(error)
+                storage.close_searcher()
+        # The traceback as text: a record holding the frames would keep the leaked files open.
+        log.error("search unavailable:\n%s", "".join(traceback.format_exception(failures[-1])))
+        raise storage.SearchUnavailable() from failures[-1]
+    finally:
+        if failures:
+            _release(failures)
+
+
+def _release(failures: list[Exception]) -> None:
+    """Whoosh leaves a segment's file open when opening it fails (a corrupt or vanished
+    compound file); the frames of the failure hold it. Drop the tracebacks and collect, so a
+    broken index does not leak a descriptor per request."""
+    for error in failures:
+        seen: BaseException | None = error
+        while seen is not None:
+            seen.__traceback__ = None
+            seen = seen.__cause__ or seen.__context__
+    failures.clear()
+    gc.collect()
+
+
 def search(
     q: str | None = "",
     *,
@@ -503,11 +551,33 @@ def search(
     Never raises on odd input: the text is analyzed, not parsed. An empty `q` lists every
     product (with the same filters); `relevance` then means newest first. `category` includes
     its sub-categories; prices are cents (inclusive); `min_rating` is on the average rating.
+
+    :raises SearchUnavailable: the index cannot be read (even on a freshly opened searcher).
     """
     page, per_page = max(1, page), max(1, per_page)
-    searcher = storage.searcher()
-    if searcher is None:
-        return SearchResult([], 0, page, per_page, Facets(), matched="none")
+    return _reading(
+        lambda searcher: _search_in(
+            searcher,
+            q,
+            filter_args=(brand, category, min_price, max_price, min_rating, in_stock),
+            sort=sort,
+            page=page,
+            per_page=per_page,
+        ),
+        SearchResult([], 0, page, per_page, Facets(), matched="none"),
+    )
+
+
+def _search_in(
+    searcher: Searcher,
+    q: str | None,
+    *,
+    filter_args: tuple[str | None, str | None, int | None, int | None, float | None, bool],
+    sort: str,
+    page: int,
+    per_page: int,
+) -> SearchResult:
+    brand, category, min_price, max_price, min_rating, in_stock = filter_args
     where = storage.searcher_dir()
     generation = searcher.reader().generation()
     columns = _columns(searcher, where)
@@ -564,24 +634,27 @@ def search(
 
 
 def suggest(q: str | None, limit: int = 8) -> list[str]:
-    """Titles of visible products whose words start with what was typed (last word a prefix)."""
+    """Titles of visible products whose words start with what was typed (last word a prefix).
+
+    :raises SearchUnavailable: the index cannot be read.
+    """
     words = [t.text for t in WORD_ANALYZER(sanitize(q))][:MAX_TERMS]
     if not words or len(words[-1]) < 2:
         return []
-    searcher = storage.searcher()
-    if searcher is None:
-        return []
     *complete, partial = words
     query = And([Term("title_words", w) for w in complete] + [Prefix("title_words", partial)])
-    results = searcher.search(query, limit=limit * 3)
-    titles: list[str] = []
-    for hit in results:
-        title = hit.get("title")
-        if title and title not in titles:
-            titles.append(title)
-        if len(titles) == limit:
-            break
-    return titles
+
+    def titles_from(searcher: Searcher) -> list[str]:
+        titles: list[str] = []
+        for hit in searcher.search(query, limit=limit * 3):
+            title = hit.get("title")
+            if title and title not in titles:
+                titles.append(title)
+            if len(titles) == limit:
+                break
+        return titles
+
+    return _reading(titles_from, [])
 
 
 def products_in_order(product_ids: list[int]) -> list[Product]:

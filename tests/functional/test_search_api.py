@@ -433,28 +433,45 @@ def test_checkouts_that_sell_out_and_a_cancel_keep_the_in_stock_flag_fresh(api):
     assert titles(api, in_stock="true") == ["Kayak"]
 
 
-def test_stock_changed_hook_enqueues_only_on_a_flip(api):
+def test_stock_changed_hook_only_records_and_the_job_rewrites_only_a_flip(api, monkeypatch):
     from marketplace.jobs.outbox import OutboxMessage
 
     vendor = make_vendor()
     product = make_product(vendor, title="Stove", stock=2)
     variant_id = product.variants[0].id
 
-    def reserve(units: int) -> int:
-        """Move `reserved` as checkout does, call the hook; returns outbox rows written."""
-        before = db.session.scalar(select(func.count(OutboxMessage.id)))
-        with transaction():
+    def index_generation() -> int:
+        return storage.open_for_writing().latest_generation()
+
+    def untouchable(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a stock move read the search index")
+
+    def reserve(units: int) -> tuple[list[Any], bool]:
+        """Move `reserved` as checkout does and call the hook with the index out of bounds;
+        returns the outbox rows' args written and whether the job (run after commit) wrote."""
+        before = db.session.scalar(select(func.max(OutboxMessage.id))) or 0
+        generation = index_generation()
+        with transaction(), monkeypatch.context() as patched:  # the job runs after both
+            patched.setattr(storage, "searcher", untouchable)
+            patched.setattr(storage, "open_for_writing", untouchable)
             db.session.execute(
                 update(Variant).where(Variant.id == variant_id).values(reserved=units)
             )
             indexing.stock_changed(variant_ids=[variant_id])
-        return db.session.scalar(select(func.count(OutboxMessage.id))) - before
+            indexing.stock_changed(variant_ids=[variant_id])  # once per transaction
+        rows = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.id > before).order_by(OutboxMessage.id)
+        ).all()
+        assert [r.job for r in rows] == [indexing.INDEX_STOCK_JOB]
+        assert all(r.completed_at is not None for r in rows)
+        return [r.args for r in rows], index_generation() != generation
 
-    assert reserve(1) == 0  # still one available: nothing to do
+    assert reserve(1) == ([[[variant_id], []]], False)  # one left: nothing to rewrite
     assert titles(api, in_stock="true") == ["Stove"]
-    assert reserve(2) == 1  # none left: the flag flipped
+    assert reserve(2) == ([[[variant_id], []]], True)  # none left: the flag flipped
     assert titles(api, in_stock="true") == []
-    assert reserve(0) == 1
+    assert reserve(2) == ([[[variant_id], []]], False)  # a duplicate changes nothing
+    assert reserve(0) == ([[[variant_id], []]], True)
     assert titles(api, in_stock="true") == ["Stove"]
 
 
