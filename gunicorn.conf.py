@@ -6,7 +6,7 @@ environment, so a bigger machine changes numbers, not this file:
 
 - `WEB_CONCURRENCY`   worker processes (default 2: one per core here)
 - `GUNICORN_WORKER_CLASS`   `gthread` (default) or `sync`
-- `GUNICORN_THREADS`  threads per worker (default 4; `sync` ignores it)
+- `GUNICORN_THREADS`  threads per worker (default 8; `sync` ignores it)
 - `GUNICORN_KEEPALIVE`   seconds an idle keep-alive connection is kept (default 5)
 - `GUNICORN_PRELOAD`  import the app once in the master before forking (default true)
 - `GUNICORN_TIMEOUT`  seconds before a silent worker is restarted (default 30)
@@ -43,7 +43,7 @@ wsgi_app = "wsgi:app"
 bind = [_bind()]
 workers = _int("WEB_CONCURRENCY", 2)
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = _int("GUNICORN_THREADS", 4)
+threads = _int("GUNICORN_THREADS", 8)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
 preload_app = os.environ.get("GUNICORN_PRELOAD", "true").strip().lower() in _TRUE
 timeout = _int("GUNICORN_TIMEOUT", 30)

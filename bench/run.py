@@ -660,7 +660,7 @@ def main() -> None:
                     for k in range(2 + n % 2)
                 ]
 
-            budget = int(windows.checkout * 120) + 50  # more buyers than the window can use
+            budget = int(windows.checkout * 60) + 50  # more buyers than the window can use
             warm = make_buyers(concurrency * 2, cart)
             run_checkouts(stack.base_url, warm, concurrency, 60)
             buyers = make_buyers(budget, cart)
@@ -772,7 +772,7 @@ def main() -> None:
 def _server_config(stack: FullStack) -> str:
     env = stack.env
     worker_class = env.get("GUNICORN_WORKER_CLASS", "gthread")
-    threads = env.get("GUNICORN_THREADS", "4")
+    threads = env.get("GUNICORN_THREADS", "8")
     pre_ping = env.get("DB_POOL_PRE_PING", "false")
     return (
         f"{stack.workers} workers × {worker_class}"

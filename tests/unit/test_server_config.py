@@ -47,14 +47,14 @@ def test_gunicorn_defaults_and_the_pool_they_size(
 ) -> None:
     conf = _conf()
     assert conf["wsgi_app"] == "wsgi:app"
-    assert (conf["workers"], conf["worker_class"], conf["threads"]) == (2, "gthread", 4)
+    assert (conf["workers"], conf["worker_class"], conf["threads"]) == (2, "gthread", 8)
     assert conf["preload_app"] is True and conf["keepalive"] == 5
     assert conf["bind"] == ["127.0.0.1:8000"]
     # The conf file hands the thread count to the app's pool.
-    assert os.environ["DB_POOL_SIZE"] == "4"
+    assert os.environ["DB_POOL_SIZE"] == "8"
     clean_env.setenv("DATABASE_URL", "postgresql://u@127.0.0.1/db")
     options = load_config(str(tmp_path))["SQLALCHEMY_ENGINE_OPTIONS"]
-    assert options["pool_size"] == 4
+    assert options["pool_size"] == 8
 
 
 def test_gunicorn_settings_follow_the_environment(clean_env: pytest.MonkeyPatch) -> None:
