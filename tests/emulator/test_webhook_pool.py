@@ -101,6 +101,8 @@ def _dispatcher(endpoint: Endpoint, concurrency: int) -> WebhookDispatcher:
         lambda event_id: {"id": event_id, "object": "event", "type": "test.event"},
         backoff=(0.05,),
         max_attempts=3,
+        # Longer than any wait at the gate: a slow delivery is never cut short by a timeout.
+        timeout=WAIT * 3,
         concurrency=concurrency,
     )
     dispatcher.url = endpoint.url
@@ -136,6 +138,8 @@ def test_a_slow_endpoint_call_does_not_hold_back_the_events_behind_it(
         delivered = [a["event_id"] for a in dispatcher.attempts() if a["delivered"]]
         assert sorted(delivered) == sorted(["evt_slow", *later])
         assert delivered[-1] == "evt_slow"  # unordered: the first event was answered last
+        slow = [a for a in dispatcher.attempts() if a["event_id"] == "evt_slow"]
+        assert [(a["attempt"], a["status"]) for a in slow] == [(1, 200)]
     finally:
         dispatcher.close()
         endpoint.close()
@@ -224,6 +228,9 @@ def test_events_of_real_api_calls_are_delivered_concurrently_and_signed(
         ]
         assert sorted(e.data.object.id for e in events) == sorted(i.id for i in intents)
         assert all(client.v1.events.retrieve(e.id).pending_webhooks == 0 for e in events)
+        # Each delivered at its first attempt: none got through only because the held one timed out.
+        attempts = emu.ok("GET", "/_emulator/webhooks")["attempts"]
+        assert [(a["attempt"], a["delivered"]) for a in attempts] == [(1, True)] * 5
     finally:
         server.webhook_url = None
         endpoint.close()
