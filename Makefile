@@ -8,7 +8,7 @@ FLASK  := $(BIN)/flask --app wsgi
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: install run test lint format migrate demo worker clean
+.PHONY: install run web test bench lint format migrate demo worker clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ run: demo
 
 worker: install
 	$(FLASK) worker
+
+# The production web server: gunicorn with ./gunicorn.conf.py (DATABASE_URL and REDIS_URL set).
+web: install
+	$(BIN)/gunicorn wsgi:app
+
+# Every issue-11 figure in one run (bench/run.py); e.g. BENCH_ARGS=--quick. It drops and migrates
+# $(BENCH_DATABASE_URL)'s schema and flushes $(BENCH_REDIS_URL): never point them at real data.
+BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/bench
+BENCH_REDIS_URL    ?= redis://127.0.0.1:6379/9
+bench: install
+	$(BIN)/python bench/run.py --database-url $(BENCH_DATABASE_URL) \
+		--redis-url $(BENCH_REDIS_URL) $(BENCH_ARGS)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

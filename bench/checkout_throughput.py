@@ -61,7 +61,7 @@ def main() -> None:
         print(
             f"checkout_throughput: {args.checkouts} buyers, carts of 2-3 vendors "
             f"({args.vendors} vendors x {args.variants_per_vendor} variants), "
-            f"concurrency {args.concurrency}, gunicorn -w {args.workers}"
+            f"concurrency {args.concurrency}, gunicorn -w {stack.workers}"
         )
         print(f"setup                  {len(buyers)} buyers with carts in {setup_seconds:.1f} s")
         print(

@@ -52,7 +52,9 @@ REQUEST_TIMEOUT = 30.0  # seconds, per HTTP request
 def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
-    parser.add_argument("--workers", "-w", type=int, default=4, help="gunicorn workers")
+    parser.add_argument(
+        "--workers", "-w", type=int, default=None, help="gunicorn workers (gunicorn.conf.py's)"
+    )
     parser.add_argument("--port", type=int, default=0, help="0 = a free port")
     parser.add_argument("--concurrency", "-c", type=int, default=16, help="client threads")
     parser.add_argument(
@@ -135,7 +137,7 @@ class Stack:
         _require_loopback(args.redis_url)
         self.database_url = args.database_url
         self.redis_url = args.redis_url
-        self.workers = args.workers
+        self.workers = args.workers or int(os.environ.get("WEB_CONCURRENCY") or 2)
         self.port = args.port or _free_port()
         self.base_url = f"http://{LOOPBACK}:{self.port}"
         self.tmp = Path(tempfile.mkdtemp(prefix="marketplace-bench-"))
@@ -152,6 +154,7 @@ class Stack:
             "PASSWORD_HASHER": "cheapest",
             "STRIPE_SECRET_KEY": "",
             "STRIPE_API_BASE": "",
+            "WEB_CONCURRENCY": str(self.workers),
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.app: Any = None
@@ -178,10 +181,12 @@ class Stack:
         return self
 
     def _start_server(self) -> None:
+        # The server as deployed: gunicorn.conf.py (worker class, threads, keep-alive, preload,
+        # pool size), only the address given here; the worker count through WEB_CONCURRENCY.
         command = [
             str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "-w",
-            str(self.workers),
+            "-c",
+            str(ROOT / "gunicorn.conf.py"),
             "-b",
             f"{LOOPBACK}:{self.port}",
             "wsgi:app",

@@ -37,7 +37,7 @@ def main() -> None:
         created = sum(1 for o in load.outcomes if o.status == 201)
         print(
             f"hot_sku: {args.buyers} buyers x 1 unit, {args.units} units of one SKU, "
-            f"concurrency {args.concurrency}, gunicorn -w {args.workers}"
+            f"concurrency {args.concurrency}, gunicorn -w {stack.workers}"
         )
         print(
             f"orders created         {stock['orders']} in the DB ({created} answered 201) "

@@ -64,9 +64,15 @@ def register_commands(app: Flask) -> None:
     @click.option("--host", default="127.0.0.1")
     @click.option("--port", default=5000, type=int)
     def serve(host: str, port: int) -> None:
-        """Serve the site; in the embedded mode also run an RQ worker thread."""
+        """Serve the site: gunicorn with gunicorn.conf.py when PostgreSQL, Redis and Stripe are
+        configured; else (embedded mode) one process that also runs an RQ worker thread."""
+        from marketplace import serving
         from marketplace.jobs import start_embedded_worker
         from marketplace.payments import embedded
+
+        if serving.can_use_gunicorn(app):
+            click.echo(f"Marketplace on http://{host}:{port}/ (gunicorn, gunicorn.conf.py)")
+            serving.exec_gunicorn(host, port)
 
         if not app.config["REDIS_URL"]:
             start_embedded_worker(app)

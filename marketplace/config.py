@@ -69,9 +69,25 @@ def load_config(instance_path: str) -> dict[str, Any]:
 
 
 def _engine_options(database_url: str) -> dict[str, Any]:
+    """The pool of one process, sized to its threads (gunicorn.conf.py sets `DB_POOL_SIZE`).
+
+    Pre-ping is off by default: it cost one round trip per checkout out of every request
+    (5 % of the web workers' time in the profile; docs/performance.md). Instead connections
+    are recycled after `DB_POOL_RECYCLE` seconds, and a connection found dead is dropped by
+    SQLAlchemy (the pool is invalidated on a disconnect error, so only requests already using
+    a stale connection fail). `DB_POOL_PRE_PING=true` turns it back on (e.g. behind a proxy
+    that drops idle connections silently).
+    """
+    env = os.environ
     if database_url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+    return {
+        "pool_pre_ping": _bool(env.get("DB_POOL_PRE_PING"), False),
+        "pool_size": _int(env.get("DB_POOL_SIZE"), 5),
+        "max_overflow": _int(env.get("DB_MAX_OVERFLOW"), 5),
+        "pool_recycle": _int(env.get("DB_POOL_RECYCLE"), 1800),
+        "pool_timeout": _int(env.get("DB_POOL_TIMEOUT"), 10),
+    }
 
 
 def _instance_secret(instance: Path) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from stripe_emulator.server import EmulatorServer
+from stripe_emulator.webhooks import DEFAULT_CONCURRENCY
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -33,6 +34,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("STRIPE_WEBHOOK_SECRET") or None,
         help="whsec_... signing secret (default: $STRIPE_WEBHOOK_SECRET, else a random one)",
     )
+    parser.add_argument(
+        "--webhook-concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"deliveries in flight at once ({DEFAULT_CONCURRENCY})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no access log")
     parser.add_argument(
         "--state-file",
@@ -51,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         webhook_secret=args.webhook_secret,
         quiet=args.quiet,
         state_file=args.state_file,
-    ).start()
+    )
+    server.state.dispatcher.resize(max(1, args.webhook_concurrency))
+    server.start()
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

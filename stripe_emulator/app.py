@@ -32,8 +32,9 @@ def create_emulator_app(
 ) -> Flask:
     """A Flask app serving the emulator; its state is `get_state(app)`.
 
-    Webhooks are delivered by a daemon thread started on the first event while `webhook_url`
-    is set (it can be changed at any time through the state or `/_emulator/webhooks/config`).
+    Webhooks are delivered by a pool of daemon threads started on the first event while
+    `webhook_url` is set (it can be changed at any time through the state or
+    `/_emulator/webhooks/config`).
     With `state_file`, objects are journaled there and reloaded at the next start
     (`import_state_from`: a whole-state JSON file of older versions, read when there is no
     journal yet).

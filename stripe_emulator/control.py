@@ -9,7 +9,7 @@ JSON routes (all unauthenticated — the emulator is a local test double):
 - `GET|POST|DELETE /_emulator/faults` (`{path_prefix, status, count, delay_ms, method, mode}`)
 - `GET /_emulator/state` · `POST /_emulator/reset` · `POST /_emulator/idempotency/forget`
 - `GET|POST|DELETE /_emulator/objects/{id}` (POST = JSON merge patch, no events)
-- `GET /_emulator/webhooks` · `POST /_emulator/webhooks/config` `{url, secret}` ·
+- `GET /_emulator/webhooks` · `POST /_emulator/webhooks/config` `{url, secret, concurrency}` ·
   `POST /_emulator/webhooks/flush` `{timeout}` · `POST /_emulator/events/{id}/resend`
 
 HTML pages: `/_emulator/onboarding/{link}`, `/_emulator/pay/{pi}`, `/_emulator/3ds/{pi}`.
@@ -245,6 +245,7 @@ def create_control_blueprint(state: EmulatorState) -> Blueprint:
             {
                 "url": state.webhook_url,
                 "secret": state.webhook_secret,
+                "concurrency": state.dispatcher.concurrency,
                 "pending": state.dispatcher.pending,
                 "attempts": state.dispatcher.attempts(),
             },
@@ -260,7 +261,21 @@ def create_control_blueprint(state: EmulatorState) -> Blueprint:
             state.webhook_url = url
         if data.get("secret"):
             state.webhook_secret = str(data["secret"])
-        return json_response(200, {"url": state.webhook_url, "secret": state.webhook_secret})
+        if "concurrency" in data:
+            concurrency = data["concurrency"]
+            if not isinstance(concurrency, int) or isinstance(concurrency, bool):
+                raise param_error("concurrency must be an integer from 1 to 64", "concurrency")
+            if not 1 <= concurrency <= 64:
+                raise param_error("concurrency must be an integer from 1 to 64", "concurrency")
+            state.dispatcher.resize(concurrency)
+        return json_response(
+            200,
+            {
+                "url": state.webhook_url,
+                "secret": state.webhook_secret,
+                "concurrency": state.dispatcher.concurrency,
+            },
+        )
 
     @bp.post("/webhooks/flush")
     def flush_webhooks() -> BaseResponse:

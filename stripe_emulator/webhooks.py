@@ -1,9 +1,11 @@
-"""Signed, at-least-once webhook delivery from a background thread.
+"""Signed, at-least-once webhook delivery from a small pool of background threads.
 
-Events are POSTed as JSON with `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256("<t>.<body>")>`,
-in creation order. A non-2xx answer or a connection error schedules a retry after a short backoff
-(0.2 s, 0.5 s, 1 s, 2 s, ...) while later events go ahead, so retries may arrive out of order, as
-with Stripe. After `max_attempts` the event is given up (recorded in the delivery log).
+Events are POSTed as JSON with `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256("<t>.<body>")>`.
+Like Stripe, several deliveries are in flight at once (`concurrency` threads, 8 by default), so
+a slow or failing endpoint call does not hold back the events behind it, and events are taken
+in creation order but may arrive in any order. A non-2xx answer or a connection error schedules
+a retry after a short backoff (0.2 s, 0.5 s, 1 s, 2 s, ...) while later events go ahead. After
+`max_attempts` the event is given up (recorded in the delivery log).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 DEFAULT_BACKOFF: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 3.0, 5.0, 5.0, 5.0, 5.0)
+# Deliveries in flight at once. Stripe sends concurrently too; 8 keeps a loaded 2-core box from
+# queueing confirmations behind each other without flooding a small web server.
+DEFAULT_CONCURRENCY = 8
 USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 
 
@@ -52,7 +57,7 @@ class DeliveryAttempt:
 
 
 class WebhookDispatcher:
-    """A FIFO of event ids plus a retry heap, drained by one daemon thread."""
+    """A FIFO of event ids plus a retry heap, drained by a pool of `concurrency` daemon threads."""
 
     def __init__(
         self,
@@ -62,12 +67,16 @@ class WebhookDispatcher:
         backoff: Sequence[float] = DEFAULT_BACKOFF,
         max_attempts: int = 10,
         timeout: float = 5.0,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.url: str | None = None
         self.secret: str = ""
         self.backoff = tuple(backoff)
         self.max_attempts = max_attempts
         self.timeout = timeout
+        self.concurrency = concurrency
         self._load_event = load_event
         self._on_delivered = on_delivered
         self._cond = threading.Condition()
@@ -76,7 +85,7 @@ class WebhookDispatcher:
         self._seq = itertools.count()
         self._in_flight = 0
         self._stopped = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.log: deque[DeliveryAttempt] = deque(maxlen=2000)
         # No proxies: deliveries go straight to the configured URL (usually loopback).
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -89,7 +98,17 @@ class WebhookDispatcher:
             if not self.url or self._stopped:
                 return
             self._ready.append((event_id, 1))
-            self._ensure_thread()
+            self._ensure_threads()
+            self._cond.notify_all()
+
+    def resize(self, concurrency: int) -> None:
+        """Deliver up to `concurrency` events at once from now on (extra threads finish first)."""
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        with self._cond:
+            self.concurrency = concurrency
+            if self._ready or self._retries:
+                self._ensure_threads()
             self._cond.notify_all()
 
     @property
@@ -117,26 +136,38 @@ class WebhookDispatcher:
             self._cond.notify_all()
 
     def close(self, timeout: float = 2.0) -> None:
-        """Stop the delivery thread (pending deliveries are dropped)."""
+        """Stop the delivery threads (pending deliveries are dropped)."""
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            threads = list(self._threads)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- worker --------------------------------------------------------------------------------
 
-    def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(
-                target=self._run, name="stripe-emulator-webhooks", daemon=True
+    def _ensure_threads(self) -> None:
+        """Start threads up to `concurrency` (called under the lock; they live until `close`)."""
+        self._threads = [t for t in self._threads if t.is_alive()]
+        while len(self._threads) < self.concurrency:
+            thread = threading.Thread(
+                target=self._run,
+                name=f"stripe-emulator-webhooks-{len(self._threads) + 1}",
+                daemon=True,
             )
-            self._thread.start()
+            thread.start()
+            self._threads.append(thread)
 
     def _next(self) -> tuple[str, int] | None:
         with self._cond:
             while not self._stopped:
+                if len(self._threads) > self.concurrency:  # the pool was made smaller
+                    me = threading.current_thread()
+                    if me in self._threads:
+                        self._threads.remove(me)
+                        return None
                 now = time.monotonic()
                 while self._retries and self._retries[0][0] <= now:
                     _, _, event_id, attempt = heapq.heappop(self._retries)

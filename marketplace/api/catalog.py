@@ -11,6 +11,7 @@ from marketplace.api.common import int_arg, page_of, pagination
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Product
 from marketplace.errors import BadRequest, ValidationFailed
+from marketplace.http_cache import conditional_json
 from marketplace.search import services as search
 
 MAX_PRICE = 10**9
@@ -76,7 +77,7 @@ def list_products() -> Any:
         [catalog_item(p) for p in found.products], found.total, filters.page, filters.per_page
     )
     result["facets"] = found.facets.to_dict()
-    return jsonify(result)
+    return conditional_json(jsonify(result))
 
 
 @bp.get("/search/suggest")
@@ -86,4 +87,4 @@ def suggest() -> Any:
 
 @bp.get("/products/<int:product_id>")
 def get_product(product_id: int) -> Any:
-    return jsonify(catalog.public_product(product_id).to_dict())
+    return conditional_json(jsonify(catalog.public_product(product_id).to_dict()))

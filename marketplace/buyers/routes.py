@@ -28,6 +28,7 @@ from marketplace.catalog.models import Category
 from marketplace.errors import DomainError
 from marketplace.extensions import limiter
 from marketplace.forms import add_domain_error
+from marketplace.http_cache import conditional_page
 from marketplace.reviews import storefront
 from marketplace.search import services as search
 
@@ -95,16 +96,18 @@ def products() -> Any:
     # Only the form's own filters go into the links (a key like `endpoint` would clash with
     # url_for's own arguments).
     args = {k: v for k, v in request.args.items() if k in form._fields and k != "page" and v}
-    return render_template(
-        "buyers/products.html",
-        form=form,
-        products=found.products,
-        total=found.total,
-        facets=found.facets,
-        page=filters.page,
-        pages=pages,
-        page_args=args,
-        facet_url=lambda **change: _catalog_url(args, change),
+    return conditional_page(
+        render_template(
+            "buyers/products.html",
+            form=form,
+            products=found.products,
+            total=found.total,
+            facets=found.facets,
+            page=filters.page,
+            pages=pages,
+            page_args=args,
+            facet_url=lambda **change: _catalog_url(args, change),
+        )
     )
 
 
@@ -124,7 +127,7 @@ def product(product_id: int) -> Any:
     in_stock = [v for v in shown.variants if v.available > 0]
     if in_stock:
         form.variant_id.data = in_stock[0].id
-    return render_template("buyers/product.html", page=shown, form=form)
+    return conditional_page(render_template("buyers/product.html", page=shown, form=form))
 
 
 @bp.get("/sellers/<int:vendor_id>")

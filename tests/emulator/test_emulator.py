@@ -513,7 +513,8 @@ def test_webhooks_are_signed_and_verifiable(
     }
     events = receiver.events()  # construct_event raised if a signature were wrong
     types = [e.type for e in events]
-    assert types.index("payment_intent.created") < types.index("payment_intent.succeeded")
+    # Delivered by a pool, so unordered (as with Stripe): every event is there, in any order.
+    assert {"payment_intent.created", "payment_intent.succeeded"} <= set(types)
     assert "payment_intent.amount_capturable_updated" in types and "transfer.created" in types
     updated = next(e for e in events if e.type == "account.updated")
     assert updated.account == account.id
