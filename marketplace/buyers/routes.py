@@ -209,6 +209,8 @@ def logout() -> Any:
     form = LogoutForm()
     if not form.validate_on_submit():
         return render_template("error.html", status=400, message="Bad logout request."), 400
+    if current_user.is_authenticated:
+        accounts.log_out(current_user.id)  # a copy of this session cookie is now worthless
     logout_user()
     session.clear()
     flash("You are logged out.", "success")

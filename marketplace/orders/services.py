@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from marketplace import jobs
+from marketplace.accounts.services import require_verified_email
 from marketplace.cart import services as carts
 from marketplace.cart.models import Cart, CartItem
 from marketplace.catalog.models import Variant, Vendor, VendorStatus
@@ -136,13 +137,15 @@ def checkout(
     the buyer saw) nothing is placed when the total came out different.
 
     :raises CartEmpty, OutOfStock, PriceChanged, VendorUnavailable, IdempotencyKeyReused,
-        IdempotencyInProgress, ValidationFailed, QuoteChanged:
+        IdempotencyInProgress, ValidationFailed, QuoteChanged, EmailNotVerified (only with
+        REQUIRE_EMAIL_VERIFICATION):
     """
     if not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise ValidationFailed({"Idempotency-Key": "must be 1 to 255 characters long"})
     previous = _replay(buyer_id, idempotency_key, request_hash)
     if previous is not None:
         return CheckoutResult(previous, replayed=True)
+    require_verified_email(buyer_id)
     address = address.validated()
     if coupon_code:
         raise ValidationFailed({"coupon_code": "unknown coupon"})
