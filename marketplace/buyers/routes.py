@@ -177,7 +177,10 @@ def register() -> Any:
         status = add_domain_error(form, error)
         return render_template("buyers/register.html", form=form), status
     _start_session(user)
-    flash(f"Welcome, {user.name}! Your account is ready.", "success")
+    flash(
+        f"Welcome, {user.name}! Your account is ready; we sent you a link to confirm your email.",
+        "success",
+    )
     return redirect(_landing(user))
 
 
