@@ -17,7 +17,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from marketplace.accounts.models import PasswordReset, User
 from marketplace.accounts.services import (
@@ -34,6 +34,8 @@ from marketplace.errors import DomainError, ValidationFailed
 from marketplace.jobs import outbox
 
 RESET_TTL = timedelta(hours=1)
+# However many client addresses ask, one account is sent at most this many live links.
+MAX_LIVE_RESETS = 3
 EMAIL_JOB = "marketplace.notifications.jobs.password_reset"
 CHANGED_JOB = "marketplace.notifications.jobs.password_changed"
 
@@ -86,7 +88,8 @@ def reset_token(reset: PasswordReset) -> str:
 
 
 def request_reset(email: str, now: datetime | None = None) -> None:
-    """Email a reset link to the account with this email, if there is an active one.
+    """Email a reset link to the account with this email, if there is an active one (and it
+    has fewer than MAX_LIVE_RESETS links still live).
 
     Returns nothing either way, so the answer cannot tell whether the email is registered.
     """
@@ -95,6 +98,17 @@ def request_reset(email: str, now: datetime | None = None) -> None:
         user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
         if user is None or not user.active:
             return
+        live = db.session.scalar(
+            select(func.count())
+            .select_from(PasswordReset)
+            .where(
+                PasswordReset.user_id == user.id,
+                PasswordReset.used_at.is_(None),
+                PasswordReset.expires_at > now,
+            )
+        )
+        if live >= MAX_LIVE_RESETS:
+            return  # the same answer; the mailbox is not flooded
         reset = PasswordReset(
             user_id=user.id,
             nonce=secrets.token_hex(32),

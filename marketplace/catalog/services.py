@@ -123,6 +123,12 @@ def set_vendor_status(vendor_id: int, status: VendorStatus) -> Vendor:
                 f"A vendor that is {vendor.status.value} cannot become {status.value}.",
                 details={"from": vendor.status.value, "to": status.value},
             )
+        if status is VendorStatus.APPROVED and not vendor.user.active:
+            # A disabled account's shop stays suspended until an admin enables the account.
+            raise IllegalVendorTransition(
+                "The shop's owner account is disabled; enable the account first.",
+                details={"from": vendor.status.value, "to": status.value},
+            )
         vendor.status = status
         search_index.vendor_changed(vendor.id)
     return vendor

@@ -439,3 +439,20 @@ def test_openapi_documents_the_account_routes(api):
         assert method in paths[path], path
     reset = paths["/api/v1/auth/password-reset"]["post"]
     assert "429" in reset["responses"] and "202" in reset["responses"]
+
+
+def test_one_account_gets_at_most_three_live_links(app):
+    buyer = make_buyer()
+    for _ in range(5):
+        passwords.request_reset(buyer.user.email)
+    assert len(_mails(app, "password_reset_")) == passwords.MAX_LIVE_RESETS
+
+
+def test_a_disabled_owners_shop_cannot_be_approved(api):
+    admin, vendor = make_admin(), make_vendor()
+    api.post(f"/admin/users/{vendor.id}/disable", admin.token)
+    answer = api.post(f"/admin/vendors/{vendor.vendor.id}/approve", admin.token)
+    assert_error(answer, 409, "illegal_transition")
+    api.post(f"/admin/users/{vendor.id}/enable", admin.token)
+    approved = api.post(f"/admin/vendors/{vendor.vendor.id}/approve", admin.token)
+    assert approved.get_json()["status"] == "approved"
