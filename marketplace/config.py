@@ -42,6 +42,17 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        # Asking for a password-reset email, per client address.
+        "PASSWORD_RESET_RATE_LIMIT": env.get("PASSWORD_RESET_RATE_LIMIT", "5 per hour"),
+        # Asking for another email-verification link, per client address.
+        "VERIFICATION_RESEND_RATE_LIMIT": env.get("VERIFICATION_RESEND_RATE_LIMIT", "3 per hour"),
+        # Bearer tokens expire this long after they were issued (30 days); log in for a new one.
+        "API_TOKEN_TTL_SECONDS": _int(env.get("API_TOKEN_TTL_SECONDS"), 30 * 24 * 3600),
+        # Off by default so API.md's register-then-checkout flow keeps working; on: checkout
+        # and selling need a confirmed email (docs/accounts.md).
+        "REQUIRE_EMAIL_VERIFICATION": _bool(env.get("REQUIRE_EMAIL_VERIFICATION"), False),
+        # Links in emails are absolute: PREFERRED_URL_SCHEME://SERVER_NAME/... (see links.py).
+        "PREFERRED_URL_SCHEME": env.get("PREFERRED_URL_SCHEME") or "http",
         "WTF_CSRF_ENABLED": _bool(env.get("WTF_CSRF_ENABLED"), True),
         "CURRENCY": env.get("CURRENCY", "usd"),
         "DEFAULT_COMMISSION_BPS": _int(env.get("DEFAULT_COMMISSION_BPS"), 1000),
@@ -65,7 +76,13 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         # "rfc9106" (Argon2id, RFC 9106 low-memory profile) or "cheapest" (for test suites only).
         "PASSWORD_HASHER": env.get("PASSWORD_HASHER", "rfc9106"),
+        **_server_name(env.get("SERVER_NAME")),
     }
+
+
+def _server_name(value: str | None) -> dict[str, Any]:
+    """SERVER_NAME only when set: Flask then builds external URLs (emails) from it."""
+    return {"SERVER_NAME": value.strip()} if value and value.strip() else {}
 
 
 def _engine_options(database_url: str) -> dict[str, Any]:

@@ -77,7 +77,10 @@ class VendorAccount(Account):
 
 def make_buyer(name: str = "Buyer") -> Account:
     n = next(_counter)
-    user = accounts.register(f"buyer{n}@example.com", PASSWORD, f"{name} {n}", Role.BUYER)
+    # Verified, as a real buyer would be by the time they shop: no confirmation email.
+    user = accounts.register(
+        f"buyer{n}@example.com", PASSWORD, f"{name} {n}", Role.BUYER, email_verified=True
+    )
     return Account(user, accounts.issue_token(user))
 
 
@@ -93,7 +96,9 @@ def make_vendor(
     """A vendor account; `payable` marks Connect onboarding done without a Stripe account
     (enough to sell; tests of money movement onboard through the emulator instead)."""
     n = next(_counter)
-    user = accounts.register(f"vendor{n}@example.com", PASSWORD, f"{name} {n}", Role.VENDOR)
+    user = accounts.register(
+        f"vendor{n}@example.com", PASSWORD, f"{name} {n}", Role.VENDOR, email_verified=True
+    )
     vendor = catalog.vendor_for_user(user.id)
     if approved:
         catalog.set_vendor_status(vendor.id, VendorStatus.APPROVED)

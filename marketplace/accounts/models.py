@@ -1,4 +1,4 @@
-"""User accounts and their API tokens."""
+"""User accounts, their API tokens and their password-reset requests."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ class User(UserMixin, db.Model):
     # Rotated on password change / logout-everywhere so old sessions stop working.
     session_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the user opened the link of a verification email sent to `email`.
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -42,8 +44,18 @@ class User(UserMixin, db.Model):
     def is_active(self) -> bool:  # type: ignore[override]
         return self.active
 
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
     def to_dict(self) -> dict[str, object]:
-        return {"id": self.id, "email": self.email, "name": self.name, "role": self.role.value}
+        return {
+            "id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "role": self.role.value,
+            "email_verified": self.email_verified,
+        }
 
 
 class ApiToken(db.Model):
@@ -55,7 +67,38 @@ class ApiToken(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Refreshed (at most every few minutes) by the requests that present the token.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # After this the token answers 401 `token_expired`; logging in again issues a new one.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+    def to_dict(self, current: bool = False) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "created_at": self.created_at.isoformat(),
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+            "expires_at": self.expires_at.isoformat(),
+            "current": current,
+        }
+
+
+class PasswordReset(db.Model):
+    """One emailed reset link: single use, short-lived, only the token's SHA-256 is stored.
+
+    The token itself is an HMAC of `nonce` under the app's secret key, so the email job can
+    rebuild it from the row while a copy of the database alone cannot.
+    """
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set once: by the reset that used it, or by a password change that made it pointless.
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

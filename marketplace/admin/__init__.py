@@ -1,4 +1,4 @@
-"""Admin pages: vendors, commission, reconciliation, the outbox's dead letters."""
+"""Admin pages: vendors, users, commission, reconciliation, the outbox's dead letters."""
 
 from __future__ import annotations
 
@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from marketplace.admin import money_pages, outbox_pages, routes  # noqa: E402,F401
+from marketplace.admin import money_pages, outbox_pages, routes, users_pages  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Admin: vendor approval."""
+"""Admin: vendor approval, disabling user accounts."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from typing import Any
 
 from flask import jsonify, request
 
-from marketplace.accounts.models import Role
+from marketplace.accounts import services as accounts
+from marketplace.accounts.models import Role, User
 from marketplace.api import bp
-from marketplace.api.common import page_of, pagination, require
+from marketplace.api.common import current_user, page_of, pagination, require
 from marketplace.api.vendor import vendor_json
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import VendorStatus
@@ -39,3 +40,34 @@ def admin_approve_vendor(vendor_id: int) -> Any:
 @require(Role.ADMIN)
 def admin_suspend_vendor(vendor_id: int) -> Any:
     return jsonify(vendor_json(catalog.set_vendor_status(vendor_id, VendorStatus.SUSPENDED)))
+
+
+def user_json(user: User) -> dict[str, object]:
+    return {
+        **user.to_dict(),
+        "active": user.active,
+        "created_at": user.created_at.isoformat(),
+    }
+
+
+@bp.get("/admin/users")
+@require(Role.ADMIN)
+def admin_list_users() -> Any:
+    query = request.args.get("q", "")
+    if len(query) > 254:
+        raise ValidationFailed({"q": "must be at most 254 characters long"})
+    page, per_page = pagination()
+    users, total = accounts.users_page(query or None, page=page, per_page=per_page)
+    return jsonify(page_of([user_json(u) for u in users], total, page, per_page))
+
+
+@bp.post("/admin/users/<int:user_id>/disable")
+@require(Role.ADMIN)
+def admin_disable_user(user_id: int) -> Any:
+    return jsonify(user_json(accounts.set_user_active(current_user().id, user_id, False)))
+
+
+@bp.post("/admin/users/<int:user_id>/enable")
+@require(Role.ADMIN)
+def admin_enable_user(user_id: int) -> Any:
+    return jsonify(user_json(accounts.set_user_active(current_user().id, user_id, True)))

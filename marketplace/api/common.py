@@ -10,7 +10,7 @@ from flask import request
 from pydantic import BaseModel
 
 from marketplace.accounts.models import Role, User
-from marketplace.accounts.services import user_for_token
+from marketplace.accounts.services import authenticate_token
 from marketplace.api import bp
 from marketplace.catalog.models import Vendor
 from marketplace.catalog.services import vendor_for_user
@@ -45,11 +45,22 @@ def current_user() -> User:
     user = request.environ.get("marketplace.api_user")
     if user is None:
         token = bearer_token()
-        user = user_for_token(token) if token else None
-        if user is None:
+        if not token:
             raise Unauthorized("A valid bearer token is required.")
+        found = authenticate_token(token)  # raises Unauthorized / TokenExpired
+        user = found.user
         request.environ["marketplace.api_user"] = user
+        request.environ["marketplace.api_token_id"] = found.token_id
     return user
+
+
+def current_token_id() -> int:
+    """The id of the bearer token this request authenticated with.
+
+    :raises Unauthorized:
+    """
+    current_user()
+    return request.environ["marketplace.api_token_id"]
 
 
 def require(*roles: Role) -> Callable[[F], F]:

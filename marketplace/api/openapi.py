@@ -47,6 +47,24 @@ OPERATIONS: dict[str, Op] = {
     "create_token": Op("Log in: issue a bearer token (rate limited)", body=f"{_AUTH}:TokenBody"),
     "delete_token": Op("Revoke the bearer token used for this request", 204),
     "me": Op("The authenticated user"),
+    "logout_everywhere": Op("End every session and API token of the user", 204),
+    "list_tokens": Op("The user's live API tokens, with their last use", query=_PAGE),
+    "revoke_token": Op("Revoke one of the user's API tokens", 204),
+    "change_password": Op(
+        "Change the password (current one required); other sessions and tokens end",
+        body=f"{_AUTH}:PasswordChangeBody",
+    ),
+    "request_password_reset": Op(
+        "Email a password-reset link (same answer for unknown emails; rate limited)",
+        202,
+        f"{_AUTH}:ResetRequestBody",
+    ),
+    "confirm_password_reset": Op(
+        "Set a new password with a reset link's token (single use, 1 hour)",
+        body=f"{_AUTH}:ResetBody",
+    ),
+    "verify_email": Op("Confirm the email address with a link's token", body=f"{_AUTH}:VerifyBody"),
+    "resend_verification": Op("Send the email confirmation link again (rate limited)", 202),
     "get_vendor": Op("The vendor's profile"),
     "patch_vendor": Op("Change the vendor's settings", body=f"{_VENDOR}:VendorSettingsPatch"),
     "vendor_onboarding": Op("Start Stripe Connect onboarding"),
@@ -99,6 +117,9 @@ OPERATIONS: dict[str, Op] = {
     "admin_list_vendors": Op("Vendors, by status", query=(*_PAGE, "status")),
     "admin_approve_vendor": Op("Approve a vendor"),
     "admin_suspend_vendor": Op("Suspend a vendor"),
+    "admin_list_users": Op("User accounts, optionally matching q", query=(*_PAGE, "q")),
+    "admin_disable_user": Op("Disable an account: sessions and tokens end, shop suspended"),
+    "admin_enable_user": Op("Re-enable a disabled account"),
     "get_default_commission": Op("The platform's default commission"),
     "set_default_commission": Op(
         "Set the default commission", body=f"{_ADMIN_MONEY}:DefaultCommissionBody"
@@ -115,6 +136,14 @@ OPERATIONS: dict[str, Op] = {
     "admin_dead_letters": Op("Outbox rows that used up their attempts", query=_PAGE),
     "admin_retry_dead_letter": Op("Retry a dead letter (pending again, attempts reset)"),
     "openapi": Op("This document"),
+}
+
+_RATE_LIMITED = {
+    "create_token",
+    "change_password",
+    "request_password_reset",
+    "confirm_password_reset",
+    "resend_verification",
 }
 
 _QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -225,7 +254,7 @@ def _operation(rule: Rule, method: str, components: dict[str, Any]) -> dict[str,
         errors.insert(0, "400")
     if roles is not None:
         errors[0:0] = ["401", "403"] if roles else ["401"]
-    if endpoint == "create_token":
+    if endpoint in _RATE_LIMITED:
         errors.append("429")
     for code in sorted(errors):
         responses[code] = {"$ref": f"#/components/responses/E{code}"}

@@ -191,7 +191,10 @@ def register() -> Any:
         status = add_domain_error(form, error)
         return render_template("buyers/register.html", form=form), status
     _start_session(user)
-    flash(f"Welcome, {user.name}! Your account is ready.", "success")
+    flash(
+        f"Welcome, {user.name}! Your account is ready; we sent you a link to confirm your email.",
+        "success",
+    )
     return redirect(_landing(user))
 
 
@@ -223,6 +226,8 @@ def logout() -> Any:
     form = LogoutForm()
     if not form.validate_on_submit():
         return render_template("error.html", status=400, message="Bad logout request."), 400
+    if current_user.is_authenticated:
+        accounts.log_out(current_user.id)  # a copy of this session cookie is now worthless
     logout_user()
     session.clear()
     flash("You are logged out.", "success")

@@ -53,6 +53,17 @@ class IllegalVendorTransition(Conflict):
 # --- vendors -------------------------------------------------------------------------------
 
 
+def _require_verified_seller(vendor_id: int) -> None:
+    """Selling needs a confirmed email when REQUIRE_EMAIL_VERIFICATION is on.
+
+    :raises EmailNotVerified:
+    """
+    from marketplace.accounts.services import require_verified_email, verification_required
+
+    if verification_required():
+        require_verified_email(get_vendor(vendor_id).user_id)
+
+
 def create_vendor_profile(user: User) -> Vendor:
     """A new `pending` vendor for a vendor account (inside the caller's transaction)."""
     vendor = Vendor(user_id=user.id, display_name=user.name, status=VendorStatus.PENDING)
@@ -110,6 +121,12 @@ def set_vendor_status(vendor_id: int, status: VendorStatus) -> Vendor:
         if status not in _VENDOR_TRANSITIONS[vendor.status]:
             raise IllegalVendorTransition(
                 f"A vendor that is {vendor.status.value} cannot become {status.value}.",
+                details={"from": vendor.status.value, "to": status.value},
+            )
+        if status is VendorStatus.APPROVED and not vendor.user.active:
+            # A disabled account's shop stays suspended until an admin enables the account.
+            raise IllegalVendorTransition(
+                "The shop's owner account is disabled; enable the account first.",
                 details={"from": vendor.status.value, "to": status.value},
             )
         vendor.status = status
@@ -279,7 +296,8 @@ def _ensure_skus_free(vendor_id: int, skus: list[str]) -> None:
 
 
 def create_product(vendor_id: int, data: ProductInput) -> Product:
-    """:raises ValidationFailed, SkuTaken:"""
+    """:raises ValidationFailed, SkuTaken, EmailNotVerified (with REQUIRE_EMAIL_VERIFICATION):"""
+    _require_verified_seller(vendor_id)
     _check_product(data)
     with transaction():
         _ensure_skus_free(vendor_id, [v.sku.strip() for v in data.variants])

@@ -79,3 +79,15 @@ def refunded_outside(order_id: int, refunded_cents: int) -> None:
 
 def transfer_refused(transfer_id: int) -> None:
     services.transfer_refused(transfer_id)
+
+
+def password_reset(reset_id: int) -> None:
+    services.password_reset(reset_id)
+
+
+def email_verification(user_id: int, nonce: str) -> None:
+    services.email_verification(user_id, nonce)
+
+
+def password_changed(user_id: int, nonce: str) -> None:
+    services.password_changed(user_id, nonce)

@@ -16,9 +16,11 @@ from flask import render_template
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from marketplace.accounts.models import Role, User
+from marketplace.accounts import passwords, verification
+from marketplace.accounts.models import PasswordReset, Role, User
 from marketplace.catalog.models import Variant, Vendor
 from marketplace.db import db, transaction, utcnow
+from marketplace.links import absolute, external_url
 from marketplace.money import format_cents
 from marketplace.notifications import mail
 from marketplace.notifications.models import Notification, SentEmail
@@ -43,6 +45,8 @@ class Message:
     items: list[OrderItem] = field(default_factory=list)
     link: str | None = None
     currency: str = "usd"
+    # A link for the email only (it carries a secret the in-app entry must not show).
+    email_link: str | None = None
 
 
 def deliver(message: Message) -> bool:
@@ -72,7 +76,7 @@ def deliver(message: Message) -> bool:
         "title": message.title,
         "lines": message.lines,
         "items": [_item_view(i) for i in message.items],
-        "link": message.link,
+        "link": absolute(link) if (link := message.email_link or message.link) else None,
         "currency": message.currency,
     }
     email = mail.build(
@@ -141,6 +145,68 @@ def _vendor_user(vendor_id: int) -> User:
 
 def _money(cents: int, order: Order) -> str:
     return format_cents(cents, order.currency)
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+def password_reset(reset_id: int) -> None:
+    """The reset link, unless it was used or expired before the job ran."""
+    reset = db.session.get(PasswordReset, reset_id)
+    if reset is None or reset.used_at is not None or reset.expires_at <= utcnow():
+        return
+    user = db.session.get(User, reset.user_id)
+    deliver(
+        Message(
+            key=f"password_reset:{reset.id}:user:{user.id}",
+            user=user,
+            kind="password_reset",
+            title="Reset your password",
+            lines=[
+                "Someone (we hope you) asked to reset the password of your account.",
+                "The link works once, for one hour. If it was not you, ignore this email.",
+            ],
+            email_link=external_url("buyers.reset_password", token=passwords.reset_token(reset)),
+        )
+    )
+
+
+def email_verification(user_id: int, nonce: str) -> None:
+    """A link that confirms the user's email address (one email per request for one)."""
+    user = db.session.get(User, user_id)
+    if user is None or user.email_verified_at is not None:
+        return
+    deliver(
+        Message(
+            key=f"verify_email:{nonce}:user:{user.id}",
+            user=user,
+            kind="verify_email",
+            title="Confirm your email address",
+            lines=[f"Open the link below to confirm that {user.email} is yours."],
+            email_link=external_url("buyers.verify_email", token=verification.token_for(user)),
+        )
+    )
+
+
+def password_changed(user_id: int, nonce: str) -> None:
+    """Tell the user their password changed, in case it was not them."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        return
+    deliver(
+        Message(
+            key=f"password_changed:{nonce}:user:{user.id}",
+            user=user,
+            kind="password_changed",
+            title="Your password was changed",
+            lines=[
+                "The password of your account was just changed, and every other session "
+                "and API token was logged out.",
+                "If it was not you, reset your password now and tell us.",
+            ],
+            email_link=external_url("buyers.forgot_password"),
+        )
+    )
 
 
 # --- events --------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload, selectinload
 
 from marketplace import jobs
+from marketplace.accounts.services import require_verified_email
 from marketplace.cart import services as carts
 from marketplace.cart.models import Cart, CartItem
 from marketplace.catalog.models import Variant, Vendor, VendorStatus
@@ -137,10 +138,12 @@ def checkout(
     as committed, still loaded, so it can be shown without reading it back.
 
     :raises CartEmpty, OutOfStock, PriceChanged, VendorUnavailable, IdempotencyKeyReused,
-        IdempotencyInProgress, ValidationFailed, QuoteChanged:
+        IdempotencyInProgress, ValidationFailed, QuoteChanged, EmailNotVerified (only with
+        REQUIRE_EMAIL_VERIFICATION):
     """
     if not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise ValidationFailed({"Idempotency-Key": "must be 1 to 255 characters long"})
+    require_verified_email(buyer_id)
     address = address.validated()
     if coupon_code:
         raise ValidationFailed({"coupon_code": "unknown coupon"})

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from marketplace.accounts.services import require_verified_email
 from marketplace.catalog.models import Vendor
 from marketplace.catalog.services import get_vendor
 from marketplace.db import db, transaction
@@ -23,8 +24,12 @@ def payment_of(order_id: int) -> Payment | None:
 
 
 def start_onboarding(vendor_id: int, refresh_url: str, return_url: str) -> tuple[str, str]:
-    """Create the vendor's Express account (once) and a fresh onboarding link."""
+    """Create the vendor's Express account (once) and a fresh onboarding link.
+
+    :raises EmailNotVerified: with REQUIRE_EMAIL_VERIFICATION, until the email is confirmed.
+    """
     vendor = get_vendor(vendor_id)
+    require_verified_email(vendor.user_id)
     account_id = vendor.stripe_account_id
     email = vendor.user.email
     db.session.rollback()
