@@ -30,6 +30,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         app.config.update(overrides)
         if "REDIS_URL" in overrides and "RATELIMIT_STORAGE_URI" not in overrides:
             app.config["RATELIMIT_STORAGE_URI"] = overrides["REDIS_URL"] or "memory://"
+    from marketplace import validation
+
+    validation.init_app(app)
     register_extensions(app)
     register_blueprints(app)
     register_template_helpers(app)

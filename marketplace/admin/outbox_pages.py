@@ -22,8 +22,8 @@ class RetryForm(FlaskForm):
 
 @bp.get("/outbox", endpoint="dead_letters")
 def dead_letters_page() -> Any:
-    page = request.args.get("page", 1, type=int) or 1
-    rows, total = outbox.dead_letters(page=max(page, 1), per_page=PER_PAGE)
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), 1_000_000)
+    rows, total = outbox.dead_letters(page=page, per_page=PER_PAGE)
     return render_template(
         "admin/dead_letters.html",
         rows=rows,

@@ -10,11 +10,11 @@ from marketplace.accounts.models import Role
 from marketplace.api import bp
 from marketplace.api.common import body, current_user, require
 from marketplace.cart import services as carts
-from marketplace.validation import Body
+from marketplace.validation import Body, Id
 
 
 class AddItemBody(Body):
-    variant_id: int
+    variant_id: Id
     quantity: int = 1
 
 
