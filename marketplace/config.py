@@ -33,7 +33,8 @@ def load_config(instance_path: str) -> dict[str, Any]:
         database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
     redis_url = env.get("REDIS_URL", "")
     return {
-        "SECRET_KEY": env.get("SECRET_KEY") or _instance_secret(instance),
+        # Empty: `settle_secret_key` keeps one in instance/ (embedded mode only).
+        "SECRET_KEY": env.get("SECRET_KEY", ""),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url),
         # Empty means the embedded in-process Redis stand-in.
@@ -61,6 +62,12 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "SEARCH_INDEX_DIR": env.get("SEARCH_INDEX_DIR") or str(instance / "search-index"),
         # Jobs run inline in the request (tests) or through RQ.
         "JOBS_SYNCHRONOUS": _bool(env.get("JOBS_SYNCHRONOUS"), False),
+        # Proxies in front of the app whose X-Forwarded-* headers are believed (0: none).
+        "TRUSTED_PROXY_HOPS": _int(env.get("TRUSTED_PROXY_HOPS"), 0),
+        # Bodies above this many bytes are answered 413 before anything reads them.
+        "MAX_CONTENT_LENGTH": _int(env.get("MAX_CONTENT_LENGTH"), 1024 * 1024),
+        # Also set per request whenever it came over https (marketplace.security).
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), False),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         # "rfc9106" (Argon2id, RFC 9106 low-memory profile) or "cheapest" (for test suites only).
@@ -71,7 +78,36 @@ def load_config(instance_path: str) -> dict[str, Any]:
 def _engine_options(database_url: str) -> dict[str, Any]:
     if database_url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+    # hide_parameters: a failed statement's log line must not carry its values (password
+    # hashes, addresses, tokens).
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "hide_parameters": True}
+
+
+class MissingSecretKey(RuntimeError):
+    """Running on PostgreSQL or Redis (several processes, maybe several machines) without a
+    SECRET_KEY: each process would sign sessions with a key of its own."""
+
+
+def uses_shared_services(config: dict[str, Any]) -> bool:
+    """Outside the embedded defaults: a database server or a real Redis."""
+    uri = str(config.get("SQLALCHEMY_DATABASE_URI", ""))
+    return not uri.startswith("sqlite") or bool(config.get("REDIS_URL"))
+
+
+def settle_secret_key(config: Any, instance_path: str) -> None:
+    """Keep the SECRET_KEY given; in the embedded mode make one up and keep it in instance/.
+
+    :raises MissingSecretKey: no SECRET_KEY, and the app runs on PostgreSQL or Redis.
+    """
+    if config.get("SECRET_KEY"):
+        return
+    if uses_shared_services(config):
+        raise MissingSecretKey(
+            "SECRET_KEY is not set. On PostgreSQL or Redis every web and worker process must "
+            "share one: set SECRET_KEY (for example `python -c 'import secrets; "
+            "print(secrets.token_hex(32))'`)."
+        )
+    config["SECRET_KEY"] = _instance_secret(Path(instance_path))
 
 
 def _instance_secret(instance: Path) -> str:
