@@ -39,8 +39,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         if "REDIS_URL" in overrides and "RATELIMIT_STORAGE_URI" not in overrides:
             app.config["RATELIMIT_STORAGE_URI"] = overrides["REDIS_URL"] or "memory://"
     settle_secret_key(app.config, app.instance_path)
-    from marketplace import validation
+    from marketplace import observability, validation
 
+    observability.init_app(app)  # first: every later hook and error runs under the request id
     validation.init_app(app)
     register_extensions(app)
     register_blueprints(app)

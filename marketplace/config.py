@@ -69,6 +69,15 @@ def load_config(instance_path: str) -> dict[str, Any]:
         # Also set per request whenever it came over https (marketplace.security).
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), False),
         "SESSION_COOKIE_HTTPONLY": True,
+        # Logs: "json" (one object a line), "text", or "off" (leave logging alone).
+        "LOG_FORMAT": env.get("LOG_FORMAT", "json"),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "SENTRY_DSN": env.get("SENTRY_DSN", ""),
+        "SENTRY_ENVIRONMENT": env.get("SENTRY_ENVIRONMENT", ""),
+        "SENTRY_TRACES_SAMPLE_RATE": env.get("SENTRY_TRACES_SAMPLE_RATE", "0"),
+        # GET /metrics: with a token, `Authorization: Bearer <token>` from anywhere; without,
+        # from this machine only.
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
         "SESSION_COOKIE_SAMESITE": "Lax",
         # "rfc9106" (Argon2id, RFC 9106 low-memory profile) or "cheapest" (for test suites only).
         "PASSWORD_HASHER": env.get("PASSWORD_HASHER", "rfc9106"),

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
+from marketplace import metrics
 from marketplace.catalog.models import Variant
 from marketplace.db import db, utcnow
 from marketplace.errors import Conflict
@@ -91,10 +92,17 @@ def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -
     ]
     db.session.add_all(reservations)
     db.session.flush()
+    metrics.reservations("created", len(reservations))
     return reservations
 
 
-def _settle(order_id: int, to: ReservationStatus, variant_ids: list[int] | None = None) -> int:
+def _settle(
+    order_id: int,
+    to: ReservationStatus,
+    variant_ids: list[int] | None = None,
+    *,
+    event: str | None = None,
+) -> int:
     """Move the order's active reservations to `to`; stock moves only for rows that changed."""
     query = (
         select(Reservation)
@@ -126,12 +134,14 @@ def _settle(order_id: int, to: ReservationStatus, variant_ids: list[int] | None 
         moved += 1
     search_index.stock_changed(variant_ids=[r.variant_id for r in reservations])
     db.session.expire_all()
+    metrics.reservations(event or to.value, moved)
     return moved
 
 
-def release(order_id: int) -> int:
-    """Give the order's held stock back (expiry, cancellation, failed payment). Idempotent."""
-    return _settle(order_id, ReservationStatus.RELEASED)
+def release(order_id: int, *, expired: bool = False) -> int:
+    """Give the order's held stock back (expiry, cancellation, failed payment). Idempotent.
+    `expired`: because the hold ran out (counted apart in the metrics)."""
+    return _settle(order_id, ReservationStatus.RELEASED, event="expired" if expired else None)
 
 
 def release_variants(order_id: int, variant_ids: list[int]) -> int:

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from marketplace import jobs
+from marketplace import jobs, metrics
 from marketplace.cart import services as carts
 from marketplace.cart.models import Cart, CartItem
 from marketplace.catalog.models import Variant, Vendor, VendorStatus
@@ -23,6 +23,7 @@ from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
 from marketplace.inventory.services import OutOfStock
 from marketplace.jobs import outbox
+from marketplace.observability import current_request_id
 from marketplace.orders import commission, fulfilment, tax
 from marketplace.orders import quote as quotes
 from marketplace.orders.models import (
@@ -121,6 +122,7 @@ def request_fingerprint(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+@metrics.track_checkout
 def checkout(
     buyer_id: int,
     address: Address,
@@ -231,6 +233,7 @@ def _place_order(buyer_id: int, address: Address, expected_total_cents: int | No
         total_cents=priced.total_cents,
         shipping_address=asdict(address),
         reservation_expires_at=expires_at,
+        request_id=current_request_id(),
     )
     db.session.add(order)
     db.session.flush()

@@ -140,7 +140,14 @@ def account_is_payable(account: dict[str, Any]) -> bool:
 # --- payment intents -----------------------------------------------------------------------
 
 
-def create_payment_intent(order_id: int, amount_cents: int, currency: str) -> dict[str, Any]:
+def create_payment_intent(
+    order_id: int, amount_cents: int, currency: str, *, request_id: str | None = None
+) -> dict[str, Any]:
+    """A manual-capture PaymentIntent for the order. `request_id` (the checkout request's, kept
+    on the order so a retry sends the very same parameters) goes into its metadata."""
+    metadata = {"order_id": str(order_id)}
+    if request_id:
+        metadata["request_id"] = request_id
     return as_dict(
         _call(
             client().v1.payment_intents.create,
@@ -150,7 +157,7 @@ def create_payment_intent(order_id: int, amount_cents: int, currency: str) -> di
             capture_method="manual",
             transfer_group=f"order:{order_id}",
             payment_method_types=["card"],
-            metadata={"order_id": str(order_id)},
+            metadata=metadata,
         )
     )
 
