@@ -93,13 +93,15 @@ def register_blueprints(app: Flask) -> None:
     from marketplace.api import bp as api_bp
     from marketplace.api.webhooks import webhooks_bp
     from marketplace.buyers import bp as buyers_bp
-    from marketplace.extensions import csrf
+    from marketplace.extensions import csrf, limiter
     from marketplace.health import bp as health_bp
     from marketplace.vendors import bp as vendors_bp
 
     csrf.exempt(api_bp)  # bearer tokens, never cookies
     csrf.exempt(health_bp)
     csrf.exempt(webhooks_bp)  # Stripe signs its requests instead
+    limiter.exempt(webhooks_bp)  # Stripe retries what we refuse; never rate-limit it
+    limiter.exempt(health_bp)
     for blueprint in (buyers_bp, vendors_bp, admin_bp, api_bp, health_bp, webhooks_bp):
         app.register_blueprint(blueprint)
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import current_app, jsonify
+from flask import jsonify
 from pydantic import Field
 
 from marketplace.accounts import services as accounts
 from marketplace.accounts.models import Role
 from marketplace.api import bp
 from marketplace.api.common import bearer_token, body, current_user, require
-from marketplace.extensions import limiter
+from marketplace.ratelimits import login_limits, register_limit
 from marketplace.validation import Body
 
 
@@ -27,11 +27,8 @@ class TokenBody(Body):
     password: str
 
 
-def login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
 @bp.post("/auth/register")
+@register_limit
 def register() -> Any:
     data = body(RegisterBody)
     user = accounts.register(data.email, data.password, data.name, Role(data.role))
@@ -40,7 +37,7 @@ def register() -> Any:
 
 
 @bp.post("/auth/token")
-@limiter.limit(login_limit, deduct_when=lambda response: response.status_code == 401)
+@login_limits
 def create_token() -> Any:
     data = body(TokenBody)
     user = accounts.authenticate(data.email, data.password)

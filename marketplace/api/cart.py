@@ -10,6 +10,7 @@ from marketplace.accounts.models import Role
 from marketplace.api import bp
 from marketplace.api.common import body, current_user, require
 from marketplace.cart import services as carts
+from marketplace.ratelimits import cart_limit
 from marketplace.validation import Body, Id
 
 
@@ -29,6 +30,7 @@ def get_cart() -> Any:
 
 
 @bp.post("/cart/items")
+@cart_limit
 @require(Role.BUYER)
 def add_cart_item() -> Any:
     data = body(AddItemBody)
@@ -37,6 +39,7 @@ def add_cart_item() -> Any:
 
 
 @bp.patch("/cart/items/<int:item_id>")
+@cart_limit
 @require(Role.BUYER)
 def patch_cart_item(item_id: int) -> Any:
     data = body(QuantityBody)
@@ -44,6 +47,7 @@ def patch_cart_item(item_id: int) -> Any:
 
 
 @bp.delete("/cart/items/<int:item_id>")
+@cart_limit
 @require(Role.BUYER)
 def delete_cart_item(item_id: int) -> Any:
     return jsonify(carts.cart_json(carts.remove_item(current_user().id, item_id)))
