@@ -9,6 +9,7 @@
 - `GET /metrics`: Prometheus text format (marketplace.metrics plus gauges read from the database
   at scrape time). Open to requests from this machine only, unless `METRICS_TOKEN` is set: then
   only with `Authorization: Bearer <METRICS_TOKEN>`, from anywhere.
+- `system_status()`: what the admin health page shows (marketplace.admin.outbox_pages).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import hmac
 import ipaddress
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -133,3 +136,53 @@ class _OutboxCollector:
 
     def describe(self) -> list[Any]:
         return []
+
+
+# --- the admin's health page -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SystemStatus:
+    """What the admin health page shows (GET /admin/health)."""
+
+    db: str
+    redis: str
+    queues: dict[str, int]  # queued jobs by queue; -1 when Redis is away
+    failed_jobs: int  # in RQ's failed registries; -1 when Redis is away
+    outbox: Any  # marketplace.jobs.outbox.Backlog
+    last_webhook_type: str | None
+    last_webhook_at: datetime | None
+    stripe_reachable: bool
+
+
+def system_status() -> SystemStatus:
+    """Queues, failed jobs, the outbox backlog and dead letters, the last webhook, Stripe."""
+    from rq.registry import FailedJobRegistry
+
+    from marketplace.jobs import QUEUE_NAMES, get_queue, outbox
+    from marketplace.payments import services as payments
+
+    parts = _checks()
+    queues: dict[str, int] = {}
+    failed = 0
+    try:
+        for name in QUEUE_NAMES:
+            queue = get_queue(name)
+            queues[name] = queue.count
+            failed += FailedJobRegistry(queue=queue).count
+    except Exception:
+        queues, failed = dict.fromkeys(QUEUE_NAMES, -1), -1
+    backlog = outbox.backlog()
+    last = payments.last_webhook()
+    last_type, last_at = (last.type, last.received_at) if last is not None else (None, None)
+    db.session.rollback()
+    return SystemStatus(
+        db=parts["db"],
+        redis=parts["redis"],
+        queues=queues,
+        failed_jobs=failed,
+        outbox=backlog,
+        last_webhook_type=last_type,
+        last_webhook_at=last_at,
+        stripe_reachable=payments.stripe_reachable(),
+    )

@@ -70,6 +70,28 @@ def client() -> stripe.StripeClient:
     return new_client
 
 
+def reachable(timeout_seconds: float = 3.0) -> bool:
+    """Does Stripe answer (GET /v1/balance), within a short timeout and without retries? For
+    the admin health page: a slow answer must not hang it."""
+    s = settings()
+    if not s.secret_key:
+        return False
+    http_client = stripe.RequestsClient(timeout=timeout_seconds)
+    try:
+        probe = stripe.StripeClient(
+            s.secret_key,
+            base_addresses={"api": s.api_base} if s.api_base else None,
+            max_network_retries=0,
+            http_client=http_client,
+        )
+        probe.v1.balance.retrieve()
+    except stripe.StripeError:
+        return False
+    finally:
+        http_client.close()
+    return True
+
+
 def close_client(app: Any) -> None:
     """Close the app's Stripe HTTP session (tests create many apps)."""
     http_client = app.extensions.pop("stripe_http_client", None)
