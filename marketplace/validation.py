@@ -6,9 +6,10 @@ Bodies go through pydantic (strict types, no coercion): a wrong JSON type is a 4
 
 Before any view runs (`init_app`): ids in paths are range-checked on every blueprint (an id
 beyond the 32-bit columns is simply not found, never PostgreSQL's "integer out of range"); JSON
-with NaN, Infinity or nesting deeper than `MAX_JSON_DEPTH` is malformed (400); and a NUL
-character in a query string, form field, header or path is refused (422), since PostgreSQL
-cannot store one in text and its error would echo the parameters.
+with NaN, Infinity or nesting deeper than `MAX_JSON_DEPTH` is malformed (400); a NUL character
+in a form field, header or path is refused (422), since PostgreSQL cannot store one in text and
+its error would echo the parameters. In a query string (searches and filters, which change
+nothing) NUL characters are dropped instead, so an absurd search still answers 200.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from werkzeug.datastructures import ImmutableMultiDict
 
 from marketplace.errors import BadRequest, NotFound, ValidationFailed
 
@@ -102,28 +104,33 @@ def init_app(app: Flask) -> None:
     """Install the path-id range check, strict JSON, and the NUL-character guard."""
     app.url_value_preprocessor(_ids_in_range)
     app.json = StrictJSONProvider(app)
-    app.before_request(_refuse_nul_characters)
+    app.before_request(_guard_nul_characters)
 
 
 _FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 _EXEMPT_BLUEPRINTS = {"webhooks"}  # Stripe's signed bodies are checked by their own code
 
 
-def _refuse_nul_characters() -> None:
-    """:raises ValidationFailed: a NUL character in the path, a header, the query or a form."""
+def _guard_nul_characters() -> None:
+    """Drop NUL characters from the query string.
+
+    :raises ValidationFailed: a NUL character in the path, a header or a form field.
+    """
     if request.blueprint in _EXEMPT_BLUEPRINTS:
         return
+    if any("\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)):
+        request.args = ImmutableMultiDict(  # type: ignore[misc]
+            (key.replace("\x00", ""), value.replace("\x00", ""))
+            for key, value in request.args.items(multi=True)
+        )
     fields: dict[str, str] = {}
     if "\x00" in request.path:
         fields["path"] = "must not contain NUL characters"
     for name, value in request.headers.items():
         if "\x00" in value:
             fields[f"header {name}"] = "must not contain NUL characters"
-    sources = [request.args]
     if request.mimetype in _FORM_TYPES:
-        sources.append(request.form)
-    for source in sources:
-        for key, value in source.items(multi=True):
+        for key, value in request.form.items(multi=True):
             if "\x00" in key or "\x00" in value:
                 fields[key.replace("\x00", "") or "field"] = "must not contain NUL characters"
     if fields:
