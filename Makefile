@@ -1,6 +1,7 @@
 # Two commands on a fresh machine: `make run` (install, migrate, demo data, serve) and
 # `make test` (install, run the whole suite). Settings come from the environment (README).
 PYTHON ?= python3
+LOCK   := requirements.lock
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
@@ -8,15 +9,30 @@ FLASK  := $(BIN)/flask --app wsgi
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: install run web test bench lint format migrate demo worker clean
+.PHONY: install repair-venv lock run web test bench lint format migrate demo worker clean
 
-$(STAMP): pyproject.toml
+# Installs come from the lock file (exact versions of everything, dev tools included); the
+# project itself is installed editable on top, without resolving anything again.
+$(STAMP): pyproject.toml $(LOCK)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; run make with PYTHON=python3.X")'
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+install: repair-venv $(STAMP)
+
+# A .venv whose Python or pip is gone (Python upgraded, a half-finished install) is made again.
+repair-venv:
+	@if [ -d $(VENV) ] && ! $(BIN)/python -m pip --version >/dev/null 2>&1; then \
+		echo "$(VENV) is broken (its Python or pip is gone): making it again"; rm -rf $(VENV); fi
+
+# Refresh the lock after changing dependencies in pyproject.toml (then `make install`).
+lock:
+	test -x $(BIN)/pip-compile || $(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --strip-extras --extra dev --no-emit-index-url \
+		--no-emit-find-links --output-file $(LOCK) pyproject.toml
 
 migrate: install
 	$(FLASK) db upgrade

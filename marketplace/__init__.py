@@ -8,9 +8,17 @@ from typing import Any
 
 from flask import Flask
 
-from marketplace.config import load_config
+from marketplace.config import load_config, settle_secret_key
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE.parent
+
+
+def _resource(name: str) -> str:
+    """templates/, static/ or migrations/: beside the package in a checkout (editable install),
+    inside it once installed from a wheel (pyproject.toml maps them there as package data)."""
+    checkout = ROOT / name
+    return str(checkout if checkout.is_dir() else PACKAGE / name)
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -21,8 +29,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__,
         instance_path=os.environ.get("INSTANCE_DIR") or str(ROOT / "instance"),
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=_resource("templates"),
+        static_folder=_resource("static"),
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(load_config(app.instance_path))
@@ -30,6 +38,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         app.config.update(overrides)
         if "REDIS_URL" in overrides and "RATELIMIT_STORAGE_URI" not in overrides:
             app.config["RATELIMIT_STORAGE_URI"] = overrides["REDIS_URL"] or "memory://"
+    settle_secret_key(app.config, app.instance_path)
+    from marketplace import observability, validation
+
+    observability.init_app(app)  # first: every later hook and error runs under the request id
+    validation.init_app(app)
     register_extensions(app)
     register_blueprints(app)
     register_template_helpers(app)
@@ -51,7 +64,7 @@ def register_extensions(app: Flask) -> None:
     from marketplace.extensions import csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    migrate.init_app(app, db, directory=_resource("migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
@@ -80,13 +93,15 @@ def register_blueprints(app: Flask) -> None:
     from marketplace.api import bp as api_bp
     from marketplace.api.webhooks import webhooks_bp
     from marketplace.buyers import bp as buyers_bp
-    from marketplace.extensions import csrf
+    from marketplace.extensions import csrf, limiter
     from marketplace.health import bp as health_bp
     from marketplace.vendors import bp as vendors_bp
 
     csrf.exempt(api_bp)  # bearer tokens, never cookies
     csrf.exempt(health_bp)
     csrf.exempt(webhooks_bp)  # Stripe signs its requests instead
+    limiter.exempt(webhooks_bp)  # Stripe retries what we refuse; never rate-limit it
+    limiter.exempt(health_bp)
     for blueprint in (buyers_bp, vendors_bp, admin_bp, api_bp, health_bp, webhooks_bp):
         app.register_blueprint(blueprint)
 

@@ -33,7 +33,8 @@ def load_config(instance_path: str) -> dict[str, Any]:
         database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
     redis_url = env.get("REDIS_URL", "")
     return {
-        "SECRET_KEY": env.get("SECRET_KEY") or _instance_secret(instance),
+        # Empty: `settle_secret_key` keeps one in instance/ (embedded mode only).
+        "SECRET_KEY": env.get("SECRET_KEY", ""),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url),
         # Empty means the embedded in-process Redis stand-in.
@@ -41,6 +42,10 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Redis away: count in this process's memory; a storage error never fails a request.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        # Limits (marketplace.ratelimits): Flask-Limiter strings, generous by default.
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
         # Asking for a password-reset email, per client address.
         "PASSWORD_RESET_RATE_LIMIT": env.get("PASSWORD_RESET_RATE_LIMIT", "5 per hour"),
@@ -53,6 +58,10 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "REQUIRE_EMAIL_VERIFICATION": _bool(env.get("REQUIRE_EMAIL_VERIFICATION"), False),
         # Links in emails are absolute: PREFERRED_URL_SCHEME://SERVER_NAME/... (see links.py).
         "PREFERRED_URL_SCHEME": env.get("PREFERRED_URL_SCHEME") or "http",
+        "LOGIN_ACCOUNT_RATE_LIMIT": env.get("LOGIN_ACCOUNT_RATE_LIMIT", "30 per hour"),
+        "REGISTER_RATE_LIMIT": env.get("REGISTER_RATE_LIMIT", "300 per hour"),
+        "CHECKOUT_RATE_LIMIT": env.get("CHECKOUT_RATE_LIMIT", "60 per minute"),
+        "CART_RATE_LIMIT": env.get("CART_RATE_LIMIT", "600 per minute"),
         "WTF_CSRF_ENABLED": _bool(env.get("WTF_CSRF_ENABLED"), True),
         "CURRENCY": env.get("CURRENCY", "usd"),
         "DEFAULT_COMMISSION_BPS": _int(env.get("DEFAULT_COMMISSION_BPS"), 1000),
@@ -72,7 +81,22 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "SEARCH_INDEX_DIR": env.get("SEARCH_INDEX_DIR") or str(instance / "search-index"),
         # Jobs run inline in the request (tests) or through RQ.
         "JOBS_SYNCHRONOUS": _bool(env.get("JOBS_SYNCHRONOUS"), False),
+        # Proxies in front of the app whose X-Forwarded-* headers are believed (0: none).
+        "TRUSTED_PROXY_HOPS": _int(env.get("TRUSTED_PROXY_HOPS"), 0),
+        # Bodies above this many bytes are answered 413 before anything reads them.
+        "MAX_CONTENT_LENGTH": _int(env.get("MAX_CONTENT_LENGTH"), 1024 * 1024),
+        # Also set per request whenever it came over https (marketplace.security).
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), False),
         "SESSION_COOKIE_HTTPONLY": True,
+        # Logs: "json" (one object a line), "text", or "off" (leave logging alone).
+        "LOG_FORMAT": env.get("LOG_FORMAT", "json"),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "SENTRY_DSN": env.get("SENTRY_DSN", ""),
+        "SENTRY_ENVIRONMENT": env.get("SENTRY_ENVIRONMENT", ""),
+        "SENTRY_TRACES_SAMPLE_RATE": env.get("SENTRY_TRACES_SAMPLE_RATE", "0"),
+        # GET /metrics: with a token, `Authorization: Bearer <token>` from anywhere; without,
+        # from this machine only.
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
         "SESSION_COOKIE_SAMESITE": "Lax",
         # "rfc9106" (Argon2id, RFC 9106 low-memory profile) or "cheapest" (for test suites only).
         "PASSWORD_HASHER": env.get("PASSWORD_HASHER", "rfc9106"),
@@ -104,7 +128,37 @@ def _engine_options(database_url: str) -> dict[str, Any]:
         "max_overflow": _int(env.get("DB_MAX_OVERFLOW"), 5),
         "pool_recycle": _int(env.get("DB_POOL_RECYCLE"), 1800),
         "pool_timeout": _int(env.get("DB_POOL_TIMEOUT"), 10),
+        # A failed statement's log line must not carry its values (password hashes,
+        # addresses, tokens).
+        "hide_parameters": True,
     }
+
+
+class MissingSecretKey(RuntimeError):
+    """Running on PostgreSQL or Redis (several processes, maybe several machines) without a
+    SECRET_KEY: each process would sign sessions with a key of its own."""
+
+
+def uses_shared_services(config: dict[str, Any]) -> bool:
+    """Outside the embedded defaults: a database server or a real Redis."""
+    uri = str(config.get("SQLALCHEMY_DATABASE_URI", ""))
+    return not uri.startswith("sqlite") or bool(config.get("REDIS_URL"))
+
+
+def settle_secret_key(config: Any, instance_path: str) -> None:
+    """Keep the SECRET_KEY given; in the embedded mode make one up and keep it in instance/.
+
+    :raises MissingSecretKey: no SECRET_KEY, and the app runs on PostgreSQL or Redis.
+    """
+    if config.get("SECRET_KEY"):
+        return
+    if uses_shared_services(config):
+        raise MissingSecretKey(
+            "SECRET_KEY is not set. On PostgreSQL or Redis every web and worker process must "
+            "share one: set SECRET_KEY (for example `python -c 'import secrets; "
+            "print(secrets.token_hex(32))'`)."
+        )
+    config["SECRET_KEY"] = _instance_secret(Path(instance_path))
 
 
 def _instance_secret(instance: Path) -> str:

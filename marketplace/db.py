@@ -125,6 +125,11 @@ def transaction(*, keep_loaded: bool = False) -> Iterator[Any]:
             hook(*args, **kwargs)
 
 
+def in_transaction() -> bool:
+    """Inside a `transaction()` block (so `on_commit` may be used)."""
+    return bool(db.session().info.get(_DEPTH, 0))
+
+
 def on_commit(hook: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """Call `hook(*args, **kwargs)` once the surrounding `transaction()` has committed."""
     session = db.session()

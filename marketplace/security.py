@@ -1,13 +1,19 @@
-"""Security headers on every response: a Content-Security-Policy that allows only what the
-pages use (our own scripts and styles; Stripe.js, its frames and its API on the pay page),
-no framing by other sites, no MIME sniffing, HSTS when the request came over TLS.
+"""Serving behind a proxy, and security headers on every response.
+
+ProxyFix believes `TRUSTED_PROXY_HOPS` proxies' X-Forwarded-For/-Proto/-Host/-Port/-Prefix (so
+rate limits key on the real client and external URLs come out https); the session cookie is
+Secure whenever the request came over https. Headers: a Content-Security-Policy that allows
+only what the pages use (our own scripts and styles; Stripe.js, its frames and its API on the
+pay page), no framing by other sites, no MIME sniffing, HSTS when the request came over TLS.
 
 Pages keep no inline scripts or styles, so the policy needs neither 'unsafe-inline' nor nonces.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 STRIPE_JS = "https://js.stripe.com"
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -27,8 +33,21 @@ CONTENT_SECURITY_POLICY = "; ".join(
 HSTS = "max-age=31536000; includeSubDomains"
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the cookie Secure on any https request."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return super().get_cookie_secure(app) or (has_request_context() and request.is_secure)
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops > 0:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+        )
+    app.session_interface = SessionInterface()
     app.after_request(_secure_headers)
 
 

@@ -31,6 +31,10 @@ def _database_url() -> str:
     return f"sqlite:///{path}"
 
 
+# Processes the tests start (workers, servers) build their app from the environment: on
+# PostgreSQL or Redis it refuses to start without a SECRET_KEY of its own.
+os.environ.setdefault("SECRET_KEY", "test-secret")
+
 DATABASE_URL = _database_url()
 REDIS_URL = os.environ.get("REDIS_URL", "")
 IS_POSTGRES = DATABASE_URL.startswith("postgres")

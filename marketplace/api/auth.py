@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import current_app, jsonify
+from flask import jsonify
 from pydantic import Field
 
 from marketplace.accounts import passwords, verification
@@ -21,6 +21,7 @@ from marketplace.api.common import (
     require,
 )
 from marketplace.extensions import limiter
+from marketplace.ratelimits import login_limits, register_limit, setting
 from marketplace.validation import Body
 
 
@@ -54,19 +55,13 @@ class VerifyBody(Body):
     token: str = Field(max_length=500)
 
 
-def login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
-def reset_limit() -> str:
-    return current_app.config["PASSWORD_RESET_RATE_LIMIT"]
-
-
-def resend_limit() -> str:
-    return current_app.config["VERIFICATION_RESEND_RATE_LIMIT"]
+login_limit = setting("LOGIN_RATE_LIMIT")
+reset_limit = setting("PASSWORD_RESET_RATE_LIMIT")
+resend_limit = setting("VERIFICATION_RESEND_RATE_LIMIT")
 
 
 @bp.post("/auth/register")
+@register_limit
 def register() -> Any:
     data = body(RegisterBody)
     user = accounts.register(data.email, data.password, data.name, Role(data.role))
@@ -75,7 +70,7 @@ def register() -> Any:
 
 
 @bp.post("/auth/token")
-@limiter.limit(login_limit, deduct_when=lambda response: response.status_code == 401)
+@login_limits
 def create_token() -> Any:
     data = body(TokenBody)
     user = accounts.authenticate(data.email, data.password)

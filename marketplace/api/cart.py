@@ -10,11 +10,12 @@ from marketplace.accounts.models import Role
 from marketplace.api import bp
 from marketplace.api.common import body, current_user, require
 from marketplace.cart import services as carts
-from marketplace.validation import Body
+from marketplace.ratelimits import cart_limit
+from marketplace.validation import Body, Id
 
 
 class AddItemBody(Body):
-    variant_id: int
+    variant_id: Id
     quantity: int = 1
 
 
@@ -29,6 +30,7 @@ def get_cart() -> Any:
 
 
 @bp.post("/cart/items")
+@cart_limit
 @require(Role.BUYER)
 def add_cart_item() -> Any:
     data = body(AddItemBody)
@@ -36,6 +38,7 @@ def add_cart_item() -> Any:
 
 
 @bp.patch("/cart/items/<int:item_id>")
+@cart_limit
 @require(Role.BUYER)
 def patch_cart_item(item_id: int) -> Any:
     data = body(QuantityBody)
@@ -43,6 +46,7 @@ def patch_cart_item(item_id: int) -> Any:
 
 
 @bp.delete("/cart/items/<int:item_id>")
+@cart_limit
 @require(Role.BUYER)
 def delete_cart_item(item_id: int) -> Any:
     return jsonify(carts.remove_item(current_user().id, item_id))

@@ -11,25 +11,16 @@ from pydantic import BaseModel
 
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import authenticate_token
-from marketplace.api import bp
 from marketplace.catalog.models import Vendor
 from marketplace.catalog.services import vendor_for_user
-from marketplace.errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
-from marketplace.validation import parse
+from marketplace.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed
+from marketplace.validation import decode_json_body, parse
 
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound=BaseModel)
 
 MAX_PER_PAGE = 100
-MAX_ID = 2**31 - 1  # ids are 32-bit INTEGER columns
-
-
-@bp.url_value_preprocessor
-def _ids_in_range(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """An id no row can have is simply missing (not a database overflow error)."""
-    for value in (values or {}).values():
-        if isinstance(value, int) and not 0 < value <= MAX_ID:
-            raise NotFound()
+# Ids in paths are range-checked for every blueprint by marketplace.validation.
 
 
 def bearer_token() -> str | None:
@@ -85,10 +76,8 @@ def current_vendor() -> Vendor:
 
 
 def json_body() -> Any:
-    data = request.get_json(silent=True, force=True)
-    if data is None:
-        raise BadRequest("The request body must be valid JSON.")
-    return data
+    """:raises BadRequest: not JSON (NaN, Infinity and deep nesting are not JSON here)."""
+    return decode_json_body()
 
 
 def body(model: type[M]) -> M:

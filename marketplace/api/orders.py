@@ -13,6 +13,7 @@ from marketplace.errors import ValidationFailed
 from marketplace.orders import services as orders
 from marketplace.orders.presenters import order_json
 from marketplace.orders.quote import quote_json
+from marketplace.ratelimits import checkout_limit
 from marketplace.settlement import authorize
 from marketplace.validation import Body, parse
 
@@ -33,6 +34,7 @@ class CheckoutBody(Body):
 
 
 @bp.post("/checkout")
+@checkout_limit
 @require(Role.BUYER)
 def checkout() -> Any:
     key = request.headers.get("Idempotency-Key", "").strip()

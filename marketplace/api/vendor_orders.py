@@ -26,7 +26,7 @@ from marketplace.orders.presenters import vendor_order_json
 from marketplace.payments import services as payments
 from marketplace.payouts import earnings
 from marketplace.settlement import refunds
-from marketplace.validation import Body, is_whole_number
+from marketplace.validation import Body, Id, is_whole_number
 
 
 class ShipBody(Body):
@@ -39,7 +39,7 @@ class CancelBody(Body):
 
 
 class RefundItemBody(Body):
-    order_item_id: int
+    order_item_id: Id
     quantity: int
 
 

@@ -18,10 +18,13 @@ from marketplace.buyers.account_forms import (
     ForgotPasswordForm,
     ResetPasswordForm,
 )
-from marketplace.buyers.routes import _start_session, login_limit
+from marketplace.buyers.routes import _start_session
 from marketplace.errors import BadRequest, DomainError
 from marketplace.extensions import limiter
 from marketplace.forms import add_domain_error
+from marketplace.ratelimits import setting
+
+login_limit = setting("LOGIN_RATE_LIMIT")
 
 TOKENS_PER_PAGE = 50
 
@@ -58,7 +61,9 @@ def account() -> Any:
 
 @bp.post("/account/password")
 @login_required
-@limiter.limit(login_limit, deduct_when=lambda response: response.status_code == 422)
+@limiter.limit(
+    setting("LOGIN_RATE_LIMIT"), deduct_when=lambda response: response.status_code == 422
+)
 def change_password() -> Any:
     form = ChangePasswordForm()
     if not form.validate_on_submit():
@@ -132,7 +137,9 @@ def forgot_password() -> Any:
 
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
-@limiter.limit(login_limit, methods=["POST"], deduct_when=lambda r: r.status_code == 400)
+@limiter.limit(
+    setting("LOGIN_RATE_LIMIT"), methods=["POST"], deduct_when=lambda r: r.status_code == 400
+)
 def reset_password(token: str) -> Any:
     form = ResetPasswordForm()
     try:

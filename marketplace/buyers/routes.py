@@ -26,9 +26,9 @@ from marketplace.buyers.shop_forms import AddToCartForm
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Category
 from marketplace.errors import DomainError
-from marketplace.extensions import limiter
 from marketplace.forms import add_domain_error
 from marketplace.http_cache import conditional_page
+from marketplace.ratelimits import login_limits, register_limit
 from marketplace.reviews import storefront
 from marketplace.search import services as search
 
@@ -173,11 +173,8 @@ def _start_session(user: User) -> None:
     login_user(user)
 
 
-def login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
 @bp.route("/register", methods=["GET", "POST"])
+@register_limit
 def register() -> Any:
     form = RegisterForm()
     if not form.validate_on_submit():
@@ -199,7 +196,7 @@ def register() -> Any:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(login_limit, methods=["POST"], deduct_when=lambda r: r.status_code == 401)
+@login_limits
 def login() -> Any:
     form = LoginForm()
     if request.method == "GET":

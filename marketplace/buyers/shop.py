@@ -30,6 +30,7 @@ from marketplace.notifications import services as notifications
 from marketplace.orders import returns
 from marketplace.orders import services as orders
 from marketplace.orders.models import VendorOrderStatus
+from marketplace.ratelimits import cart_limit, checkout_limit
 from marketplace.reviews import services as reviews
 from marketplace.reviews.models import Review
 from marketplace.settlement import authorize
@@ -78,6 +79,7 @@ def cart() -> Any:
 
 
 @bp.post("/cart/add")
+@cart_limit
 def cart_add() -> Any:
     form = AddToCartForm()
     back = request.referrer or url_for("buyers.cart")
@@ -109,6 +111,7 @@ def _guest_add(variant_id: int, quantity: int) -> None:
 
 
 @bp.post("/cart/items/<int:item_id>")
+@cart_limit
 def cart_update(item_id: int) -> Any:
     form = QuantityForm()
     if not form.validate_on_submit():
@@ -138,6 +141,7 @@ def cart_update(item_id: int) -> Any:
 
 
 @bp.route("/checkout", methods=["GET", "POST"])
+@checkout_limit
 @login_required
 def checkout() -> Any:
     """The address form with the cart per vendor. "Show shipping and tax" re-renders it with

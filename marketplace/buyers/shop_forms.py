@@ -6,9 +6,11 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 
+from marketplace.validation import MAX_ID
+
 
 class AddToCartForm(FlaskForm):
-    variant_id = IntegerField("Variant", validators=[InputRequired()])
+    variant_id = IntegerField("Variant", validators=[InputRequired(), NumberRange(1, MAX_ID)])
     quantity = IntegerField(
         "Quantity", default=1, validators=[InputRequired(), NumberRange(1, 100)]
     )

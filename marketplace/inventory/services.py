@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm.util import identity_key
 
+from marketplace import metrics
 from marketplace.catalog.models import Variant
 from marketplace.db import db, utcnow
 from marketplace.errors import Conflict
@@ -95,10 +96,17 @@ def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -
         for variant_id in sorted(merged)
     ]
     db.session.add_all(reservations)
+    metrics.reservations("created", len(reservations))
     return reservations
 
 
-def _settle(order_id: int, to: ReservationStatus, variant_ids: list[int] | None = None) -> int:
+def _settle(
+    order_id: int,
+    to: ReservationStatus,
+    variant_ids: list[int] | None = None,
+    *,
+    event: str | None = None,
+) -> int:
     """Move the order's active reservations to `to`; stock moves only for rows that changed."""
     query = (
         select(Reservation)
@@ -132,12 +140,14 @@ def _settle(order_id: int, to: ReservationStatus, variant_ids: list[int] | None 
         # Committing leaves on_hand - reserved as it was: only a release can flip the flag.
         search_index.stock_changed(variant_ids=moved)
     db.session.expire_all()
+    metrics.reservations(event or to.value, len(moved))
     return len(moved)
 
 
-def release(order_id: int) -> int:
-    """Give the order's held stock back (expiry, cancellation, failed payment). Idempotent."""
-    return _settle(order_id, ReservationStatus.RELEASED)
+def release(order_id: int, *, expired: bool = False) -> int:
+    """Give the order's held stock back (expiry, cancellation, failed payment). Idempotent.
+    `expired`: because the hold ran out (counted apart in the metrics)."""
+    return _settle(order_id, ReservationStatus.RELEASED, event="expired" if expired else None)
 
 
 def release_variants(order_id: int, variant_ids: list[int]) -> int:

@@ -20,6 +20,8 @@ from flask import Flask, current_app
 from rq import Queue, Retry, SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
+from marketplace.observability import current_request_id, job_context
+
 log = logging.getLogger(__name__)
 
 QUEUE_NAMES = ("default",)
@@ -60,19 +62,26 @@ def resolve(path: str) -> Any:
     return getattr(importlib.import_module(module_name), attribute)
 
 
+def _meta() -> dict[str, Any]:
+    """What a job carries from the request that queued it (its id, for the logs and Stripe)."""
+    request_id = current_request_id()
+    return {"request_id": request_id} if request_id else {}
+
+
 def enqueue(path: str, *args: Any, job_id: str | None = None, **kwargs: Any) -> None:
     """Queue `path(*args)` now. Call it after commit (see `db.on_commit`)."""
     if current_app.config["JOBS_SYNCHRONOUS"]:
-        resolve(path)(*args, **kwargs)
+        with job_context(path, current_request_id()):
+            resolve(path)(*args, **kwargs)
         return
-    get_queue().enqueue(path, *args, job_id=job_id, **kwargs)
+    get_queue().enqueue(path, *args, job_id=job_id, meta=_meta(), **kwargs)
 
 
 def enqueue_at(when: datetime, path: str, *args: Any, job_id: str | None = None) -> None:
     """Queue `path(*args)` to run at `when` (needs a worker running with the scheduler)."""
     if current_app.config["JOBS_SYNCHRONOUS"]:
         return  # synchronous mode runs nothing later; tests call the job themselves
-    get_queue().enqueue_at(when, path, *args, job_id=job_id)
+    get_queue().enqueue_at(when, path, *args, job_id=job_id, meta=_meta())
 
 
 def default_retry() -> Retry:
@@ -104,7 +113,18 @@ def start_ticker(app: Flask, stop: threading.Event | None = None) -> threading.T
     return thread
 
 
-class ThreadWorker(SimpleWorker):
+class InstrumentedWorker(SimpleWorker):
+    """RQ's SimpleWorker, each job run under the request id it was queued with, timed, and
+    counted when it fails (marketplace.observability, marketplace.metrics)."""
+
+    def perform_job(self, job: Any, queue: Queue) -> bool:
+        with job_context(job.func_name, (job.meta or {}).get("request_id")) as run:
+            done = super().perform_job(job, queue)
+            run.failed = not done
+        return done
+
+
+class ThreadWorker(InstrumentedWorker):
     """An RQ worker that can run in a thread of the web process (embedded mode)."""
 
     death_penalty_class = TimerDeathPenalty
@@ -133,7 +153,7 @@ def run_worker(app: Flask, *, burst: bool = False) -> None:
     with app.app_context():
         connection = get_redis(app)
         queues = [Queue(name, connection=connection) for name in QUEUE_NAMES]
-        worker = SimpleWorker(queues, connection=connection)
+        worker = InstrumentedWorker(queues, connection=connection)
         if not burst:
             start_ticker(app)
         worker.work(burst=burst, with_scheduler=True)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace.db import UTCDateTime, db, on_commit, transaction, utcnow
 from marketplace.errors import Conflict, NotFound
+from marketplace.observability import current_request_id, job_context
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,8 @@ class OutboxMessage(db.Model):
     # After a failure, the redispatch leaves the row alone until then.
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The request that wrote the row: its job runs under that id (marketplace.observability).
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class MessageNotFound(NotFound):
@@ -101,7 +105,7 @@ def backoff(attempts: int) -> timedelta:
 
 def add(job: str, *args: Any) -> OutboxMessage:
     """Record `job(*args)` in the current transaction; it is dispatched after commit."""
-    message = OutboxMessage(job=job, args=list(args))
+    message = OutboxMessage(job=job, args=list(args), request_id=current_request_id())
     db.session.add(message)
     db.session.flush()
     on_commit(dispatch, [message.id])
@@ -165,10 +169,11 @@ def run_message(message_id: int) -> None:
     if not take_lease(message_id):
         return
     message = db.session.get(OutboxMessage, message_id)
-    job, args = message.job, list(message.args)
+    job, args, request_id = message.job, list(message.args), message.request_id
     db.session.rollback()
     try:
-        jobs.resolve(job)(*args)
+        with job_context(job, request_id):
+            jobs.resolve(job)(*args)
     except Exception as error:
         db.session.rollback()
         _record_failure(message_id, error)
@@ -256,6 +261,28 @@ def redispatch_stale(now: datetime | None = None) -> int:
             )
         dispatch(list(ids))
     return len(ids)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    pending: int
+    oldest_age_seconds: float
+    dead: int
+
+
+def backlog(now: datetime | None = None) -> Backlog:
+    """Rows not run yet (and how long the oldest has waited), and dead letters (metrics)."""
+    now = now or utcnow()
+    pending, oldest = db.session.execute(
+        select(func.count(), func.min(OutboxMessage.created_at)).where(
+            OutboxMessage.status == OutboxStatus.PENDING
+        )
+    ).one()
+    dead = db.session.scalar(select(func.count()).where(OutboxMessage.status == OutboxStatus.DEAD))
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+    return Backlog(pending=int(pending or 0), oldest_age_seconds=age, dead=int(dead or 0))
 
 
 def dead_letters(page: int = 1, per_page: int = 50) -> tuple[list[OutboxMessage], int]:

@@ -156,7 +156,7 @@ def mark_payment_canceled(order: Order, *, actor: str = "stripe") -> None:
 
 
 def cancel_unpaid(order: Order, *, actor: str, reason: str) -> None:
-    inventory.release(order.id)
+    inventory.release(order.id, expired=reason == "reservation_expired")
     for vendor_order in order.vendor_orders:
         if vendor_order.status is V.PENDING_PAYMENT:
             transition_vendor_order(vendor_order, V.CANCELLED, actor=actor, reason=reason)

@@ -78,6 +78,8 @@ class Order(db.Model):
     reservation_expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     payment_intent_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     cancel_reason: Mapped[str | None] = mapped_column(String(200))
+    # The checkout request's id: the order's Stripe objects carry it in their metadata.
+    request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload, selectinload
 
-from marketplace import jobs
+from marketplace import jobs, metrics
 from marketplace.accounts.services import require_verified_email
 from marketplace.cart import services as carts
 from marketplace.cart.models import Cart, CartItem
@@ -24,6 +24,7 @@ from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
 from marketplace.inventory.services import OutOfStock
 from marketplace.jobs import outbox
+from marketplace.observability import current_request_id
 from marketplace.orders import commission, fulfilment, tax
 from marketplace.orders import quote as quotes
 from marketplace.orders.models import (
@@ -122,6 +123,7 @@ def request_fingerprint(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+@metrics.track_checkout
 def checkout(
     buyer_id: int,
     address: Address,
@@ -279,6 +281,7 @@ def _place_order(buyer_id: int, address: Address, expected_total_cents: int | No
         shipping_address=asdict(address),
         reservation_expires_at=expires_at,
         vendor_orders=[],
+        request_id=current_request_id(),
     )
     db.session.add(order)
     db.session.flush()

@@ -70,6 +70,28 @@ def client() -> stripe.StripeClient:
     return new_client
 
 
+def reachable(timeout_seconds: float = 3.0) -> bool:
+    """Does Stripe answer (GET /v1/balance), within a short timeout and without retries? For
+    the admin health page: a slow answer must not hang it."""
+    s = settings()
+    if not s.secret_key:
+        return False
+    http_client = stripe.RequestsClient(timeout=timeout_seconds)
+    try:
+        probe = stripe.StripeClient(
+            s.secret_key,
+            base_addresses={"api": s.api_base} if s.api_base else None,
+            max_network_retries=0,
+            http_client=http_client,
+        )
+        probe.v1.balance.retrieve()
+    except stripe.StripeError:
+        return False
+    finally:
+        http_client.close()
+    return True
+
+
 def close_client(app: Any) -> None:
     """Close the app's Stripe HTTP session (tests create many apps)."""
     http_client = app.extensions.pop("stripe_http_client", None)
@@ -140,7 +162,14 @@ def account_is_payable(account: dict[str, Any]) -> bool:
 # --- payment intents -----------------------------------------------------------------------
 
 
-def create_payment_intent(order_id: int, amount_cents: int, currency: str) -> dict[str, Any]:
+def create_payment_intent(
+    order_id: int, amount_cents: int, currency: str, *, request_id: str | None = None
+) -> dict[str, Any]:
+    """A manual-capture PaymentIntent for the order. `request_id` (the checkout request's, kept
+    on the order so a retry sends the very same parameters) goes into its metadata."""
+    metadata = {"order_id": str(order_id)}
+    if request_id:
+        metadata["request_id"] = request_id
     return as_dict(
         _call(
             client().v1.payment_intents.create,
@@ -150,7 +179,7 @@ def create_payment_intent(order_id: int, amount_cents: int, currency: str) -> di
             capture_method="manual",
             transfer_group=f"order:{order_id}",
             payment_method_types=["card"],
-            metadata={"order_id": str(order_id)},
+            metadata=metadata,
         )
     )
 

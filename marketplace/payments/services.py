@@ -16,7 +16,16 @@ from marketplace.catalog.models import Vendor
 from marketplace.catalog.services import get_vendor
 from marketplace.db import db, transaction
 from marketplace.payments import gateway
-from marketplace.payments.models import Payment
+from marketplace.payments.models import Payment, StripeEvent
+
+
+def last_webhook() -> StripeEvent | None:
+    """The Stripe event received last (None before the first)."""
+    return db.session.scalar(select(StripeEvent).order_by(StripeEvent.received_at.desc()).limit(1))
+
+
+def stripe_reachable() -> bool:
+    return gateway.reachable()
 
 
 def payment_of(order_id: int) -> Payment | None:

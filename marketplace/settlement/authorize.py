@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 
+from marketplace import metrics
 from marketplace.db import db, transaction
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.payments import gateway
@@ -36,12 +37,16 @@ def payment_for_checkout(order_id: int) -> dict[str, Any]:
         if order.payment_intent_id is None:
             if order.status is not OrderStatus.PENDING_PAYMENT:
                 return payment
-            intent = gateway.create_payment_intent(order.id, order.total_cents, order.currency)
+            metrics.PAYMENT_AUTHORIZATIONS.labels(outcome="requested").inc()
+            intent = gateway.create_payment_intent(
+                order.id, order.total_cents, order.currency, request_id=order.request_id
+            )
             _record_intent(order, intent)
         else:
             intent = gateway.retrieve_payment_intent(order.payment_intent_id)
     except (gateway.PaymentProviderError, gateway.PaymentProviderRejected) as error:
         log.warning("payment intent for order %s not available: %s", order_id, error)
+        metrics.PAYMENT_AUTHORIZATIONS.labels(outcome="unavailable").inc()
         payment["error"] = {"code": error.code, "message": error.message}
         return payment
     payment["payment_intent_id"] = intent["id"]

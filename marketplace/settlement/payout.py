@@ -112,6 +112,8 @@ def _send(vendor_order: VendorOrder, payment: Payment, transfer: Transfer) -> Tr
         "metadata": {
             "vendor_order_id": str(vendor_order.id),
             "order_id": str(vendor_order.order_id),
+            # the checkout's request id: stable, so a retry asks with the same parameters
+            **({"request_id": rid} if (rid := vendor_order.order.request_id) else {}),
         },
     }
     transfer_id = transfer.id

@@ -36,6 +36,7 @@ from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferS
 from marketplace.payouts.state import move_refund
 from marketplace.payouts.transfers import PAYABLE, sent_transfer, started_transfer
 from marketplace.settlement import ANSWER_LOST_AFTER, disputes
+from marketplace.validation import MAX_ID
 
 log = logging.getLogger(__name__)
 
@@ -283,8 +284,32 @@ def _commission_share(
     return min(share, left_commission)
 
 
+MAX_REFUND_CENTS = 10**9  # beyond any order total; the plan checks the real limit
+
+
+def check_request_shape(amount_cents: int | None, items: list[ItemRequest] | None) -> None:
+    """What the request says, checked before anything about the order's state, so a negative
+    amount on an uncaptured order is a 422 (bad input), not a 409 (wrong state).
+
+    :raises ValidationFailed:
+    """
+    fields: dict[str, str] = {}
+    if amount_cents is not None and not 1 <= amount_cents <= MAX_REFUND_CENTS:
+        fields["amount_cents"] = f"must be between 1 and {MAX_REFUND_CENTS}"
+    elif amount_cents is not None and items:
+        fields["amount_cents"] = "give either amount_cents or items, not both"
+    for index, item in enumerate(items or []):
+        if not 1 <= item.order_item_id <= MAX_ID:
+            fields[f"items[{index}].order_item_id"] = "no such item"
+        if not 1 <= item.quantity <= MAX_REFUND_CENTS:
+            fields[f"items[{index}].quantity"] = "must be at least 1"
+    if fields:
+        raise ValidationFailed(fields)
+
+
 def preview(vendor_order_id: int, vendor_id: int | None, **request: Any) -> RefundPlan:
     """:raises VendorOrderNotFound, NotCaptured, NothingToRefund, ValidationFailed:"""
+    check_request_shape(request.get("amount_cents"), request.get("items"))
     vendor_order = _vendor_order(vendor_order_id, vendor_id)
     return plan_refund(vendor_order, **request)
 
@@ -317,6 +342,7 @@ def refund_vendor_order(
     """
     if not 1 <= len(reason.strip()) <= 200:
         raise ValidationFailed({"reason": "must be 1 to 200 characters long"})
+    check_request_shape(amount_cents, items)
     with transaction():
         vendor_order = _vendor_order(vendor_order_id, vendor_id)
         fulfilment.locked_order(vendor_order.order_id)

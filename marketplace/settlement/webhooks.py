@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from marketplace import metrics
 from marketplace.db import db, transaction, utcnow
 from marketplace.jobs import outbox
 from marketplace.orders import fulfilment
@@ -29,8 +30,20 @@ AUTHORIZED_EVENTS = {"payment_intent.amount_capturable_updated", "payment_intent
 
 def handle_webhook(payload: bytes, signature_header: str) -> str:
     """Verify and apply one Stripe event, once per event id. :raises InvalidWebhook:"""
-    event = gateway.parse_webhook(payload, signature_header)
-    return apply_event(event)
+    try:
+        event = gateway.parse_webhook(payload, signature_header)
+    except gateway.InvalidWebhook:
+        metrics.WEBHOOKS.labels(type="unknown", outcome="invalid_signature").inc()
+        raise
+    outcome = apply_event(event)
+    metrics.WEBHOOKS.labels(type=str(event.get("type")), outcome=outcome).inc()
+    if outcome in _AUTHORIZATION_OUTCOMES:
+        metrics.PAYMENT_AUTHORIZATIONS.labels(outcome=_AUTHORIZATION_OUTCOMES[outcome]).inc()
+    return outcome
+
+
+# Webhook outcomes that answer an authorization: the card was held, or it was refused.
+_AUTHORIZATION_OUTCOMES = {"paid": "authorized", "payment_failed": "failed"}
 
 
 def apply_event(event: dict[str, Any]) -> str:

@@ -57,7 +57,9 @@ class OrderFilterForm(FlaskForm):
         default=DEFAULT_TAB,
     )
     q = StringField("Order number or buyer email", validators=[no_nul])
-    page = IntegerField("Page", validators=[Optional(), NumberRange(min=1)], default=1)
+    page = IntegerField(
+        "Page", validators=[Optional(), NumberRange(min=1, max=1_000_000)], default=1
+    )
 
 
 class ShipForm(FlaskForm):
