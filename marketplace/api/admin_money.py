@@ -15,7 +15,7 @@ from marketplace.errors import ValidationFailed
 from marketplace.orders import commission
 from marketplace.payouts import reconciliation
 from marketplace.payouts.earnings import transfer_json
-from marketplace.settlement import payout, recovery
+from marketplace.settlement import capture, payout, recovery
 from marketplace.validation import Body
 
 
@@ -112,3 +112,10 @@ def admin_payouts_csv() -> Any:
 @require(Role.ADMIN)
 def admin_retry_transfer(transfer_id: int) -> Any:
     return jsonify(transfer_json(payout.retry_refused_transfer(transfer_id)))
+
+
+@bp.post("/admin/orders/<int:order_id>/void/retry")
+@require(Role.ADMIN)
+def admin_retry_void(order_id: int) -> Any:
+    payment = capture.retry_refused_void(order_id)
+    return jsonify({"order_id": order_id, "payment_status": payment.status.value})

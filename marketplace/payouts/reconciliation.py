@@ -111,6 +111,20 @@ def _failed_steps(since: datetime | None, until: datetime | None) -> list[dict[s
     steps += [
         {"kind": "transfer_refused", "id": t.id, "detail": t.failure_reason} for t in transfers
     ]
+    voids = db.session.scalars(
+        _in_range(
+            select(Payment)
+            .where(
+                Payment.void_refused_at.is_not(None),
+                Payment.status.not_in([PaymentStatus.CANCELED, PaymentStatus.CAPTURED]),
+            )
+            .order_by(Payment.id),
+            Payment.created_at,
+            since,
+            until,
+        )
+    )
+    steps += [{"kind": "void_refused", "id": p.order_id, "detail": p.last_error} for p in voids]
     owed = db.session.execute(
         _in_range(
             select(DisputeRecovery, VendorReceivable)

@@ -41,3 +41,8 @@ def recover_dispute_share(recovery_id: int) -> None:
 
 def return_dispute_share(recovery_id: int) -> None:
     recovery.return_share(recovery_id)
+
+
+def retry_refused_voids() -> int:
+    """Periodic: voids Stripe refused, asked again (the hold is still on the buyer's card)."""
+    return capture.retry_refused_voids()
