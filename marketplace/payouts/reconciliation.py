@@ -496,16 +496,13 @@ def _check_transfers(since: datetime | None, until: datetime | None) -> list[Mis
     return found
 
 
-_TAKEN = (RecoveryStatus.REVERSED, RecoveryStatus.RETURNING, RecoveryStatus.RETURNED)
-
-
 def _recovered_from(transfer_id: int) -> int:
     """What disputes took back from this transfer by reversals (recorded)."""
     return int(
         db.session.scalar(
             select(func.coalesce(func.sum(DisputeRecovery.amount_cents), 0)).where(
                 DisputeRecovery.transfer_id == transfer_id,
-                DisputeRecovery.status.in_(_TAKEN),
+                DisputeRecovery.stripe_reversal_id.is_not(None),
             )
         )
         or 0

@@ -153,9 +153,9 @@ def void_payment(order_id: int, reason: str) -> Payment | None:
     with transaction():
         fulfilment.locked_order(order_id)
         payment = payment_of(order_id)
+        payment.void_refused_at = None  # Stripe did it (its webhook may have been first)
         if can_move(payment.status, PaymentStatus.CANCELED):
             move_payment(payment, PaymentStatus.CANCELED)
-            payment.void_refused_at = None
             if reason == "out_of_stock":  # the buyer paid for items sold out meanwhile
                 outbox.add("marketplace.notifications.jobs.payment_voided", order_id)
     return payment_of(order_id)

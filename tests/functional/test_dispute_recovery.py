@@ -209,6 +209,11 @@ def test_a_won_dispute_gives_the_vendors_share_back_by_a_new_transfer(api, webho
     assert [t["amount"] for t in returned] == [reversal["amount"]]
     assert returned[0]["destination"] == account
     assert _vendor_net_at_stripe(webhooks, account) == earned  # whole again
+    shown = api.get("/vendor/earnings", paid["sellers"][0].token).get_json()
+    assert (shown["dispute_recovered_cents"], shown["dispute_returned_cents"]) == (
+        reversal["amount"],
+        reversal["amount"],
+    )
     (recovery,) = _recoveries()
     assert recovery.status is RecoveryStatus.RETURNED
     assert recovery.stripe_return_transfer_id == returned[0]["id"]
