@@ -1,4 +1,5 @@
-"""Admin money pages: reconciliation (with the payouts CSV) and commission rules.
+"""Admin money pages: reconciliation (with the payouts CSV), commission rules and who
+carries a dispute (`dispute_recovery`).
 
 The same service calls as the JSON twins in `api/admin_money.py`. Access is the blueprint's:
 `require_admin` (routes.py) runs before every view. Forms check shape (an integer is an
@@ -22,6 +23,7 @@ from marketplace.errors import DomainError, ValidationFailed
 from marketplace.orders import commission
 from marketplace.payments.gateway import PaymentProviderError
 from marketplace.payouts import reconciliation
+from marketplace.settlement import recovery
 
 # --- forms -----------------------------------------------------------------------------------
 
@@ -75,10 +77,26 @@ class CategoryCommissionForm(FlaskForm):
     )
 
 
+class DisputeRecoveryForm(FlaskForm):
+    dispute_recovery = SelectField(
+        "Who carries a dispute",
+        choices=[
+            SelectChoice(recovery.PLATFORM_ABSORBS, "The platform absorbs it"),
+            SelectChoice(
+                recovery.REVERSE_VENDOR_SHARE, "Reverse the vendor's share from its transfer"
+            ),
+        ],
+        validators=[InputRequired()],
+        description="Applies to disputes opened from now on; a won dispute gives back "
+        "what was taken.",
+    )
+
+
 FORMS = {
     "default": DefaultCommissionForm,
     "vendor": VendorCommissionForm,
     "category": CategoryCommissionForm,
+    "dispute_recovery": DisputeRecoveryForm,
 }
 
 
@@ -133,6 +151,8 @@ def _forms(posted: str | None = None) -> dict[str, FlaskForm]:
     forms["vendor"].vendor_id.choices = _vendor_choices()
     if posted != "default":
         forms["default"].default_bps.data = commission.default_bps()
+    if posted != "dispute_recovery":
+        forms["dispute_recovery"].dispute_recovery.data = recovery.mode()
     return forms
 
 
@@ -142,6 +162,7 @@ def _page(forms: dict[str, FlaskForm], status: int = 200) -> Any:
     return render_template(
         "admin/commission.html",
         default_bps=commission.default_bps(),
+        dispute_recovery=recovery.mode(),
         forms=forms,
         vendor_overrides=vendors,
         categories=categories,
@@ -190,6 +211,13 @@ def set_commission() -> Any:
                 if vendor.commission_bps is not None
                 else f"{vendor.display_name} now pays the category or default rate."
             )
+        elif action == "dispute_recovery":
+            chosen = recovery.set_mode(form.dispute_recovery.data or "")
+            done = (
+                "Disputes are now recovered from the vendors' transfers."
+                if chosen == recovery.REVERSE_VENDOR_SHARE
+                else "The platform now absorbs disputes."
+            )
         else:
             category = commission.set_category_bps(form.category.data or "", form.category_bps.data)
             done = (
@@ -198,7 +226,12 @@ def set_commission() -> Any:
                 else f"{category.path} has no rate of its own any more."
             )
     except DomainError as error:
-        field = {"default": "default_bps", "vendor": "vendor_bps", "category": "category_bps"}
+        field = {
+            "default": "default_bps",
+            "vendor": "vendor_bps",
+            "category": "category_bps",
+            "dispute_recovery": "dispute_recovery",
+        }
         if error.code == "category_not_found":
             field["category"] = "category"
         return _page(forms, _refused(form, error, field[action]))

@@ -15,7 +15,7 @@ from marketplace.errors import ValidationFailed
 from marketplace.orders import commission
 from marketplace.payouts import reconciliation
 from marketplace.payouts.earnings import transfer_json
-from marketplace.settlement import payout
+from marketplace.settlement import capture, payout, recovery
 from marketplace.validation import Body
 
 
@@ -25,6 +25,10 @@ class DefaultCommissionBody(Body):
 
 class CommissionBody(Body):
     bps: int | None
+
+
+class DisputeRecoveryBody(Body):
+    dispute_recovery: str
 
 
 @bp.put("/admin/commission")
@@ -38,6 +42,20 @@ def set_default_commission() -> Any:
 @require(Role.ADMIN)
 def get_default_commission() -> Any:
     return jsonify({"default_bps": commission.default_bps()})
+
+
+@bp.get("/admin/dispute-recovery")
+@require(Role.ADMIN)
+def get_dispute_recovery() -> Any:
+    return jsonify({"dispute_recovery": recovery.mode(), "choices": list(recovery.MODES)})
+
+
+@bp.put("/admin/dispute-recovery")
+@require(Role.ADMIN)
+def set_dispute_recovery() -> Any:
+    data = body(DisputeRecoveryBody)
+    chosen = recovery.set_mode(data.dispute_recovery)
+    return jsonify({"dispute_recovery": chosen, "choices": list(recovery.MODES)})
 
 
 @bp.put("/admin/vendors/<int:vendor_id>/commission")
@@ -94,3 +112,10 @@ def admin_payouts_csv() -> Any:
 @require(Role.ADMIN)
 def admin_retry_transfer(transfer_id: int) -> Any:
     return jsonify(transfer_json(payout.retry_refused_transfer(transfer_id)))
+
+
+@bp.post("/admin/orders/<int:order_id>/void/retry")
+@require(Role.ADMIN)
+def admin_retry_void(order_id: int) -> Any:
+    payment = capture.retry_refused_void(order_id)
+    return jsonify({"order_id": order_id, "payment_status": payment.status.value})

@@ -35,6 +35,7 @@ PERIODIC_JOBS: list[tuple[str, int]] = [
     ("marketplace.orders.jobs.sweep_expired_orders", 30),
     ("marketplace.settlement.jobs.sweep_due_transfers", 60),
     ("marketplace.settlement.jobs.capture_expiring_authorizations", 3600),
+    ("marketplace.settlement.jobs.retry_refused_voids", 3600),
     ("marketplace.jobs.outbox.prune_completed", 86400),
     ("marketplace.orders.jobs.prune_idempotency_records", 86400),
 ]

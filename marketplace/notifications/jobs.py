@@ -57,6 +57,10 @@ def capture_refused(order_id: int) -> None:
     services.capture_refused(order_id)
 
 
+def void_refused(order_id: int) -> None:
+    services.void_refused(order_id)
+
+
 def reversal_refused(refund_id: int) -> None:
     services.reversal_refused(refund_id)
 

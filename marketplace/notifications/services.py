@@ -518,6 +518,22 @@ def capture_refused(order_id: int) -> None:
     )
 
 
+def void_refused(order_id: int) -> None:
+    from marketplace.payments.models import Payment
+
+    payment = db.session.scalar(select(Payment).where(Payment.order_id == order_id))
+    _alert_admins(
+        f"void_refused:{order_id}:{payment.id}",
+        "void_refused",
+        f"Order #{order_id}: Stripe refused to cancel the authorization",
+        [
+            f"Stripe answered: {payment.last_error or 'no reason given'}.",
+            "The hold is still on the buyer's card; the void is tried again every hour.",
+        ],
+        "/admin/reconciliation",
+    )
+
+
 def reversal_refused(refund_id: int) -> None:
     from marketplace.payouts.models import Refund
 

@@ -26,6 +26,12 @@ def _settings() -> PlatformSettings:
     return settings
 
 
+def settings_row() -> PlatformSettings:
+    """The platform's settings row, created with the defaults (inside the caller's
+    transaction) if it does not exist yet."""
+    return _settings()
+
+
 def default_bps() -> int:
     settings = db.session.get(PlatformSettings, 1)
     if settings is None:

@@ -253,7 +253,16 @@ class PlatformSettings(db.Model):
             "default_commission_bps >= 0 AND default_commission_bps <= 10000",
             name="commission_range",
         ),
+        CheckConstraint(
+            "dispute_recovery IN ('platform_absorbs', 'reverse_vendor_share')",
+            name="dispute_recovery_known",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     default_commission_bps: Mapped[int] = mapped_column(Integer)
+    # Who carries a dispute: `platform_absorbs`, or `reverse_vendor_share` (the vendors' shares
+    # of the disputed amount are taken back from their transfers while the bank decides).
+    dispute_recovery: Mapped[str] = mapped_column(
+        String(32), default="platform_absorbs", server_default="platform_absorbs"
+    )

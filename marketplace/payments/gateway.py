@@ -266,6 +266,12 @@ def create_transfer_reversal(
     )
 
 
+def list_transfer_reversals(transfer_id: str) -> list[dict[str, Any]]:
+    """Every reversal of one transfer, auto-paginated."""
+    page = _call(client().v1.transfers.reversals.list, transfer_id, limit=100)
+    return [as_dict(item) for item in page.auto_paging_iter()]
+
+
 def list_all(resource: str, **filters: Any) -> list[dict[str, Any]]:
     """Every object of a list endpoint (`charges`, `transfers`, `refunds`), auto-paginated."""
     service = getattr(client().v1, resource)

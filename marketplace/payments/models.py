@@ -54,6 +54,10 @@ class Payment(db.Model):
     capture_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Why Stripe last refused a step of this payment (a capture), for the admin.
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Why we asked Stripe to cancel the uncaptured authorization (a void), and when Stripe
+    # last refused it: the hold is still on the card, so the void is tried again.
+    void_reason: Mapped[str | None] = mapped_column(String(32))
+    void_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     captured_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

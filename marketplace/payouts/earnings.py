@@ -10,7 +10,14 @@ from sqlalchemy import func, select
 from marketplace.db import db
 from marketplace.orders.models import VendorOrder, VendorOrderStatus
 from marketplace.payouts import receivables
-from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
+from marketplace.payouts.models import (
+    DisputeRecovery,
+    RecoveryStatus,
+    Refund,
+    RefundStatus,
+    Transfer,
+    TransferStatus,
+)
 from marketplace.payouts.transfers import vendor_share_refunded
 
 EARNING = (
@@ -69,9 +76,31 @@ def vendor_earnings(vendor_id: int) -> dict[str, Any]:
             t.amount_cents for t in transfers if t.status is TransferStatus.SENT
         ),
         "reversed_cents": int(reversed_cents or 0),
-        # refused reversals still to be held back from the next transfers
+        # refused reversals (and dispute shares) still to be held back from the next transfers
         "owed_cents": receivables.owed(vendor_id),
+        # disputes: shares reversed from the vendor's transfers, and given back when won
+        **_dispute_shares(vendor_id),
         "transfers": [
             transfer_json(t) for t in transfers if t.status is not TransferStatus.SKIPPED
         ],
     }
+
+
+def _dispute_shares(vendor_id: int) -> dict[str, int]:
+    recovered, returned = db.session.execute(
+        select(
+            func.coalesce(
+                func.sum(DisputeRecovery.amount_cents).filter(
+                    DisputeRecovery.stripe_reversal_id.is_not(None)
+                ),
+                0,
+            ),
+            func.coalesce(
+                func.sum(DisputeRecovery.return_cents).filter(
+                    DisputeRecovery.status == RecoveryStatus.RETURNED
+                ),
+                0,
+            ),
+        ).where(DisputeRecovery.vendor_id == vendor_id)
+    ).one()
+    return {"dispute_recovered_cents": int(recovered), "dispute_returned_cents": int(returned)}

@@ -2,8 +2,8 @@
 
 Accounts (positive = debit): `cash` (the platform's Stripe balance), `tax_payable`,
 `commission` (platform revenue), `vendor_payable` (what the platform owes a vendor; negative
-while owed), `disputed` (withdrawn by an open dispute), `dispute_losses`. Only this module
-writes ledger entries.
+while owed), `disputed` (withdrawn by an open dispute, less what vendors cover of it),
+`dispute_losses`. Only this module writes ledger entries.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from marketplace.db import db
 from marketplace.orders.models import VendorOrder
-from marketplace.payments.models import Dispute
-from marketplace.payouts.models import LedgerEntry, Refund, Transfer
+from marketplace.payments.models import Dispute, DisputeStatus
+from marketplace.payouts.models import DisputeRecovery, LedgerEntry, Refund, Transfer
 
 CASH = "cash"
 TAX = "tax_payable"
@@ -165,17 +165,77 @@ def record_dispute(dispute: Dispute) -> None:
     )
 
 
-def record_dispute_outcome(dispute: Dispute, won: bool) -> None:
-    """Won: the funds come back. Lost: what was withdrawn is the platform's loss."""
-    back_to = CASH if won else DISPUTE_LOSSES
+def record_dispute_outcome(dispute: Dispute, won: bool, covered_cents: int = 0) -> None:
+    """Won: the funds come back. Lost: what was withdrawn, less what vendors cover of it
+    (`covered_cents`, their recovered shares), is the platform's loss."""
+    if won:
+        legs = [Leg(DISPUTED, -dispute.amount_cents), Leg(CASH, dispute.amount_cents)]
+    else:
+        lost = dispute.amount_cents - covered_cents
+        legs = [Leg(DISPUTED, -lost), Leg(DISPUTE_LOSSES, lost)]
     post(
         f"dispute_{'won' if won else 'lost'}:{dispute.stripe_dispute_id}",
         "dispute_won" if won else "dispute_lost",
-        [Leg(DISPUTED, -dispute.amount_cents), Leg(back_to, dispute.amount_cents)],
+        legs,
         currency=dispute.currency,
         order_id=dispute.order_id,
         stripe_object_id=dispute.stripe_dispute_id,
     )
+
+
+def record_dispute_recovery(
+    recovery: DisputeRecovery, dispute_status: DisputeStatus, *, reversed_at_stripe: bool
+) -> None:
+    """The vendor covers its share of the dispute: cash back by a reversal, or owed by the
+    vendor (a receivable). It covers the open dispute, or, when it is recorded after the
+    decision, the loss (lost) or a debt of the platform to the vendor (won: given back)."""
+    taken = CASH if reversed_at_stripe else VENDOR_PAYABLE
+    covers = {
+        DisputeStatus.OPEN: DISPUTED,
+        DisputeStatus.LOST: DISPUTE_LOSSES,
+        DisputeStatus.WON: VENDOR_PAYABLE,
+    }[dispute_status]
+    post(
+        f"dispute_recovery:{recovery.id}",
+        "dispute_recovery",
+        [Leg(taken, recovery.amount_cents), Leg(covers, -recovery.amount_cents)],
+        currency=recovery.currency,
+        order_id=_order_of(recovery.vendor_order_id),
+        vendor_order_id=recovery.vendor_order_id,
+        vendor_id=recovery.vendor_id,
+        stripe_object_id=recovery.stripe_reversal_id,
+    )
+
+
+def record_dispute_share_owed_back(recovery: DisputeRecovery) -> None:
+    """The dispute was won: the share the vendor covered is owed back to it."""
+    post(
+        f"dispute_share_back:{recovery.id}",
+        "dispute_share_back",
+        [Leg(DISPUTED, recovery.amount_cents), Leg(VENDOR_PAYABLE, -recovery.amount_cents)],
+        currency=recovery.currency,
+        order_id=_order_of(recovery.vendor_order_id),
+        vendor_order_id=recovery.vendor_order_id,
+        vendor_id=recovery.vendor_id,
+    )
+
+
+def record_dispute_return(recovery: DisputeRecovery) -> None:
+    """What was taken from the vendor for a won dispute went back by a transfer."""
+    post(
+        f"dispute_return:{recovery.id}",
+        "dispute_return",
+        [Leg(VENDOR_PAYABLE, recovery.return_cents), Leg(CASH, -recovery.return_cents)],
+        currency=recovery.currency,
+        order_id=_order_of(recovery.vendor_order_id),
+        vendor_order_id=recovery.vendor_order_id,
+        vendor_id=recovery.vendor_id,
+        stripe_object_id=recovery.stripe_return_transfer_id,
+    )
+
+
+def _order_of(vendor_order_id: int) -> int:
+    return db.session.get(VendorOrder, vendor_order_id).order_id
 
 
 def balance(account: str, **filters: int) -> int:

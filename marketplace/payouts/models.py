@@ -27,6 +27,18 @@ class RefundStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class RecoveryStatus(enum.StrEnum):
+    """A vendor's share of a disputed charge, taken back while the bank decides."""
+
+    PENDING = "pending"  # the reversal is to be (or was) asked of Stripe, no answer recorded
+    REVERSED = "reversed"  # Stripe reversed it from the vendor's transfer
+    OWED = "owed"  # not reversible (refused, or nothing sent yet): a receivable nets it
+    CANCELED = "canceled"  # the dispute was won before anything was taken
+    RETURNING = "returning"  # won: what was taken goes back by a new transfer, asked of Stripe
+    RETURNED = "returned"
+    WAIVED = "waived"  # won while owed and nothing netted yet: the debt is dropped
+
+
 def _enum(cls: type[enum.Enum]) -> Enum:
     return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
 
@@ -102,9 +114,39 @@ class LedgerEntry(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
+class DisputeRecovery(db.Model):
+    """One vendor's share of a disputed charge, recovered for the platform (the setting
+    `dispute_recovery` = `reverse_vendor_share`): reversed from the part's transfer (key
+    `dispute_recovery:<id>`), else owed as a receivable; given back by a transfer
+    (`dispute_return:<id>`) if the platform wins the dispute."""
+
+    __tablename__ = "dispute_recoveries"
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        CheckConstraint(
+            "return_cents >= 0 AND return_cents <= amount_cents", name="return_within_amount"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dispute_id: Mapped[int] = mapped_column(ForeignKey("disputes.id"), index=True)
+    vendor_order_id: Mapped[int] = mapped_column(ForeignKey("vendor_orders.id"), index=True)
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"), index=True)
+    # the sent transfer it is reversed from (None: nothing was sent, it is owed)
+    transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    return_cents: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[RecoveryStatus] = mapped_column(_enum(RecoveryStatus))
+    stripe_reversal_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    stripe_return_transfer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class VendorReceivable(db.Model):
     """What a vendor owes the platform because Stripe refused to reverse its share of a
-    refund: netted from the vendor's next transfers until settled."""
+    refund (or of a dispute): netted from the vendor's next transfers until settled."""
 
     __tablename__ = "vendor_receivables"
     __table_args__ = (
@@ -116,7 +158,11 @@ class VendorReceivable(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"), index=True)
-    refund_id: Mapped[int] = mapped_column(ForeignKey("refunds.id"), unique=True)
+    # what the debt comes from: a refund whose reversal was refused, or a dispute's recovery
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"), unique=True)
+    dispute_recovery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dispute_recoveries.id"), unique=True
+    )
     amount_cents: Mapped[int] = mapped_column(Integer)
     settled_cents: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))

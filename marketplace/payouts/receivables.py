@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from marketplace.db import db, utcnow
-from marketplace.payouts.models import Refund, VendorReceivable
+from marketplace.payouts.models import DisputeRecovery, Refund, VendorReceivable
 
 
 def record(refund: Refund, vendor_id: int, currency: str) -> VendorReceivable:
@@ -30,6 +30,47 @@ def record(refund: Refund, vendor_id: int, currency: str) -> VendorReceivable:
     db.session.add(receivable)
     db.session.flush()
     return receivable
+
+
+def record_for_dispute(recovery: DisputeRecovery) -> VendorReceivable:
+    """The vendor's share of a dispute that could not be reversed (inside the caller's
+    transaction), once per recovery."""
+    existing = db.session.scalar(
+        select(VendorReceivable).where(VendorReceivable.dispute_recovery_id == recovery.id)
+    )
+    if existing is not None:
+        return existing
+    receivable = VendorReceivable(
+        vendor_id=recovery.vendor_id,
+        dispute_recovery_id=recovery.id,
+        amount_cents=recovery.amount_cents,
+        settled_cents=0,
+        currency=recovery.currency,
+    )
+    db.session.add(receivable)
+    db.session.flush()
+    return receivable
+
+
+def forgive_dispute_share(recovery_id: int) -> int:
+    """The dispute was won: the vendor owes nothing any more. What was already netted from its
+    transfers stays as the settled debt (it is given back by a transfer); the rest is dropped.
+    Returns the cents netted so far."""
+    receivable = db.session.scalar(
+        select(VendorReceivable)
+        .where(VendorReceivable.dispute_recovery_id == recovery_id)
+        .with_for_update()
+    )
+    if receivable is None:
+        return 0
+    netted = receivable.settled_cents
+    if netted == 0:
+        db.session.delete(receivable)
+    else:
+        receivable.amount_cents = netted
+        receivable.settled_at = receivable.settled_at or utcnow()
+    db.session.flush()
+    return netted
 
 
 def net_against(vendor_id: int, amount_cents: int) -> int:
@@ -92,7 +133,8 @@ def unsettled_refund_ids() -> set[int]:
     return set(
         db.session.scalars(
             select(VendorReceivable.refund_id).where(
-                VendorReceivable.settled_cents < VendorReceivable.amount_cents
+                VendorReceivable.refund_id.is_not(None),
+                VendorReceivable.settled_cents < VendorReceivable.amount_cents,
             )
         )
     )

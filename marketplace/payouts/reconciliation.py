@@ -20,7 +20,16 @@ from marketplace.orders.models import Order, VendorOrder
 from marketplace.payments import gateway
 from marketplace.payments.models import Dispute, DisputeStatus, Payment, PaymentStatus
 from marketplace.payouts import ledger, receivables
-from marketplace.payouts.models import LedgerEntry, Refund, RefundStatus, Transfer, TransferStatus
+from marketplace.payouts.models import (
+    DisputeRecovery,
+    LedgerEntry,
+    RecoveryStatus,
+    Refund,
+    RefundStatus,
+    Transfer,
+    TransferStatus,
+    VendorReceivable,
+)
 
 
 @dataclass
@@ -69,6 +78,7 @@ def reconcile(since: datetime | None = None, until: datetime | None = None) -> d
     mismatches += _check_refunds(since, until)
     mismatches += _check_transfers(since, until)
     mismatches += _check_vendor_payouts(since, until)
+    mismatches += _check_dispute_recoveries(since, until)
     return {
         "ok": not mismatches,
         "totals": totals(since, until),
@@ -100,6 +110,39 @@ def _failed_steps(since: datetime | None, until: datetime | None) -> list[dict[s
     )
     steps += [
         {"kind": "transfer_refused", "id": t.id, "detail": t.failure_reason} for t in transfers
+    ]
+    voids = db.session.scalars(
+        _in_range(
+            select(Payment)
+            .where(
+                Payment.void_refused_at.is_not(None),
+                Payment.status.not_in([PaymentStatus.CANCELED, PaymentStatus.CAPTURED]),
+            )
+            .order_by(Payment.id),
+            Payment.created_at,
+            since,
+            until,
+        )
+    )
+    steps += [{"kind": "void_refused", "id": p.order_id, "detail": p.last_error} for p in voids]
+    owed = db.session.execute(
+        _in_range(
+            select(DisputeRecovery, VendorReceivable)
+            .join(VendorReceivable, VendorReceivable.dispute_recovery_id == DisputeRecovery.id)
+            .where(
+                DisputeRecovery.status == RecoveryStatus.OWED,
+                DisputeRecovery.failure_reason.is_not(None),
+                VendorReceivable.settled_cents < VendorReceivable.amount_cents,
+            )
+            .order_by(DisputeRecovery.id),
+            DisputeRecovery.created_at,
+            since,
+            until,
+        )
+    ).all()
+    steps += [
+        {"kind": "dispute_recovery_refused", "id": r.id, "detail": r.failure_reason}
+        for r, _ in owed
     ]
     dead = db.session.scalars(
         _in_range(
@@ -404,7 +447,7 @@ def _check_transfers(since: datetime | None, until: datetime | None) -> list[Mis
     for transfer in ours:
         reversed_ours = -ledger.total(
             "reversal", ledger.VENDOR_PAYABLE, vendor_order_id=transfer.vendor_order_id
-        )
+        ) + _recovered_from(transfer.id)
         try:
             theirs = gateway.retrieve_transfer(transfer.stripe_transfer_id)
         except gateway.PaymentProviderRejected:
@@ -450,6 +493,77 @@ def _check_transfers(since: datetime | None, until: datetime | None) -> list[Mis
                     f"Stripe has a transfer for {group} that the ledger does not",
                 )
             )
+    return found
+
+
+def _recovered_from(transfer_id: int) -> int:
+    """What disputes took back from this transfer by reversals (recorded)."""
+    return int(
+        db.session.scalar(
+            select(func.coalesce(func.sum(DisputeRecovery.amount_cents), 0)).where(
+                DisputeRecovery.transfer_id == transfer_id,
+                DisputeRecovery.stripe_reversal_id.is_not(None),
+            )
+        )
+        or 0
+    )
+
+
+def _check_dispute_recoveries(since: datetime | None, until: datetime | None) -> list[Mismatch]:
+    """Vendors' dispute shares: none left with Stripe unanswered, every transfer giving one
+    back matches Stripe's, and Stripe has no such transfer the books do not."""
+    found: list[Mismatch] = []
+    rows = db.session.scalars(
+        _in_range(
+            select(DisputeRecovery).order_by(DisputeRecovery.id),
+            DisputeRecovery.created_at,
+            since,
+            until,
+        )
+    ).all()
+    for row in rows:
+        if row.status in (RecoveryStatus.PENDING, RecoveryStatus.RETURNING):
+            taking = row.status is RecoveryStatus.PENDING
+            found.append(
+                Mismatch(
+                    "dispute_recovery_pending",
+                    str(row.id),
+                    row.amount_cents if taking else row.return_cents,
+                    None,
+                    "the vendor's dispute share is not yet "
+                    + ("reversed at Stripe" if taking else "given back at Stripe"),
+                )
+            )
+    known = {row.stripe_return_transfer_id: row for row in rows if row.stripe_return_transfer_id}
+    for stripe_id, row in known.items():
+        try:
+            theirs = gateway.retrieve_transfer(stripe_id)
+        except gateway.PaymentProviderRejected:
+            theirs = None
+        actual = None if theirs is None else int(theirs.get("amount") or 0)
+        if actual != row.return_cents:
+            found.append(
+                Mismatch(
+                    "dispute_return_amount" if theirs else "transfer_missing",
+                    stripe_id,
+                    row.return_cents,
+                    actual,
+                    f"dispute recovery {row.id}: the transfer giving it back differs",
+                )
+            )
+    if since is None and rows:  # a recovery row exists before its transfer is asked for
+        for theirs in gateway.list_all("transfers"):
+            group = str(theirs.get("transfer_group") or "")
+            if group.startswith("dispute:") and theirs["id"] not in known:
+                found.append(
+                    Mismatch(
+                        "transfer_unknown",
+                        theirs["id"],
+                        None,
+                        int(theirs.get("amount") or 0),
+                        f"Stripe has a transfer for {group} that the ledger does not",
+                    )
+                )
     return found
 
 

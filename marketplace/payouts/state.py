@@ -11,9 +11,16 @@ from typing import Any
 from sqlalchemy import update
 
 from marketplace.db import db
-from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
+from marketplace.payouts.models import (
+    DisputeRecovery,
+    RecoveryStatus,
+    Refund,
+    RefundStatus,
+    Transfer,
+    TransferStatus,
+)
 
-T, R = TransferStatus, RefundStatus
+T, R, D = TransferStatus, RefundStatus, RecoveryStatus
 
 TRANSFER_TRANSITIONS: dict[TransferStatus, frozenset[TransferStatus]] = {
     T.PENDING: frozenset({T.SENDING, T.SKIPPED}),
@@ -28,6 +35,19 @@ REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
     R.PENDING: frozenset({R.SUCCEEDED, R.FAILED}),
     R.SUCCEEDED: frozenset(),
     R.FAILED: frozenset(),
+}
+
+
+RECOVERY_TRANSITIONS: dict[RecoveryStatus, frozenset[RecoveryStatus]] = {
+    # reversed by Stripe; refused (a receivable); the dispute won before anything was taken
+    D.PENDING: frozenset({D.REVERSED, D.OWED, D.CANCELED}),
+    D.REVERSED: frozenset({D.RETURNING}),  # won: given back by a new transfer
+    # won: what was netted goes back by a transfer; nothing netted yet: the debt is dropped
+    D.OWED: frozenset({D.RETURNING, D.WAIVED}),
+    D.RETURNING: frozenset({D.RETURNED}),
+    D.RETURNED: frozenset(),
+    D.CANCELED: frozenset(),
+    D.WAIVED: frozenset(),
 }
 
 
@@ -56,6 +76,20 @@ def move_refund(refund_id: int, source: RefundStatus, target: RefundStatus, **va
     claimed = db.session.execute(
         update(Refund)
         .where(Refund.id == refund_id, Refund.status == source)
+        .values(status=target, **values)
+    )
+    return claimed.rowcount == 1
+
+
+def move_recovery(
+    recovery_id: int, source: RecoveryStatus, target: RecoveryStatus, **values: Any
+) -> bool:
+    """Claim the move (inside the caller's transaction); False when another run made it."""
+    if target not in RECOVERY_TRANSITIONS[source]:
+        raise IllegalMove(f"dispute recovery {source.value} → {target.value}")
+    claimed = db.session.execute(
+        update(DisputeRecovery)
+        .where(DisputeRecovery.id == recovery_id, DisputeRecovery.status == source)
         .values(status=target, **values)
     )
     return claimed.rowcount == 1

@@ -15,13 +15,14 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 
 from marketplace.db import db, transaction, utcnow
+from marketplace.errors import Conflict, NotFound
 from marketplace.jobs import outbox
 from marketplace.orders import fulfilment
 from marketplace.orders.models import Order, VendorOrder, VendorOrderStatus
 from marketplace.payments import gateway
 from marketplace.payments.models import Payment, PaymentStatus
 from marketplace.payments.services import payment_of
-from marketplace.payments.state import move_payment
+from marketplace.payments.state import can_move, move_payment
 from marketplace.payouts import ledger
 from marketplace.settlement import refunds
 
@@ -120,26 +121,118 @@ _STRIPE_CANCELLATION_REASONS = {
 }
 
 
-def void_payment(order_id: int, reason: str) -> None:
-    """Cancel an uncaptured authorization (nothing was taken from the buyer)."""
+def void_payment(order_id: int, reason: str) -> Payment | None:
+    """Cancel an uncaptured authorization (nothing was taken from the buyer, the hold goes).
+
+    The void is recorded as asked (`void_reason`) before Stripe is called (key
+    `void:order:<id>`). The payment is `canceled` only once Stripe cancelled the intent; a
+    refusal leaves it `authorized` (the hold is still on the card), records when and why
+    (`void_refused_at`, `last_error`), tells the admins, and is tried again by the hourly
+    sweeper (`retry_refused_voids`) or an admin. The buyer is told only after Stripe did it.
+    """
     payment = payment_of(order_id)
     if payment is None or payment.status in (PaymentStatus.CANCELED, PaymentStatus.CAPTURED):
-        return
+        return payment
     pi_id = payment.payment_intent_id
+    if payment.void_reason is None:
+        with transaction():
+            db.session.execute(
+                update(Payment)
+                .where(Payment.order_id == order_id, Payment.void_reason.is_(None))
+                .values(void_reason=reason[:32])
+            )
     db.session.rollback()
     stripe_reason = _STRIPE_CANCELLATION_REASONS.get(reason, "abandoned")
     try:
         gateway.cancel_payment_intent(pi_id, key=f"void:order:{order_id}", reason=stripe_reason)
-    except gateway.PaymentProviderRejected:
+    except gateway.PaymentProviderRejected as refusal:
         current = gateway.retrieve_payment_intent(pi_id)
         if current.get("status") != "canceled":
-            raise
+            _void_refused(order_id, refusal)
+            return payment_of(order_id)
     with transaction():
-        db.session.execute(
-            update(Payment)
-            .where(Payment.order_id == order_id, Payment.status != PaymentStatus.CAPTURED)
-            .values(status=PaymentStatus.CANCELED)
+        fulfilment.locked_order(order_id)
+        payment = payment_of(order_id)
+        payment.void_refused_at = None  # Stripe did it (its webhook may have been first)
+        if can_move(payment.status, PaymentStatus.CANCELED):
+            move_payment(payment, PaymentStatus.CANCELED)
+            if reason == "out_of_stock":  # the buyer paid for items sold out meanwhile
+                outbox.add("marketplace.notifications.jobs.payment_voided", order_id)
+    return payment_of(order_id)
+
+
+def _void_refused(order_id: int, refusal: gateway.PaymentProviderRejected) -> None:
+    with transaction():
+        fulfilment.locked_order(order_id)
+        payment = payment_of(order_id)
+        if payment.status in (PaymentStatus.CANCELED, PaymentStatus.CAPTURED):
+            return  # a webhook recorded the outcome first
+        first = payment.void_refused_at is None
+        payment.void_refused_at = utcnow()
+        payment.last_error = refusal.message[:2000]
+        if first:
+            outbox.add("marketplace.notifications.jobs.void_refused", order_id)
+    log.warning("void of order %s refused by Stripe: %s", order_id, refusal.message)
+
+
+class VoidNotRefused(Conflict):
+    code, message = "void_not_refused", "Only a void Stripe refused can be tried again."
+
+
+class VoidRefused(Conflict):
+    code = "void_refused"
+    message = "Stripe refused to cancel the authorization again; the hold is still there."
+
+
+class PaymentNotFound(NotFound):
+    code, message = "payment_not_found", "That order has no payment."
+
+
+def retry_refused_void(order_id: int) -> Payment:
+    """An admin tries a refused void again.
+
+    :raises PaymentNotFound, VoidNotRefused, VoidRefused:
+    """
+    payment = payment_of(order_id)
+    if payment is None:
+        raise PaymentNotFound()
+    if payment.void_refused_at is None or payment.status in (
+        PaymentStatus.CANCELED,
+        PaymentStatus.CAPTURED,
+    ):
+        raise VoidNotRefused()
+    payment = void_payment(order_id, payment.void_reason or "abandoned")
+    if payment.status is not PaymentStatus.CANCELED:
+        raise VoidRefused(details={"stripe": payment.last_error})
+    return payment
+
+
+def refused_void_order_ids() -> list[int]:
+    return list(
+        db.session.scalars(
+            select(Payment.order_id)
+            .where(
+                Payment.void_refused_at.is_not(None),
+                Payment.status.not_in([PaymentStatus.CANCELED, PaymentStatus.CAPTURED]),
+            )
+            .order_by(Payment.void_refused_at, Payment.id)
         )
+    )
+
+
+def retry_refused_voids() -> int:
+    """Periodic: ask Stripe again for every void it refused (one refusal never stops the
+    others). Returns how many were tried."""
+    order_ids = refused_void_order_ids()
+    db.session.rollback()
+    for order_id in order_ids:
+        try:
+            payment = payment_of(order_id)
+            void_payment(order_id, payment.void_reason or "abandoned")
+        except Exception:
+            db.session.rollback()
+            log.exception("retry of the refused void of order %s failed; will retry", order_id)
+    return len(order_ids)
 
 
 def settle_cancellation(vendor_order_id: int) -> None:

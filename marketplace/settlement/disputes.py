@@ -18,12 +18,14 @@ from sqlalchemy import func, or_, select
 from marketplace.db import db
 from marketplace.errors import Conflict
 from marketplace.jobs import outbox
+from marketplace.orders import fulfilment
 from marketplace.orders.models import VendorOrder, VendorOrderStatus
 from marketplace.payments.models import Dispute, DisputeStatus, Payment
 from marketplace.payments.state import close_dispute
 from marketplace.payouts import ledger
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
 from marketplace.payouts.transfers import PAYABLE
+from marketplace.settlement import recovery
 
 
 class ChargeDisputed(Conflict):
@@ -64,6 +66,7 @@ def dispute_opened(stripe_dispute: dict[str, Any]) -> str:
     )
     if payment is None:
         return "unknown_charge"
+    fulfilment.locked_order(payment.order_id)  # recoveries record their answers under it
     if _dispute(stripe_dispute["id"]) is not None:
         return "duplicate_dispute"
     dispute = Dispute(
@@ -79,6 +82,7 @@ def dispute_opened(stripe_dispute: dict[str, Any]) -> str:
     db.session.add(dispute)
     db.session.flush()
     ledger.record_dispute(dispute)
+    recovery.plan(dispute)
     outbox.add("marketplace.notifications.jobs.dispute_opened", dispute.id)
     return "dispute_opened"
 
@@ -91,11 +95,16 @@ def dispute_closed(stripe_dispute: dict[str, Any], happened_at: datetime) -> str
         if opened != "dispute_opened":
             return opened
         dispute = _dispute(stripe_dispute["id"])
+    fulfilment.locked_order(dispute.order_id)
+    db.session.refresh(dispute)
     won = stripe_dispute.get("status") == "won"
+    covered = recovery.covered_cents(dispute)
     if not close_dispute(dispute, DisputeStatus.WON if won else DisputeStatus.LOST):
         return "ignored_out_of_order"
     dispute.closed_at = happened_at
-    ledger.record_dispute_outcome(dispute, won=won)
+    ledger.record_dispute_outcome(dispute, won=won, covered_cents=covered)
+    if won:
+        recovery.give_back(dispute)
     outbox.add("marketplace.notifications.jobs.dispute_closed", dispute.id)
     for vendor_order_id in _payouts_held(dispute.order_id):
         outbox.add("marketplace.settlement.jobs.transfer_vendor_order", vendor_order_id)

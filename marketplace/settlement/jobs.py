@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marketplace.settlement import capture, payout, refunds
+from marketplace.settlement import capture, payout, recovery, refunds
 
 
 def capture_order(order_id: int) -> None:
@@ -33,3 +33,16 @@ def execute_refund(refund_id: int) -> None:
 def sweep_due_transfers() -> int:
     """Periodic: pay delivered parts past their hold that Redis forgot (the database decides)."""
     return payout.sweep_due_transfers()
+
+
+def recover_dispute_share(recovery_id: int) -> None:
+    recovery.recover_share(recovery_id)
+
+
+def return_dispute_share(recovery_id: int) -> None:
+    recovery.return_share(recovery_id)
+
+
+def retry_refused_voids() -> int:
+    """Periodic: voids Stripe refused, asked again (the hold is still on the buyer's card)."""
+    return capture.retry_refused_voids()

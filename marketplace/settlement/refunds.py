@@ -527,6 +527,15 @@ def _made_already(refund_id: int, charge_id: str) -> dict[str, Any] | None:
     return None
 
 
+def _reversal_made(refund_id: int, stripe_transfer_id: str) -> dict[str, Any] | None:
+    """The reversal Stripe made for this refund although we never heard back, if any (the
+    transfer's reversals, matched by metadata): Stripe prunes idempotency keys after 24 h."""
+    for made in gateway.list_transfer_reversals(stripe_transfer_id):
+        if (made.get("metadata") or {}).get("refund_id") == str(refund_id):
+            return made
+    return None
+
+
 def _refund_refused(refund_id: int, refusal: gateway.PaymentProviderRejected) -> None:
     with transaction():
         if move_refund(
@@ -550,15 +559,23 @@ def _reverse_transfer(refund: Refund) -> None:
     refund_id, transfer_row_id = refund.id, transfer.id
     stripe_transfer_id, amount = transfer.stripe_transfer_id, refund.transfer_reversal_cents
     transfer_currency = transfer.currency
+    asked_long_ago = utcnow() - refund.created_at > ANSWER_LOST_AFTER
     db.session.rollback()
+    reversal = _reversal_made(refund_id, stripe_transfer_id) if asked_long_ago else None
+    refused = ""
     try:
-        reversal = gateway.create_transfer_reversal(
-            key=f"reversal:{refund_id}",
-            transfer_id=stripe_transfer_id,
-            amount_cents=amount,
-            metadata={"refund_id": str(refund_id)},
-        )
+        if reversal is None:
+            reversal = gateway.create_transfer_reversal(
+                key=f"reversal:{refund_id}",
+                transfer_id=stripe_transfer_id,
+                amount_cents=amount,
+                metadata={"refund_id": str(refund_id)},
+            )
     except gateway.PaymentProviderRejected as refusal:
+        # e.g. "already reversed": made by a run whose answer we never heard
+        refused = refusal.message[:2000]
+        reversal = _reversal_made(refund_id, stripe_transfer_id)
+    if reversal is None:
         with transaction():
             claimed = db.session.execute(
                 update(Refund)
@@ -567,7 +584,7 @@ def _reverse_transfer(refund: Refund) -> None:
                     Refund.stripe_reversal_id.is_(None),
                     Refund.reversal_failure_reason.is_(None),
                 )
-                .values(reversal_failure_reason=refusal.message[:2000])
+                .values(reversal_failure_reason=refused)
             )
             if claimed.rowcount == 1:
                 refund = db.session.get(Refund, refund_id)

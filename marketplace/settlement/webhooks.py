@@ -156,8 +156,8 @@ def _apply_payment_intent(event_type: str, intent: dict[str, Any], happened_at: 
             outbox.add("marketplace.settlement.jobs.void_payment", order.id, "order_cancelled")
             return "voided_cancelled"
         if not fulfilment.mark_paid(order):
+            # the buyer is told once Stripe let the hold go (`void_payment`)
             outbox.add("marketplace.settlement.jobs.void_payment", order.id, "out_of_stock")
-            outbox.add("marketplace.notifications.jobs.payment_voided", order.id)
             return "voided_out_of_stock"
         return "paid"
     if event_type == "payment_intent.payment_failed":

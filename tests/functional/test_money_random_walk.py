@@ -45,11 +45,19 @@ from marketplace.jobs.outbox import OutboxMessage, OutboxStatus
 from marketplace.orders import tax
 from marketplace.orders.models import Order, OrderItem, VendorOrder, VendorOrderStatus
 from marketplace.payments import gateway
-from marketplace.payments.models import Payment, PaymentStatus
+from marketplace.payments.models import Dispute, DisputeStatus, Payment, PaymentStatus
 from marketplace.payouts import ledger, reconciliation
-from marketplace.payouts.models import LedgerEntry, Refund, RefundStatus, Transfer, TransferStatus
+from marketplace.payouts.models import (
+    DisputeRecovery,
+    LedgerEntry,
+    RecoveryStatus,
+    Refund,
+    RefundStatus,
+    Transfer,
+    TransferStatus,
+)
+from marketplace.settlement import capture, payout, recovery
 from marketplace.settlement import disputes as settlement_disputes
-from marketplace.settlement import payout
 from marketplace.settlement import webhooks as settlement_webhooks
 from marketplace.settlement.refunds import CANCELLATION_ACTOR, CANCELLATION_REASON
 from tests.functional.money import (
@@ -331,6 +339,11 @@ class Walk:
         self.sequence = seq
         self.app.config["JOBS_SYNCHRONOUS"] = not seq.queued_jobs
         seq.steps.append(f"jobs {'queued' if seq.queued_jobs else 'inline'}")
+        # who carries a dispute opened in this sequence (the setting is read when it opens)
+        mode = rng.choice(recovery.MODES)
+        recovery.set_mode(mode)
+        seq.steps.append(f"dispute_recovery {mode}")
+        self.counts[f"dispute_recovery {mode}"] += 1
         if not self.step_checkout(rng):
             return seq
         for _ in range(rng.randint(MIN_STEPS, MAX_STEPS)):
@@ -381,6 +394,8 @@ class Walk:
             steps.append(("authorization_lapses", 0.6, self.step_expire))
         if DISPUTES_HANDLED and captured and payment and payment.charge_id:
             steps.append(("dispute", 0.4, self.step_dispute))
+        if self._open_dispute() is not None:
+            steps.append(("dispute_decided", 1, self.step_dispute_decided))
         steps.append(("replay_old_webhooks", 0.5, self.step_replay))
         if self.sequence and self.sequence.queued_jobs and self._pending_rows():
             steps.append(("run_some_jobs", 3, self.step_run_jobs))
@@ -442,10 +457,18 @@ class Walk:
             )
         self.note(f"  3-D Secure {outcome}")
 
+    def _cancel_path(self, rng: random.Random) -> str:
+        """A cancellation refunds what was captured, or voids the authorization."""
+        payment = self.payment()
+        uncaptured = payment is not None and payment.status is not PaymentStatus.CAPTURED
+        if uncaptured and rng.random() < 0.6:
+            return f"/v1/payment_intents/{payment.payment_intent_id}/cancel"
+        return self._refund_path(rng)
+
     def step_buyer_cancel(self, rng: random.Random) -> None:
         seq = self.sequence
         assert seq and seq.buyer
-        path = self._refund_path(rng)
+        path = self._cancel_path(rng)
         with self.fault(rng, path, 0.3), self.held_webhooks(rng):
             self.call("POST", f"/orders/{seq.order_id}/cancel", seq.buyer.token)
 
@@ -456,7 +479,7 @@ class Walk:
             if vo["status"] in ("pending_payment", "paid", "processing")
         ]
         vo = rng.choice(candidates)
-        path = self._refund_path(rng)
+        path = self._cancel_path(rng)
         with self.fault(rng, path, 0.3), self.held_webhooks(rng):
             self.call(
                 "POST",
@@ -564,11 +587,45 @@ class Walk:
     def step_dispute(self, rng: random.Random) -> None:
         payment = self.payment()
         assert payment and payment.charge_id
-        with self.held_webhooks(rng):
+        # a recovery reverses from the vendors' transfers (POST /v1/transfers/{id}/reversals)
+        with self.fault(rng, "/v1/transfers/", 0.35), self.held_webhooks(rng):
             try:
                 emulator_post(self.emulator, f"/_emulator/charges/{payment.charge_id}/dispute")
             except requests.HTTPError as error:  # e.g. disputed already: Stripe allows one
                 self.note(f"  dispute refused by the emulator: {error}")
+
+    def _open_dispute(self) -> Dispute | None:
+        seq = self.sequence
+        if seq is None or seq.order_id is None:
+            return None
+        db.session.rollback()
+        return db.session.scalar(
+            select(Dispute).where(
+                Dispute.order_id == seq.order_id, Dispute.status == DisputeStatus.OPEN
+            )
+        )
+
+    def step_dispute_decided(self, rng: random.Random) -> None:
+        """The card network decides (`charge.dispute.closed`); a recovery's reversal may be
+        refused or lost meanwhile, and the return of a won one too."""
+        dispute = self._open_dispute()
+        assert dispute is not None
+        (theirs,) = [
+            d
+            for d in emulator_state(self.emulator)["disputes"]
+            if d["id"] == dispute.stripe_dispute_id
+        ]
+        outcome = rng.choice(["won", "lost"])
+        self.note(f"  dispute {outcome}")
+        event = {
+            "id": f"evt_walk_close_{theirs['id']}",
+            "object": "event",
+            "type": "charge.dispute.closed",
+            "created": int(time.time()),
+            "data": {"object": {**theirs, "status": outcome}},
+        }
+        with self.fault(rng, "/v1/transfers", 0.35):
+            self._post_event(event)
 
     def step_replay(self, rng: random.Random) -> None:
         """Stripe delivers at least once: send events it already sent, shuffled."""
@@ -611,6 +668,10 @@ class Walk:
                     payout.retry_refused_transfer(transfer_id)
                 except Exception:
                     db.session.rollback()
+            try:  # the hourly sweeper, once Stripe takes voids again
+                capture.retry_refused_voids()
+            except Exception:
+                db.session.rollback()
             if not self._pending_rows():
                 break
             self.run_jobs(rng, everything=True)
@@ -650,6 +711,8 @@ class Walk:
         for name, legs in journals.items():
             kind, object_id = legs[0].kind, legs[0].stripe_object_id
             journal_of[(kind, object_id or "")] = name
+            if object_id is None and kind in ("dispute_recovery", "dispute_share_back"):
+                continue  # a dispute share owed by the vendor (or owed back): no Stripe object
             if object_id is None:
                 problems.append(f"journal {name} names no Stripe object")
                 continue
@@ -669,6 +732,16 @@ class Walk:
                 theirs = reversals.get(object_id)
                 if theirs is None or theirs["amount"] != leg(legs, ledger.CASH):
                     problems.append(f"journal {name}: Stripe reversal {object_id} is {theirs}")
+            elif kind == "dispute_recovery":  # the vendor's share reversed for a dispute
+                journal_of[("reversal", object_id)] = name
+                theirs = reversals.get(object_id)
+                if theirs is None or theirs["amount"] != leg(legs, ledger.CASH):
+                    problems.append(f"journal {name}: Stripe reversal {object_id} is {theirs}")
+            elif kind == "dispute_return":  # ... given back by a transfer, the dispute won
+                journal_of[("transfer", object_id)] = name
+                theirs = transfers.get(object_id)
+                if theirs is None or theirs["amount"] != -leg(legs, ledger.CASH):
+                    problems.append(f"journal {name}: Stripe transfer {object_id} is {theirs}")
             elif kind == "dispute":
                 theirs = disputes.get(object_id)
                 if theirs is None or theirs["amount"] != -leg(legs, ledger.CASH):
@@ -729,6 +802,14 @@ class Walk:
             for t in db.session.scalars(select(Transfer))
             if t.status in (TransferStatus.SENT, TransferStatus.SKIPPED)
         }
+        # disputes: a share reversed from a part's transfer, less what a won dispute gave back
+        # (a share owed instead is netted from later transfers, like a refused reversal)
+        taken_back: dict[int, int] = defaultdict(int)
+        for row in db.session.scalars(select(DisputeRecovery)):
+            if row.stripe_reversal_id is not None:
+                taken_back[row.vendor_order_id] += row.amount_cents
+            if row.status is RecoveryStatus.RETURNED:
+                taken_back[row.vendor_order_id] -= row.return_cents
         for vendor in self.shop.vendors:
             vendor_id, account = vendor.vendor.id, vendor.vendor.stripe_account_id
             at_stripe = sum(
@@ -741,12 +822,27 @@ class Walk:
                 for e in entries
                 if e.vendor_id == vendor_id
                 and e.account == ledger.VENDOR_PAYABLE
-                and e.kind in ("transfer", "reversal")
+                and e.kind in ("transfer", "reversal", "dispute_return")
+            ) - sum(  # disputes' shares reversed: cash back from the vendor
+                e.amount_cents
+                for e in entries
+                if e.vendor_id == vendor_id
+                and e.account == ledger.CASH
+                and e.kind == "dispute_recovery"
             )
             shown = self.api.get("/vendor/earnings", vendor.token).get_json()
-            api_paid = shown["transferred_cents"] - shown["reversed_cents"]
+            api_paid = (
+                shown["transferred_cents"]
+                - shown["reversed_cents"]
+                - shown["dispute_recovered_cents"]
+                + shown["dispute_returned_cents"]
+            )
             earned = sum(
-                vo.vendor_earnings_cents - shares[vo.id] + owed_back[vo.id]
+                vo.vendor_earnings_cents
+                - shares[vo.id]
+                + owed_back[vo.id]
+                - settled[vo.id].netted_cents  # held back for what the vendor owed
+                - taken_back[vo.id]
                 for vo in vendor_orders
                 if vo.vendor_id == vendor_id and vo.id in settled
             )
@@ -894,6 +990,14 @@ class Walk:
         for payment in payments.values():
             if payment.status is PaymentStatus.CAPTURING:
                 problems.append(f"order {payment.order_id}: payment still capturing")
+            if payment.void_refused_at is not None and payment.status in (
+                PaymentStatus.AUTHORIZED,
+                PaymentStatus.REQUIRES_PAYMENT,
+            ):
+                problems.append(f"order {payment.order_id}: a refused void never done")
+        for row in db.session.scalars(select(DisputeRecovery)):
+            if row.status in (RecoveryStatus.PENDING, RecoveryStatus.RETURNING):
+                problems.append(f"dispute recovery {row.id} left {row.status.value}")
         for vo in vendor_orders:
             if vo.status not in (VendorOrderStatus.DELIVERED, VendorOrderStatus.COMPLETED):
                 continue

@@ -305,3 +305,24 @@ def test_reconciliation_page_shows_open_disputes(api, webhooks, admin, web):
     text = _text(web.get("/admin/reconciliation"))
     assert f'data-dispute="{dispute["id"]}"' in text
     assert 'data-ok="true"' in text  # on hold, not a mismatch
+
+
+def test_dispute_recovery_form_sets_who_carries_a_dispute(api, admin, web):
+    page = _text(web.get("/admin/commission"))
+    assert 'data-dispute-recovery="platform_absorbs"' in page
+    assert '<option selected value="platform_absorbs">' in page
+    data = {"action": "dispute_recovery", "dispute_recovery": "reverse_vendor_share"}
+    done = web.post("/admin/commission", data=data)
+    assert done.status_code == 303 and done.headers["Location"].endswith("/admin/commission")
+    shown = api.get("/admin/dispute-recovery", admin.token).get_json()
+    assert shown["dispute_recovery"] == "reverse_vendor_share"
+    page = _text(web.get("/admin/commission"))
+    assert "Disputes are now recovered from the vendors&#39; transfers." in page
+    assert 'data-dispute-recovery="reverse_vendor_share"' in page
+    before = _rules()
+    bad = web.post("/admin/commission", data={**data, "dispute_recovery": "the vendor"})
+    assert bad.status_code == 422 and "Not a valid choice" in _text(bad)
+    assert _rules() == before
+    assert api.get("/admin/dispute-recovery", admin.token).get_json()["dispute_recovery"] == (
+        "reverse_vendor_share"
+    )

@@ -478,6 +478,37 @@ def test_a_refund_whose_answer_was_lost_a_day_ago_is_found_not_made_again(
     _assert_books_balance()
 
 
+def test_a_reversal_whose_answer_was_lost_a_day_ago_is_found_not_made_again(
+    api, webhooks, fast_stripe
+):
+    paid = paid_order(api, webhooks)
+    vo = paid["vendor_orders"][0]
+    fault = FAULTS["500 after, response lost"]
+    fast_stripe(fault)
+    _capture(api, paid)
+    _transfer(api, paid)
+    (transfer,) = _stripe(webhooks, "transfers")
+    add_fault(webhooks, f"/v1/transfers/{transfer['id']}/reversals", **fault.params())
+    response = api.post(
+        f"/vendor/orders/{vo['id']}/refund",
+        paid["sellers"][0].token,
+        json={"amount_cents": 1500, "reason": "scratched"},
+    )
+    refund = response.get_json()
+    assert (refund["status"], refund["reversal_status"]) == ("succeeded", "pending")
+    assert len(_stripe(webhooks, "transfer_reversals")) == 1  # made; the answer was lost
+    _forget_keys_a_day_later(webhooks, Refund, refund["id"])
+
+    outbox.run_message(_pending_message("marketplace.settlement.jobs.execute_refund"))
+
+    (theirs,) = _stripe(webhooks, "transfer_reversals")  # one reversal, not two
+    db.session.rollback()
+    ours = db.session.get(Refund, refund["id"])
+    assert ours.stripe_reversal_id == theirs["id"]
+    assert theirs["amount"] == ours.transfer_reversal_cents
+    _assert_books_balance()
+
+
 def test_a_transfer_stuck_sending_is_finished_after_the_part_was_refunded_whole(
     api, webhooks, fast_stripe, app
 ):
