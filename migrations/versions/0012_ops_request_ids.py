@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0012_ops_request_ids'
-down_revision = '0011'
+down_revision = '0012_accounts_self_service'
 branch_labels = None
 depends_on = None
 
