@@ -302,8 +302,14 @@ def statements_sent() -> Iterator[Statements]:
 
     def record(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool):
         # BEGIN is SQLite's own (psycopg begins implicitly, with the first statement).
-        if threading.get_ident() == thread and not statement.startswith("BEGIN"):
-            seen.sql.append(" ".join(statement.split())[:160] + (" [executemany]" if many else ""))
+        if threading.get_ident() != thread or statement.startswith("BEGIN"):
+            return
+        sql = " ".join(statement.split())[:160] + (" [executemany]" if many else "")
+        # One batch: SQLite cannot return the new ids of a multi-row INSERT, so SQLAlchemy
+        # sends the batch's rows one by one to the in-process driver (PostgreSQL gets one).
+        if many and seen.sql and seen.sql[-1] == sql:
+            return
+        seen.sql.append(sql)
 
     event.listen(db.engine, "before_cursor_execute", record)
     try:
