@@ -107,10 +107,18 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
-    from marketplace.money import format_cents
+    from babel.numbers import get_currency_symbol
 
-    def money(amount_cents: int, currency: str | None = None) -> str:
-        """`{{ cents | money }}` in the shop's currency, or `| money(order.currency)`."""
-        return format_cents(amount_cents, currency or app.config["CURRENCY"])
+    from marketplace.forms import money_input
+    from marketplace.money import currency, example_text, shop_money
 
-    app.jinja_env.filters["money"] = money
+    # `{{ cents | money }}` in the shop's currency and LOCALE, or `| money(order.currency)`.
+    app.jinja_env.filters["money"] = shop_money
+    app.jinja_env.filters["money_input"] = money_input
+    app.jinja_env.globals["currency_code"] = app.config["CURRENCY"].upper()
+    app.jinja_env.globals["money_example"] = example_text(
+        currency(app.config["CURRENCY"]).code, app.config["LOCALE"]
+    )
+    app.jinja_env.globals["currency_symbol"] = get_currency_symbol(
+        app.config["CURRENCY"].upper(), app.config["LOCALE"]
+    )

@@ -63,7 +63,10 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "CHECKOUT_RATE_LIMIT": env.get("CHECKOUT_RATE_LIMIT", "60 per minute"),
         "CART_RATE_LIMIT": env.get("CART_RATE_LIMIT", "600 per minute"),
         "WTF_CSRF_ENABLED": _bool(env.get("WTF_CSRF_ENABLED"), True),
-        "CURRENCY": env.get("CURRENCY", "usd"),
+        # Any ISO 4217 code Stripe charges in; amounts read and typed the LOCALE's way
+        # (docs/currencies.md).
+        "CURRENCY": env.get("CURRENCY", "usd").strip().lower(),
+        "LOCALE": env.get("LOCALE", "en_US").strip(),
         "DEFAULT_COMMISSION_BPS": _int(env.get("DEFAULT_COMMISSION_BPS"), 1000),
         "RESERVATION_TTL_SECONDS": _int(env.get("RESERVATION_TTL_SECONDS"), 900),
         "PAYOUT_HOLD_SECONDS": _int(env.get("PAYOUT_HOLD_SECONDS"), 0),

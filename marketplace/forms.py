@@ -1,59 +1,48 @@
-"""Form helpers shared by the faces: money typed in dollars (held in exact integer cents) and
-service errors copied back onto a form."""
+"""Form helpers shared by the faces: money typed in the shop's currency (held in exact integer
+minor units) and service errors copied back onto a form."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
+from babel.numbers import get_currency_symbol
+from flask import current_app, has_app_context
 from wtforms import Field, Form, StringField
 
 from marketplace.errors import DomainError, ValidationFailed
-
-# Nine digits of dollars is far beyond any price the catalog accepts; the service decides the
-# real limit. Anything longer is treated as nonsense rather than parsed.
-_DOLLARS = re.compile(r"^(\d{1,9})(?:\.(\d*))?$")
+from marketplace.money import input_text, parse_money
 
 
-def dollars_to_cents(text: str) -> int:
-    """'12.34' → 1234, exactly (Decimal, never float).
-
-    :raises ValueError: with a message for the user: not a number, negative, more than two
-        decimals, or absurdly large.
-    """
-    text = text.strip().removeprefix("$").strip()
-    if text.startswith("-"):
-        raise ValueError("Must not be negative.")
-    match = _DOLLARS.match(text)
-    if match is None:
-        if re.fullmatch(r"\d{10,}(\.\d*)?", text):
-            raise ValueError("That amount is too large.")
-        raise ValueError("Enter an amount in dollars, like 12.34.")
-    if len(match.group(2) or "") > 2:
-        raise ValueError("Use at most two decimals (whole cents).")
-    return int(Decimal(text) * 100)
+def money_input(amount: int | None) -> str:
+    """1234 → '12.34' (¥: '1234') for pre-filling a money input in the shop's currency."""
+    return input_text(amount, current_app.config["CURRENCY"], current_app.config["LOCALE"])
 
 
-def cents_to_dollars(cents: int | None) -> str:
-    """1234 → '12.34' for pre-filling money inputs."""
-    if cents is None:
-        return ""
-    return f"{cents // 100}.{cents % 100:02d}"
+def money_label(text: str) -> str:
+    """'Price' → 'Price ($)', 'Price (¥)', 'Price (KWD)': the shop's currency as people write it."""
+    code = current_app.config["CURRENCY"].upper()
+    return f"{text} ({get_currency_symbol(code, current_app.config['LOCALE'])})"
 
 
 class MoneyField(StringField):
-    """A dollar amount typed as text; `.cents` is the exact value in cents (None when blank)."""
+    """An amount typed as text in the shop's currency and LOCALE; `.cents` is its exact value in
+    the currency's minor unit (None when blank). The label gets the currency's symbol."""
 
     cents: int | None = None
+
+    def __init__(self, label: str | None = None, *args: Any, **kwargs: Any) -> None:
+        super().__init__(label, *args, **kwargs)
+        if has_app_context() and self.label is not None:
+            self.label.text = money_label(self.label.text)
 
     def process_formdata(self, valuelist: list[Any]) -> None:
         super().process_formdata(valuelist)
         self.cents = None
         text = (self.data or "").strip()
         if text:
-            self.cents = dollars_to_cents(text)
+            config = current_app.config
+            self.cents = parse_money(text, config["CURRENCY"], config["LOCALE"])
 
 
 def add_domain_error(

@@ -30,7 +30,20 @@ from stripe_emulator.params import Params, merge_metadata
 from stripe_emulator.store import EmulatorState, now, random_token
 
 AUTHORIZATION_DAYS = 7
+# Stripe's "Supported currencies": the minimum charge where it lists one (else 50 minor units),
+# the zero- and three-decimal currencies (amounts in the latter end in 0), eight digits at most.
 MIN_CHARGE_AMOUNT = 50
+MIN_CHARGE = {
+    "usd": 50, "aed": 200, "aud": 50, "bgn": 100, "brl": 50, "cad": 50, "chf": 50,
+    "czk": 1500, "dkk": 250, "eur": 50, "gbp": 30, "hkd": 400, "huf": 17500, "inr": 50,
+    "jpy": 50, "mxn": 1000, "myr": 200, "nok": 300, "nzd": 50, "pln": 200, "ron": 200,
+    "sek": 300, "sgd": 50, "thb": 1000,
+}  # fmt: skip
+ZERO_DECIMAL = frozenset(
+    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()  # noqa: SIM905
+)
+THREE_DECIMAL = frozenset(("bhd", "jod", "kwd", "omr", "tnd"))
+MAX_CHARGE_AMOUNT = 99_999_999
 CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
 CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
@@ -157,7 +170,32 @@ def _currency(p: Params) -> str:
 
 
 def _money(amount: int, currency: str) -> str:
-    return f"{amount / 100:.2f} {currency}"
+    digits = 0 if currency in ZERO_DECIMAL else 3 if currency in THREE_DECIMAL else 2
+    return f"{amount / 10**digits:.{digits}f} {currency}"
+
+
+def _check_charge_amount(amount: int, currency: str) -> None:
+    minimum = MIN_CHARGE.get(currency, MIN_CHARGE_AMOUNT)
+    if amount < minimum:
+        raise StripeError(
+            f"Amount must be at least {_money(minimum, currency)}",
+            param="amount",
+            code="amount_too_small",
+            store=False,
+        )
+    if amount > MAX_CHARGE_AMOUNT:
+        raise StripeError(
+            f"Amount must be no more than {_money(MAX_CHARGE_AMOUNT, currency)}",
+            param="amount",
+            code="amount_too_large",
+            store=False,
+        )
+    if currency in THREE_DECIMAL and amount % 10:
+        raise param_error(
+            f"Invalid amount: {currency} amounts must end in 0 (whole tens of the minor unit)",
+            "amount",
+            "invalid_amount",
+        )
 
 
 def _http_url(p: Params, name: str, *, required: bool = False) -> str | None:
@@ -389,13 +427,7 @@ def create_payment_intent(call: Call) -> dict[str, Any]:
     state, p = call.state, call.params
     amount = p.integer("amount", required=True, minimum=1) or 0
     currency = _currency(p)
-    if amount < MIN_CHARGE_AMOUNT:
-        raise StripeError(
-            f"Amount must be at least {_money(MIN_CHARGE_AMOUNT, currency)}",
-            param="amount",
-            code="amount_too_small",
-            store=False,
-        )
+    _check_charge_amount(amount, currency)
     capture_method = p.string("capture_method", choices=CAPTURE_METHODS) or "automatic"
     methods = p.raw("payment_method_types") or ["card"]
     if not isinstance(methods, list):
@@ -474,9 +506,11 @@ def update_payment_intent(call: Call, id: str) -> dict[str, Any]:
             f"be updated because it has a status of {intent['status']}."
         )
     if "amount" in p:
-        intent["amount"] = p.integer("amount", minimum=MIN_CHARGE_AMOUNT)
+        intent["amount"] = p.integer("amount", minimum=1)
     if "currency" in p:
         intent["currency"] = _currency(p)
+    if "amount" in p or "currency" in p:
+        _check_charge_amount(intent["amount"], intent["currency"])
     if "capture_method" in p:
         intent["capture_method"] = p.string("capture_method", choices=CAPTURE_METHODS)
     if "payment_method" in p:

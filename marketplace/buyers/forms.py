@@ -72,8 +72,8 @@ class CatalogFilterForm(FlaskForm):
     q = StringField("Search", validators=[Optional(), Length(max=200)])
     category = SelectField("Category", choices=[SelectChoice("", "All categories")], default="")
     brand = SelectField("Brand", choices=[SelectChoice("", "All brands")], default="")
-    min_price = MoneyField("Min price ($)")
-    max_price = MoneyField("Max price ($)")
+    min_price = MoneyField("Min price")
+    max_price = MoneyField("Max price")
     min_rating = SelectField("Rating", choices=RATING_CHOICES, default="")
     in_stock = BooleanField("In stock only")
     # Empty: best match when there are words to match, else newest.

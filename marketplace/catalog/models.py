@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.accounts.models import User
 from marketplace.db import UTCDateTime, db, utcnow
+from marketplace.money import shop_currency
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:
@@ -191,7 +192,7 @@ class Variant(db.Model):
     vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"))
     sku: Mapped[str] = mapped_column(String(64))
     price_cents: Mapped[int] = mapped_column(Integer)
-    currency: Mapped[str] = mapped_column(String(3), default="usd")
+    currency: Mapped[str] = mapped_column(String(3), default=shop_currency)
     on_hand: Mapped[int] = mapped_column(Integer, default=0)
     reserved: Mapped[int] = mapped_column(Integer, default=0)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

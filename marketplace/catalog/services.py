@@ -25,7 +25,7 @@ from marketplace.inventory import services as inventory
 from marketplace.search import indexing as search_index
 from marketplace.validation import require_range
 
-MAX_PRICE_CENTS = 10_000_000  # $100,000 per unit
+MAX_PRICE_CENTS = 10_000_000  # per unit, in minor units ($100,000; ¥10,000,000)
 MAX_STOCK = 1_000_000
 MAX_VARIANTS = 100
 

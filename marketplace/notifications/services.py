@@ -21,7 +21,7 @@ from marketplace.accounts.models import PasswordReset, Role, User
 from marketplace.catalog.models import Variant, Vendor
 from marketplace.db import db, transaction, utcnow
 from marketplace.links import absolute, external_url
-from marketplace.money import format_cents
+from marketplace.money import shop_money
 from marketplace.notifications import mail
 from marketplace.notifications.models import Notification, SentEmail
 from marketplace.orders.models import Order, OrderItem, VendorOrder
@@ -144,7 +144,7 @@ def _vendor_user(vendor_id: int) -> User:
 
 
 def _money(cents: int, order: Order) -> str:
-    return format_cents(cents, order.currency)
+    return shop_money(cents, order.currency)
 
 
 # --- accounts ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from marketplace.catalog.models import Variant, Vendor
-from marketplace.money import apply_bps
+from marketplace.money import apply_bps, round_to_step
 from marketplace.orders import commission
 
 
@@ -137,7 +137,8 @@ def price(lines: list[Line], currency: str, tax_bps: int | None, platform_bps: i
     for vendor_id in sorted(by_vendor):
         vendor = by_vendor[vendor_id][0].variant.product.vendor
         priced = tuple(
-            _price_line(line, vendor, tax_bps or 0, platform_bps) for line in by_vendor[vendor_id]
+            _price_line(line, vendor, tax_bps or 0, platform_bps, currency)
+            for line in by_vendor[vendor_id]
         )
         subtotal = sum(line.line_total_cents for line in priced)
         vendors.append(
@@ -156,7 +157,9 @@ def price(lines: list[Line], currency: str, tax_bps: int | None, platform_bps: i
     return Quote(currency=currency, tax_bps=tax_bps, vendors=tuple(vendors))
 
 
-def _price_line(line: Line, vendor: Vendor, tax_bps: int, platform_bps: int) -> LineQuote:
+def _price_line(
+    line: Line, vendor: Vendor, tax_bps: int, platform_bps: int, currency: str
+) -> LineQuote:
     variant = line.variant
     line_total = line.quantity * line.unit_price_cents
     bps = commission.resolve_bps(vendor, variant.product.category, platform_bps)
@@ -172,7 +175,7 @@ def _price_line(line: Line, vendor: Vendor, tax_bps: int, platform_bps: int) -> 
         available=variant.available,
         unit_price_cents=line.unit_price_cents,
         line_total_cents=line_total,
-        tax_cents=apply_bps(line_total, tax_bps),
+        tax_cents=round_to_step(apply_bps(line_total, tax_bps), currency),
         commission_bps=bps,
         platform_fee_cents=apply_bps(line_total, bps),
     )

@@ -14,13 +14,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload, selectinload
 
-from marketplace import jobs, metrics
+from marketplace import jobs, metrics, money
 from marketplace.accounts.services import require_verified_email
 from marketplace.cart import services as carts
 from marketplace.cart.models import Cart, CartItem
 from marketplace.catalog.models import Variant, Vendor, VendorStatus
 from marketplace.db import db, on_commit, transaction, utcnow
-from marketplace.errors import Conflict, NotFound, ValidationFailed
+from marketplace.errors import Conflict, DomainError, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
 from marketplace.inventory.services import OutOfStock
 from marketplace.jobs import outbox
@@ -56,6 +56,11 @@ class PriceChanged(Conflict):
 
 class VendorUnavailable(Conflict):
     code, message = "vendor_unavailable", "A vendor in your cart is not selling right now."
+
+
+class AmountNotChargeable(DomainError):
+    status, code = 422, "amount_not_chargeable"
+    message = "Card payments in this currency must be between the amounts in details."
 
 
 class QuoteChanged(Conflict):
@@ -264,6 +269,16 @@ def _place_order(buyer_id: int, address: Address, expected_total_cents: int | No
             details={
                 "expected_total_cents": expected_total_cents,
                 "total_cents": priced.total_cents,
+            }
+        )
+    if not money.chargeable(priced.total_cents, priced.currency):
+        limits = money.currency(priced.currency)
+        raise AmountNotChargeable(
+            details={
+                "total_cents": priced.total_cents,
+                "min_cents": limits.min_charge,
+                "max_cents": limits.max_charge,
+                "currency": limits.code,
             }
         )
     ttl = timedelta(seconds=current_app.config["RESERVATION_TTL_SECONDS"])

@@ -18,7 +18,7 @@ from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict, DomainError, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
 from marketplace.jobs import outbox
-from marketplace.money import apply_bps, split_by_weights
+from marketplace.money import apply_bps, currency, round_to_step, split_by_weights
 from marketplace.orders import fulfilment, returns
 from marketplace.orders.models import (
     Order,
@@ -203,7 +203,12 @@ def plan_refund(
             left_commission,
         )
         tax_cents = min(
-            sum(_item_tax(by_id[line["order_item_id"]], line["quantity"]) for line in plan_items),
+            round_to_step(  # a three-decimal currency is refunded in tens, as it was charged
+                sum(
+                    _item_tax(by_id[line["order_item_id"]], line["quantity"]) for line in plan_items
+                ),
+                vendor_order.order.currency,
+            ),
             left_tax,
         )
         if include_shipping:
@@ -218,6 +223,9 @@ def plan_refund(
             if left_vendor_part <= 0:
                 raise NothingToRefund()
             raise ValidationFailed({"amount_cents": f"must be between 1 and {left_vendor_part}"})
+        step = currency(vendor_order.order.currency).step
+        if amount_cents % step and amount_cents != left_vendor_part:
+            raise ValidationFailed({"amount_cents": f"must be a multiple of {step}"})
         amount = amount_cents
         commission = _commission_share(vendor_order, amount, left_vendor_part, left_commission)
         if amount == left_vendor_part:  # all that is left: the tax on it goes back too

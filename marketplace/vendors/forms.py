@@ -1,6 +1,6 @@
 """Vendor forms: products with variant rows, variant price/stock, shop settings.
 
-Forms check shape only: a money amount is a non-negative dollar figure with at most two
+Forms check shape only: a money amount is a non-negative figure with at most the currency's
 decimals (converted exactly to integer cents with Decimal), stock is an integer, attributes are
 "name=value" pairs. Ranges and other business rules are the catalog services' job; the views
 copy the services' errors back onto these forms.
@@ -24,8 +24,10 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from marketplace import forms
+from marketplace.catalog import services as catalog
 from marketplace.errors import DomainError
 from marketplace.forms import MoneyField
+from marketplace.money import shop_money
 
 MAX_VARIANT_ROWS = 20
 NEW_PRODUCT_ROWS = 4
@@ -69,7 +71,7 @@ class VariantRowForm(Form):
     """One variant row of the new-product form; a row left entirely blank is ignored."""
 
     sku = StringField("SKU", validators=[Length(max=64)])
-    price = MoneyField("Price ($)")
+    price = MoneyField("Price")
     stock = IntegerField("Stock", validators=[Optional()])
     attributes = AttributesField("Attributes")
 
@@ -126,22 +128,22 @@ class EditProductForm(ProductFields):
 
 class AddVariantForm(FlaskForm):
     sku = StringField("SKU", validators=[InputRequired(), Length(max=64)])
-    price = MoneyField("Price ($)", validators=[InputRequired()])
+    price = MoneyField("Price", validators=[InputRequired()])
     stock = IntegerField("Stock", validators=[InputRequired()])
     attributes = AttributesField("Attributes")
 
 
 class EditVariantForm(FlaskForm):
-    price = MoneyField("Price ($)", validators=[InputRequired()])
+    price = MoneyField("Price", validators=[InputRequired()])
     stock = IntegerField("Stock on hand", validators=[InputRequired()])
     low_stock_threshold = IntegerField("Low-stock warning at", validators=[Optional()])
 
 
 class SettingsForm(FlaskForm):
     display_name = StringField("Shop name", validators=[InputRequired(), Length(max=120)])
-    shipping_flat = MoneyField("Flat shipping per order ($)", validators=[InputRequired()])
+    shipping_flat = MoneyField("Flat shipping per order", validators=[InputRequired()])
     free_shipping_threshold = MoneyField(
-        "Free shipping from ($)", description="Leave blank for no free shipping."
+        "Free shipping from", description="Leave blank for no free shipping."
     )
 
 
@@ -164,20 +166,22 @@ class ProductStatusFilter(FlaskForm):
     )
 
 
-PRICE_MESSAGE = "must be between $0.01 and {max}"
+def price_message() -> str:
+    """The catalog's price limits the way the shop writes money (the service says minor units)."""
+    return f"must be between {shop_money(1)} and {shop_money(catalog.MAX_PRICE_CENTS)}"
 
 
 def add_domain_error(
-    form: Form, error: DomainError, names: dict[str, str] | None = None, price_max: str = ""
+    form: Form, error: DomainError, names: dict[str, str] | None = None, money: bool = False
 ) -> int:
-    """The shared helper, with money limits said in dollars (`price_max`, e.g. '$100,000.00')
-    instead of the service's cents."""
+    """The shared helper; with `money`, limits on `*_cents` fields are said in the shop's
+    currency instead of the service's minor units."""
 
-    def in_dollars(key: str, message: str) -> str:
-        if key.endswith("price_cents") and price_max:
-            return PRICE_MESSAGE.format(max=price_max)
-        if key.endswith("_cents") and price_max:
-            return f"must be between $0.00 and {price_max}"
+    def in_currency(key: str, message: str) -> str:
+        if key.endswith("price_cents") and money:
+            return price_message()
+        if key.endswith("_cents") and money:
+            return f"must be between {shop_money(0)} and {shop_money(catalog.MAX_PRICE_CENTS)}"
         return message
 
-    return forms.add_domain_error(form, error, names, in_dollars)
+    return forms.add_domain_error(form, error, names, in_currency)

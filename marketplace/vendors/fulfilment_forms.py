@@ -1,6 +1,6 @@
 """Forms of the fulfilment pages: order filters, ship / cancel / refund, returns, review replies.
 
-Forms check shape only (an integer is an integer, a dollar amount has at most two decimals,
+Forms check shape only (an integer is an integer, an amount has at most the currency's decimals,
 no NUL characters PostgreSQL could not store); lengths, ranges and what may happen in which
 state are the services' rules, and their errors are copied back onto these forms.
 """
@@ -76,14 +76,12 @@ class CancelForm(FlaskForm):
 
 
 class RefundFields(FlaskForm):
-    """A refund request: either a dollar amount, or quantities per item (inputs named
+    """A refund request: either an amount, or quantities per item (inputs named
     `qty_<order_item_id>`, read by `item_requests`); both blank refunds everything left, as
     the API does.
     """
 
-    amount = MoneyField(
-        "Amount ($)", description="Or leave blank and give quantities per item below."
-    )
+    amount = MoneyField("Amount", description="Or leave blank and give quantities per item below.")
     include_shipping = BooleanField("Also refund shipping (with items)")
     restock = BooleanField("Put refunded items back in stock", default=True)
     reason = StringField("Reason", validators=[no_nul])

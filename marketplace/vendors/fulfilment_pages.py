@@ -23,7 +23,7 @@ from marketplace.accounts.models import User
 from marketplace.catalog.models import Product, ProductStatus, Variant, Vendor
 from marketplace.db import db
 from marketplace.errors import DomainError, NotFound, ValidationFailed
-from marketplace.money import format_cents
+from marketplace.money import shop_money
 from marketplace.orders import fulfilment, returns
 from marketplace.orders.models import (
     Order,
@@ -367,7 +367,7 @@ def _refund_refused(
     form: RefundFields, error: DomainError, vendor_order: VendorOrder, sent: list[Any] | None
 ) -> int:
     """Like `_refused`, with the refund's field names turned into what the page shows:
-    amounts in dollars, `items[0].quantity` as the item's SKU."""
+    amounts in the shop's currency, `items[0].quantity` as the item's SKU."""
     if isinstance(error, NotFound):
         raise error
     flash(error.message, "error")
@@ -377,7 +377,7 @@ def _refund_refused(
     for key, message in error.fields.items():
         if key == "amount_cents":
             message = _BETWEEN.sub(
-                lambda m: f"between {format_cents(int(m[1]))} and {format_cents(int(m[2]))}",
+                lambda m: f"between {shop_money(int(m[1]))} and {shop_money(int(m[2]))}",
                 message,
             )
             form.amount.errors = [*form.amount.errors, message]
@@ -455,7 +455,7 @@ def refund_order(vendor_order_id: int) -> Any:
     except DomainError as error:
         status = _refund_refused(form, error, vendor_order, sent)
         return _detail(vendor_order.id, status=status, refund_form=form, refund_quantities=typed)
-    amount = format_cents(refund.amount_cents, vendor_order.order.currency)
+    amount = shop_money(refund.amount_cents, vendor_order.order.currency)
     if refund.status.value == "succeeded":
         return _done(vendor_order.id, f"Refunded {amount} to the buyer.")
     return _done(vendor_order.id, f"Refund of {amount} recorded; Stripe will confirm it shortly.")

@@ -16,9 +16,8 @@ from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Product, ProductStatus, Variant, Vendor
 from marketplace.errors import DomainError, Forbidden, NotFound
 from marketplace.extensions import login_manager
-from marketplace.forms import cents_to_dollars
+from marketplace.forms import money_input
 from marketplace.inventory.services import StockBelowReserved
-from marketplace.money import format_cents
 from marketplace.vendors import bp
 from marketplace.vendors.forms import (
     AddVariantForm,
@@ -29,10 +28,10 @@ from marketplace.vendors.forms import (
     SettingsForm,
     add_domain_error,
     format_attributes,
+    price_message,
 )
 
 PER_PAGE = 20
-PRICE_MAX = format_cents(catalog.MAX_PRICE_CENTS)
 
 
 @bp.before_request
@@ -133,7 +132,7 @@ def _new_product_errors(form: NewProductForm, error: DomainError, rows: list[int
             row = entries[rows[int(index_text)]].form
             field = row._fields.get(names.get(name, name))
             if name == "price_cents":
-                message = f"must be between $0.01 and {PRICE_MAX}"
+                message = price_message()
             if field is not None:
                 field.errors = [*field.errors, message]
                 continue
@@ -236,9 +235,7 @@ def add_variant(product_id: int) -> Any:
         except NotFound:
             raise
         except DomainError as error:
-            status = add_domain_error(
-                variant_form, error, {"price_cents": "price"}, price_max=PRICE_MAX
-            )
+            status = add_domain_error(variant_form, error, {"price_cents": "price"}, money=True)
         else:
             flash(f"Variant {variant.sku} added.", "success")
             return redirect(url_for("vendors.edit_product", product_id=product_id), 303)
@@ -269,7 +266,7 @@ def edit_variant(variant_id: int) -> Any:
         variant = catalog.vendor_variant(vendor.id, variant_id)
         form = EditVariantForm(
             data={
-                "price": cents_to_dollars(variant.price_cents),
+                "price": money_input(variant.price_cents),
                 "stock": variant.on_hand,
                 "low_stock_threshold": variant.low_stock_threshold,
             }
@@ -293,7 +290,7 @@ def edit_variant(variant_id: int) -> Any:
             form.stock.errors = [*form.stock.errors, f"{error.message}{suffix}"]
             status = error.status
         except DomainError as error:
-            status = add_domain_error(form, error, {"price_cents": "price"}, price_max=PRICE_MAX)
+            status = add_domain_error(form, error, {"price_cents": "price"}, money=True)
         else:
             flash(f"Variant {variant.sku} saved.", "success")
             return redirect(url_for("vendors.edit_product", product_id=variant.product_id), 303)
@@ -313,8 +310,8 @@ def settings() -> Any:
         form = SettingsForm(
             data={
                 "display_name": vendor.display_name,
-                "shipping_flat": cents_to_dollars(vendor.shipping_flat_cents),
-                "free_shipping_threshold": cents_to_dollars(vendor.free_shipping_threshold_cents),
+                "shipping_flat": money_input(vendor.shipping_flat_cents),
+                "free_shipping_threshold": money_input(vendor.free_shipping_threshold_cents),
             }
         )
         return render_template("vendors/settings.html", vendor=vendor, form=form)
@@ -335,7 +332,7 @@ def settings() -> Any:
             "shipping_flat_cents": "shipping_flat",
             "free_shipping_threshold_cents": "free_shipping_threshold",
         }
-        status = add_domain_error(form, error, names, price_max=PRICE_MAX)
+        status = add_domain_error(form, error, names, money=True)
         return render_template("vendors/settings.html", vendor=vendor, form=form), status
     flash("Settings saved.", "success")
     return redirect(url_for("vendors.settings"), 303)
