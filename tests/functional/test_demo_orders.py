@@ -46,10 +46,7 @@ def make_run(app: Any, runner: Any, tmp_path: Any, monkeypatch: Any) -> Any:
 @pytest.fixture
 def served(app: Any) -> Any:
     """The emulator as `make run`'s `serve` starts it after `demo load`: from the saved state."""
-    server = embedded.start(app, webhook_url=None)
-    from marketplace.payments.gateway import close_client
-
-    close_client(app)
+    server = embedded.start(app, webhook_url=None)  # and points the app's Stripe client at it
     yield server
     server.stop()
 
