@@ -36,7 +36,7 @@ def register_commands(app: Flask) -> None:
 
     @demo.command("load")
     def demo_load() -> None:
-        """Load the demo accounts and catalog (skipped when the database has users)."""
+        """Load the demo accounts, catalog and orders (skipped when the database has users)."""
         from marketplace.demo import load_demo_data
         from marketplace.payments import embedded
 
@@ -56,6 +56,10 @@ def register_commands(app: Flask) -> None:
 
         report = indexing.reindex()
         click.echo(f"search index built: {report.documents} products")
+        if emulator is None:
+            click.echo(
+                "no demo orders: they are paid at the offline emulator (no STRIPE_SECRET_KEY)"
+            )
         click.echo("demo logins:")
         for login in logins:
             click.echo(f"  {login.role:<7} {login.email:<24} password: {login.password}")

@@ -60,7 +60,8 @@ DEMO_TAX_RATES = {"CA": 725, "NY": 400}
 def load_demo_data(seed: int = 7, emulator_url: str | None = None) -> list[Login] | None:
     """Create the demo accounts and catalog; `None` when demo data exists already.
 
-    With the offline Stripe emulator, the demo vendors also finish Connect onboarding.
+    With the offline Stripe emulator, the demo vendors also finish Connect onboarding and the
+    demo buyers place orders that end in every state (`marketplace.demo_orders`).
     """
     if db.session.scalar(select(User.id).limit(1)) is not None:
         return None
@@ -88,6 +89,11 @@ def load_demo_data(seed: int = 7, emulator_url: str | None = None) -> list[Login
     # Tax rates, so the checkout's quote shows tax on the first run (default 0 elsewhere).
     for region, rate_bps in DEMO_TAX_RATES.items():
         tax.set_rate("US", region, rate_bps)
+    if emulator_url:
+        # Orders in every state, paid at the emulator (marketplace/demo_orders.py).
+        from marketplace.demo_orders import load_demo_orders
+
+        load_demo_orders(emulator_url)
     return logins
 
 
