@@ -69,6 +69,9 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "LOCALE": env.get("LOCALE", "en_US").strip(),
         "DEFAULT_COMMISSION_BPS": _int(env.get("DEFAULT_COMMISSION_BPS"), 1000),
         "RESERVATION_TTL_SECONDS": _int(env.get("RESERVATION_TTL_SECONDS"), 900),
+        # Per buyer: orders waiting for payment (each holding stock) and the units they hold.
+        "MAX_UNPAID_ORDERS_PER_BUYER": _int(env.get("MAX_UNPAID_ORDERS_PER_BUYER"), 5),
+        "MAX_HELD_UNITS_PER_BUYER": _int(env.get("MAX_HELD_UNITS_PER_BUYER"), 100),
         "PAYOUT_HOLD_SECONDS": _int(env.get("PAYOUT_HOLD_SECONDS"), 0),
         # An outbox row is held by its runner this long (longer than RQ's job timeout, 180 s).
         "OUTBOX_LEASE_SECONDS": _int(env.get("OUTBOX_LEASE_SECONDS"), 300),

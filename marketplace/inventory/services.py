@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.orm.util import identity_key
 
 from marketplace import metrics
@@ -172,6 +172,15 @@ def restock(variant_id: int, quantity: int) -> None:
 def commit(order_id: int) -> int:
     """The order is paid: held stock leaves on hand for good. Idempotent."""
     return _settle(order_id, ReservationStatus.COMMITTED)
+
+
+def held_units_column(order_ids: Select[tuple[int]]) -> ColumnElement[int]:
+    """Units these orders hold right now, as a column for a caller's statement."""
+    return (
+        select(func.coalesce(func.sum(Reservation.quantity), 0))
+        .where(Reservation.order_id.in_(order_ids), Reservation.status == ReservationStatus.ACTIVE)
+        .scalar_subquery()
+    )
 
 
 def active_reservations(order_id: int) -> list[Reservation]:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -61,6 +61,16 @@ class VendorUnavailable(Conflict):
 class AmountNotChargeable(DomainError):
     status, code = 422, "amount_not_chargeable"
     message = "Card payments in this currency must be between the amounts in details."
+
+
+class TooManyUnpaidOrders(Conflict):
+    code = "too_many_unpaid_orders"
+    message = "You have too many orders waiting for payment: pay or cancel one first."
+
+
+class TooManyHeldUnits(Conflict):
+    code = "too_many_held_units"
+    message = "Your unpaid orders already hold as many units as one buyer may: pay them first."
 
 
 class QuoteChanged(Conflict):
@@ -225,20 +235,28 @@ class _PricingContext:
     tax_bps: int | None  # None: no address, so no tax
     platform_bps: int
     has_declined_order: bool = False
+    unpaid_orders: int = 0  # the buyer's orders holding stock while they await payment
+    held_units: int = 0  # units those orders hold
 
 
 def _pricing_columns(address: Address | None, buyer_id: int | None = None) -> list[Any]:
     """The platform's commission, the destination's tax rate and (given a buyer) whether a
-    declined order of theirs is waiting to be abandoned, as columns of one statement."""
+    declined order of theirs is waiting to be abandoned, how many unpaid orders they have and
+    the units those hold, as columns of one statement."""
     columns: list[Any] = [commission.default_bps_column()]
     if address is not None:
         columns.append(tax.rate_column(address.country, address.state))
     if buyer_id is not None:
-        columns.append(
+        unpaid = select(Order.id).where(
+            Order.buyer_id == buyer_id, Order.status == OrderStatus.PENDING_PAYMENT
+        )
+        columns += [
+            select(func.count()).select_from(unpaid.subquery()).scalar_subquery(),
+            inventory.held_units_column(unpaid),
             select(Order.id)
             .where(Order.buyer_id == buyer_id, Order.status == OrderStatus.PAYMENT_FAILED)
-            .exists()
-        )
+            .exists(),
+        ]
     return columns
 
 
@@ -248,10 +266,14 @@ def _pricing_context(
     """`_pricing_columns` read (or their values already read, `row`)."""
     if row is None:
         row = db.session.execute(select(*_pricing_columns(address, buyer_id))).one()
+    if buyer_id is None:
+        return _PricingContext(platform_bps=row[0], tax_bps=row[1] if address else None)
     return _PricingContext(
         platform_bps=row[0],
         tax_bps=row[1] if address is not None else None,
-        has_declined_order=bool(row[-1]) if buyer_id is not None else False,
+        unpaid_orders=int(row[-3] or 0),
+        held_units=int(row[-2] or 0),
+        has_declined_order=bool(row[-1]),
     )
 
 
@@ -263,6 +285,7 @@ def _place_order(buyer_id: int, address: Address, expected_total_cents: int | No
     variants = {item.variant_id: item.variant for item in items}
     _validate_lines(items, variants)
     context = _pricing_context(address, buyer_id, figures)
+    _check_buyer_caps(context, sum(item.quantity for item in items))
     priced = _price(items, variants, context)
     if expected_total_cents is not None and priced.total_cents != expected_total_cents:
         raise QuoteChanged(
@@ -311,6 +334,22 @@ def _place_order(buyer_id: int, address: Address, expected_total_cents: int | No
         _abandon_declined(buyer_id, actor=f"buyer:{buyer_id}")
     db.session.flush()
     return order
+
+
+def _check_buyer_caps(context: _PricingContext, units: int) -> None:
+    """Open unpaid orders and the stock they hold are capped per buyer, so one account cannot
+    take a product off sale by checking out and never paying (the cart's lock orders a buyer's
+    checkouts, so two at once cannot both pass)."""
+    config = current_app.config
+    order_cap, unit_cap = config["MAX_UNPAID_ORDERS_PER_BUYER"], config["MAX_HELD_UNITS_PER_BUYER"]
+    if context.unpaid_orders >= order_cap:
+        raise TooManyUnpaidOrders(
+            details={"limit": order_cap, "unpaid_orders": context.unpaid_orders}
+        )
+    if context.held_units + units > unit_cap:
+        raise TooManyHeldUnits(
+            details={"limit": unit_cap, "held_units": context.held_units, "units": units}
+        )
 
 
 def _abandon_declined(buyer_id: int, *, actor: str) -> None:
