@@ -9,7 +9,7 @@ FLASK  := $(BIN)/flask --app wsgi
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: install repair-venv lock run web test bench lint format migrate demo worker clean
+.PHONY: install repair-venv lock run web test bench bench-cluster lint format migrate demo worker clean
 
 # Installs come from the lock file (exact versions of everything, dev tools included); the
 # project itself is installed editable on top, without resolving anything again.
@@ -56,6 +56,11 @@ BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/bench
 BENCH_REDIS_URL    ?= redis://127.0.0.1:6379/9
 bench: install
 	$(BIN)/python bench/run.py --database-url $(BENCH_DATABASE_URL) \
+		--redis-url $(BENCH_REDIS_URL) $(BENCH_ARGS)
+
+# Two gunicorn nodes and two RQ workers on one PostgreSQL and Redis (bench/cluster.py).
+bench-cluster: install
+	$(BIN)/python bench/cluster.py --database-url $(BENCH_DATABASE_URL) \
 		--redis-url $(BENCH_REDIS_URL) $(BENCH_ARGS)
 
 test: install

@@ -181,36 +181,43 @@ class Stack:
         return self
 
     def _start_server(self) -> None:
-        # The server as deployed: gunicorn.conf.py (worker class, threads, keep-alive, preload,
-        # pool size), only the address given here; the worker count through WEB_CONCURRENCY.
+        self.process = self.start_gunicorn(self.port, self.log_path)
+
+    def start_gunicorn(self, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+        """gunicorn as deployed: gunicorn.conf.py (worker class, threads, keep-alive, preload,
+        pool size), only the address given here; the worker count through WEB_CONCURRENCY.
+        Returns once it answers /healthz and every worker has connected."""
+        base_url = f"http://{LOOPBACK}:{port}"
         command = [
             str(ROOT / ".venv" / "bin" / "gunicorn"),
             "-c",
             str(ROOT / "gunicorn.conf.py"),
             "-b",
-            f"{LOOPBACK}:{self.port}",
+            f"{LOOPBACK}:{port}",
             "wsgi:app",
         ]
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
+        log = log_path.open("wb")
+        process = subprocess.Popen(
             command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited early; see {self.log_path}")
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited early; see {log_path}")
             try:
-                if requests.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                if requests.get(f"{base_url}/healthz", timeout=2).status_code == 200:
                     break
             except requests.RequestException:
                 pass
             time.sleep(0.2)
         else:
-            raise RuntimeError(f"gunicorn not ready after 30 s; see {self.log_path}")
+            stop_process(process)
+            raise RuntimeError(f"gunicorn not ready after 30 s; see {log_path}")
         # Let every worker import and connect before the clock starts.
         for _ in range(self.workers * 4):
-            requests.get(f"{self.base_url}/healthz", timeout=5)
+            requests.get(f"{base_url}/healthz", timeout=5)
+        return process
 
     def server_peak_rss_kib(self) -> dict[int, int]:
         """VmHWM of the gunicorn master and each of its children (read before stopping)."""
@@ -230,17 +237,23 @@ class Stack:
                 self._app_context.pop()
 
     def _stop_server(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        workers = children_of(self.process.pid)
-        self.process.send_signal(signal.SIGTERM)  # gunicorn: graceful stop of master + workers
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            for pid in [self.process.pid, *workers]:
-                with suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        if self.process is not None:
+            stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (gunicorn and RQ stop gracefully), then SIGKILL for it and its children."""
+    if process.poll() is not None:
+        return
+    children = children_of(process.pid)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        for pid in [process.pid, *children]:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 # --- data setup (services, in this process) --------------------------------------------------
