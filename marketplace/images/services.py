@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from marketplace.catalog.models import ProductImage
 from marketplace.catalog.services import vendor_product
-from marketplace.db import db, on_commit, transaction
+from marketplace.db import db, in_transaction, on_commit, transaction
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.images import processing
 from marketplace.images.storage import storage
@@ -58,7 +58,18 @@ def _own_image(vendor_id: int, product_id: int, image_id: int) -> ProductImage:
     raise ImageNotFound()
 
 
-def _delete_files(keys: list[str]) -> None:
+def _delete_files(product_id: int, sha256: str, keys: list[str]) -> None:
+    """Remove an image's files, unless a committed row still names them (two identical
+    uploads racing past the duplicate check share their content-hashed keys)."""
+    if not in_transaction():
+        db.session.rollback()  # a fresh read: only what is committed counts
+    still_used = db.session.scalar(
+        select(ProductImage.id).where(
+            ProductImage.product_id == product_id, ProductImage.sha256 == sha256
+        )
+    )
+    if still_used is not None:
+        return
     for key in keys:
         try:
             storage().delete(key)
@@ -110,7 +121,8 @@ def add_image(vendor_id: int, product_id: int, data: bytes, alt_text: str = "") 
             product.images.append(image)
             db.session.flush()
     except BaseException:
-        _delete_files(written)
+        if written:
+            _delete_files(product_id, processed.sha256, written)
         raise
     return image
 
@@ -157,7 +169,7 @@ def delete_image(vendor_id: int, product_id: int, image_id: int) -> None:
         product.images.remove(image)
         for index, each in enumerate(product.images):
             each.position = index
-        on_commit(_delete_files, list(image.keys.values()))
+        on_commit(_delete_files, product_id, image.sha256, list(image.keys.values()))
 
 
 def covers(product_ids: list[int]) -> dict[int, ProductImage]:

@@ -266,3 +266,32 @@ class TestInABucket:
         api.delete(f"/vendor/products/{product.id}/images/{image['id']}", vendor.token)
         assert bucket.client.list_objects_v2(Bucket="images").get("Contents") is None
         assert client.get(image["urls"]["800"]).status_code == 404
+
+
+def test_files_shared_by_two_rows_stay_until_the_last_goes(
+    api: Api, app: Flask, seller: Any
+) -> None:
+    """Two identical uploads racing past the duplicate check share their files: deleting one
+    row keeps them for the other."""
+    from marketplace.images import services as images
+
+    vendor, product = seller
+    first = _upload(api, vendor.token, product.id, image_bytes()).get_json()
+    row = db.session.get(ProductImage, first["id"])
+    db.session.add(
+        ProductImage(
+            product_id=product.id,
+            position=1,
+            alt_text="",
+            content_type=row.content_type,
+            sha256=row.sha256,
+            keys=dict(row.keys),
+            sizes=dict(row.sizes),
+        )
+    )
+    db.session.commit()
+    images.delete_image(vendor.vendor.id, product.id, first["id"])
+    assert len(_stored_files(app)) == 2
+    [twin] = images.product_images(vendor.vendor.id, product.id)
+    images.delete_image(vendor.vendor.id, product.id, twin.id)
+    assert _stored_files(app) == []
