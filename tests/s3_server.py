@@ -6,6 +6,7 @@ multipart bodies, errors); credentials are made up, nothing leaves the machine.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,8 +15,12 @@ import pytest
 
 
 @contextmanager
-def s3_server(monkeypatch: pytest.MonkeyPatch, bucket: str = "images") -> Iterator[dict[str, Any]]:
-    """Start the server, create `bucket`; yields the IMAGE_* settings pointing at it."""
+def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """Start the server with a new empty bucket; yields the IMAGE_* settings pointing at it.
+
+    moto keeps its buckets in the process's memory, across servers: each start gets a bucket
+    of its own name, so no test sees another's objects.
+    """
     import boto3
     from moto.server import ThreadedMotoServer
 
@@ -26,6 +31,7 @@ def s3_server(monkeypatch: pytest.MonkeyPatch, bucket: str = "images") -> Iterat
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    bucket = f"images-{uuid.uuid4().hex[:12]}"
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

@@ -256,7 +256,7 @@ class TestInABucket:
         image = _upload(api, vendor.token, product.id, image_bytes("WEBP")).get_json()
         assert _stored_files(app) == []  # nothing on local disk
         bucket = app.extensions["marketplace.images.storage"]
-        listed = bucket.client.list_objects_v2(Bucket="images")["Contents"]
+        listed = bucket.client.list_objects_v2(Bucket=s3_settings["IMAGE_S3_BUCKET"])["Contents"]
         assert sorted(o["Key"] for o in listed) == sorted(
             "shop/" + url.removeprefix("/media/") for url in image["urls"].values()
         )
@@ -264,7 +264,10 @@ class TestInABucket:
         assert served.status_code == 200 and served.mimetype == "image/webp"
         assert Image.open(io.BytesIO(served.data)).format == "WEBP"
         api.delete(f"/vendor/products/{product.id}/images/{image['id']}", vendor.token)
-        assert bucket.client.list_objects_v2(Bucket="images").get("Contents") is None
+        assert (
+            bucket.client.list_objects_v2(Bucket=s3_settings["IMAGE_S3_BUCKET"]).get("Contents")
+            is None
+        )
         assert client.get(image["urls"]["800"]).status_code == 404
 
 

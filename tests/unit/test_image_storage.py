@@ -56,7 +56,7 @@ def test_s3_objects_carry_type_cache_headers_and_prefix(monkeypatch: pytest.Monk
         assert isinstance(store, S3Storage)
         store.put("products/1/f-320.webp", b"RIFFwebp", "image/webp")
         head: dict[str, Any] = store.client.head_object(
-            Bucket="images", Key="shop/products/1/f-320.webp"
+            Bucket=settings["IMAGE_S3_BUCKET"], Key="shop/products/1/f-320.webp"
         )
         assert head["ContentType"] == "image/webp"
         assert head["CacheControl"] == "public, max-age=31536000, immutable"
