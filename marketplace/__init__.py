@@ -45,6 +45,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     validation.init_app(app)
     register_extensions(app)
     register_blueprints(app)
+    from marketplace import images
+
+    images.init_app(app)
     register_template_helpers(app)
     from marketplace import security
 

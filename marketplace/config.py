@@ -84,6 +84,14 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "MAIL_URL": env.get("MAIL_URL", ""),
         "MAIL_FROM": env.get("MAIL_FROM", "Marketplace <no-reply@marketplace.local>"),
         "MAIL_DIR": env.get("MAIL_DIR", ""),
+        # Product images (marketplace/images/storage.py): "local" files or an "s3" bucket.
+        "IMAGE_STORAGE": env.get("IMAGE_STORAGE") or "local",
+        "IMAGE_UPLOAD_DIR": env.get("IMAGE_UPLOAD_DIR") or str(instance / "uploads"),
+        "IMAGE_S3_BUCKET": env.get("IMAGE_S3_BUCKET", ""),
+        # Empty for AWS itself; the URL of MinIO, Ceph, R2, … otherwise.
+        "IMAGE_S3_ENDPOINT_URL": env.get("IMAGE_S3_ENDPOINT_URL", ""),
+        "IMAGE_S3_REGION": env.get("IMAGE_S3_REGION", ""),
+        "IMAGE_S3_PREFIX": env.get("IMAGE_S3_PREFIX", ""),
         "SEARCH_INDEX_DIR": env.get("SEARCH_INDEX_DIR") or str(instance / "search-index"),
         # Jobs run inline in the request (tests) or through RQ.
         "JOBS_SYNCHRONOUS": _bool(env.get("JOBS_SYNCHRONOUS"), False),

@@ -13,6 +13,7 @@ from marketplace.accounts.models import Role, User
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import ProductStatus, VendorStatus
 from marketplace.db import db
+from marketplace.images import demo as demo_images
 from marketplace.orders import tax
 from marketplace.payments import services as payments
 
@@ -134,7 +135,7 @@ def _load_products(
                         attributes=attributes,
                     )
                 )
-        catalog.create_product(
+        product = catalog.create_product(
             vendor_id,
             catalog.ProductInput(
                 title=title,
@@ -145,4 +146,5 @@ def _load_products(
                 variants=variants,
             ),
         )
+        demo_images.add_demo_images(vendor_id, product.id, title, colour_options[: 1 + count % 2])
         count += 1

@@ -75,6 +75,7 @@ def base_config() -> dict[str, Any]:
         "SECRET_KEY": "test-secret",
         "SEARCH_INDEX_DIR": tempfile.mkdtemp(prefix="marketplace-index-"),
         "MAIL_DIR": tempfile.mkdtemp(prefix="marketplace-mail-"),
+        "IMAGE_UPLOAD_DIR": tempfile.mkdtemp(prefix="marketplace-uploads-"),
     }
 
 

@@ -163,7 +163,10 @@ def page_app(**overrides: Any) -> Iterator[Flask]:
 
     shared = {}
     if current_app:  # the test's app: share its search index and mail folder too
-        shared = {name: current_app.config[name] for name in ("SEARCH_INDEX_DIR", "MAIL_DIR")}
+        shared = {
+            name: current_app.config[name]
+            for name in ("SEARCH_INDEX_DIR", "MAIL_DIR", "IMAGE_UPLOAD_DIR")
+        }
     web = create_app({**base_config(), **shared, **overrides})
     try:
         yield web

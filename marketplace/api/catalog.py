@@ -29,6 +29,7 @@ def catalog_item(product: Product) -> dict[str, Any]:
         "rating": product.rating,
         "rating_count": product.rating_count,
         "in_stock": product.in_stock,
+        "images": [image.to_dict() for image in product.images],
     }
 
 

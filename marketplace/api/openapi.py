@@ -30,6 +30,8 @@ class Op:
     status: int = 200
     body: str | None = None  # "module:Class" of the request body model
     query: tuple[str, ...] = ()
+    # A multipart/form-data body instead of JSON: {field name: JSON Schema}; `file` is required.
+    form: dict[str, Any] | None = None
 
 
 _AUTH = "marketplace.api.auth"
@@ -74,6 +76,20 @@ OPERATIONS: dict[str, Op] = {
     "patch_product": Op("Change a product", body=f"{_VENDOR}:ProductPatch"),
     "add_variant": Op("Add a variant (SKU) to a product", 201, f"{_VENDOR}:VariantBody"),
     "patch_variant": Op("Change a variant's price or stock", body=f"{_VENDOR}:VariantPatch"),
+    "list_product_images": Op("A product's images in gallery order (the first is the cover)"),
+    "upload_product_image": Op(
+        "Upload a JPEG, PNG or WebP image (at most 5 MB; re-encoded, EXIF removed, 320/800 px)",
+        201,
+        form={
+            "file": {"type": "string", "contentMediaType": "application/octet-stream"},
+            "alt_text": {"type": "string", "maxLength": 200},
+        },
+    ),
+    "patch_product_image": Op(
+        "Change an image's alt text or move it (position 0 is the cover)",
+        body=f"{_VENDOR}:ImagePatch",
+    ),
+    "delete_product_image": Op("Delete an image and its files", 204),
     "list_vendor_orders": Op("The vendor's orders", query=(*_PAGE, "status")),
     "get_vendor_order": Op("One of the vendor's orders"),
     "ship_vendor_order": Op("Mark a vendor order shipped", body=f"{_VENDOR_ORDERS}:ShipBody"),
@@ -166,6 +182,7 @@ _ERROR_STATUSES = {
     "403": "Wrong role",
     "404": "Missing, or belonging to someone else",
     "409": "State conflict",
+    "413": "Body larger than the route accepts",
     "422": "Missing field or value out of range (details.fields)",
     "429": "Rate limited (Retry-After)",
 }
@@ -256,6 +273,8 @@ def _operation(rule: Rule, method: str, components: dict[str, Any]) -> dict[str,
         errors[0:0] = ["401", "403"] if roles else ["401"]
     if endpoint in _RATE_LIMITED:
         errors.append("429")
+    if op and op.form is not None:
+        errors.append("413")
     for code in sorted(errors):
         responses[code] = {"$ref": f"#/components/responses/E{code}"}
     operation: dict[str, Any] = {
@@ -272,7 +291,16 @@ def _operation(rule: Rule, method: str, components: dict[str, Any]) -> dict[str,
     else:
         operation["security"] = []
     schema = _body_schema(op.body, components) if op and op.body else None
-    if schema is not None:
+    if op and op.form is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": ["file"], "properties": op.form}
+                }
+            },
+        }
+    elif schema is not None:
         operation["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": schema}},

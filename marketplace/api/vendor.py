@@ -20,6 +20,7 @@ from marketplace.api.common import (
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import ProductStatus, Vendor
 from marketplace.errors import ValidationFailed
+from marketplace.images import services as images
 from marketplace.validation import Body
 
 JsonScalar = str | int | float | bool
@@ -175,3 +176,63 @@ def patch_variant(variant_id: int) -> Any:
         low_stock_threshold=data.low_stock_threshold,
     )
     return jsonify(variant.to_dict(with_stock=True))
+
+
+# --- product images (marketplace/images) -----------------------------------------------------
+
+
+class ImagePatch(Body):
+    alt_text: str | None = None
+    position: int | None = None
+
+
+def _uploaded_bytes() -> bytes:
+    """The multipart `file` part's bytes.
+
+    :raises ValidationFailed: no `file` part.
+    """
+    upload = request.files.get("file")
+    if upload is None:
+        raise ValidationFailed({"file": "send the image as the multipart form field 'file'"})
+    return upload.read()
+
+
+@bp.get("/vendor/products/<int:product_id>/images")
+@require(Role.VENDOR)
+def list_product_images(product_id: int) -> Any:
+    found = images.product_images(current_vendor().id, product_id)
+    return jsonify({"items": [image.to_dict() for image in found]})
+
+
+@bp.post("/vendor/products/<int:product_id>/images")
+@require(Role.VENDOR)
+def upload_product_image(product_id: int) -> Any:
+    image = images.add_image(
+        current_vendor().id,
+        product_id,
+        _uploaded_bytes(),
+        alt_text=request.form.get("alt_text", ""),
+    )
+    return jsonify(image.to_dict()), 201
+
+
+@bp.patch("/vendor/products/<int:product_id>/images/<int:image_id>")
+@require(Role.VENDOR)
+def patch_product_image(product_id: int, image_id: int) -> Any:
+    data = body(ImagePatch)
+    reject_nulls(data, "alt_text", "position")
+    image = images.update_image(
+        current_vendor().id,
+        product_id,
+        image_id,
+        alt_text=data.alt_text,
+        position=data.position,
+    )
+    return jsonify(image.to_dict())
+
+
+@bp.delete("/vendor/products/<int:product_id>/images/<int:image_id>")
+@require(Role.VENDOR)
+def delete_product_image(product_id: int, image_id: int) -> Any:
+    images.delete_image(current_vendor().id, product_id, image_id)
+    return "", 204

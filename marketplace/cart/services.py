@@ -27,8 +27,14 @@ class InsufficientStock(Conflict):
     code, message = "out_of_stock", "Not enough stock for that quantity."
 
 
-# A cart with its lines, their variants and products (all `cart_json` reads), in one statement.
-_WITH_LINES = joinedload(Cart.items).joinedload(CartItem.variant).joinedload(Variant.product)
+# A cart with its lines, their variants, products and the products' images (all `cart_json`
+# reads), in one statement.
+_WITH_LINES = (
+    joinedload(Cart.items)
+    .joinedload(CartItem.variant)
+    .joinedload(Variant.product)
+    .joinedload(Product.images)
+)
 
 
 def _cart_query(buyer_id: int, lock: bool) -> Any:
@@ -83,10 +89,18 @@ def get_cart(buyer_id: int) -> Cart:
 
 def sellable_variant(variant_id: int) -> Variant:
     """An active variant of an active product of an approved vendor. :raises VariantUnavailable:"""
-    variant = db.session.scalar(
-        select(Variant)
-        .where(Variant.id == variant_id)
-        .options(joinedload(Variant.product).joinedload(Product.vendor))
+    variant = (
+        db.session.scalars(
+            select(Variant)
+            .where(Variant.id == variant_id)
+            .options(
+                joinedload(Variant.product).joinedload(Product.vendor),
+                # its cover goes into the cart's answer when the line is new
+                joinedload(Variant.product).joinedload(Product.images),
+            )
+        )
+        .unique()
+        .one_or_none()
     )
     if variant is None or not is_sellable(variant):
         raise VariantUnavailable()
@@ -210,6 +224,14 @@ def clear(cart: Cart) -> None:
     cart.items.clear()
 
 
+def _line_image(product: Product) -> dict[str, Any] | None:
+    """The product's cover at both widths, for the cart line (None without images)."""
+    cover = product.cover
+    if cover is None:
+        return None
+    return {"alt_text": cover.alt_text, "urls": cover.to_dict()["urls"]}
+
+
 def cart_json(cart: Cart) -> dict[str, Any]:
     items = []
     vendors: dict[int, int] = {}
@@ -228,6 +250,7 @@ def cart_json(cart: Cart) -> dict[str, Any]:
                 "unit_price_cents": item.unit_price_cents,
                 "line_total_cents": item.line_total_cents,
                 "available": variant.available,
+                "image": _line_image(variant.product),
             }
         )
         vendors[variant.vendor_id] = vendors.get(variant.vendor_id, 0) + item.line_total_cents

@@ -142,6 +142,16 @@ class Product(db.Model):
     variants: Mapped[list[Variant]] = relationship(
         back_populates="product", order_by="Variant.id", cascade="all, delete-orphan"
     )
+    # Gallery order: the first image is the product's cover (cards, cart and order lines).
+    images: Mapped[list[ProductImage]] = relationship(
+        back_populates="product",
+        order_by="(ProductImage.position, ProductImage.id)",
+        cascade="all, delete-orphan",
+    )
+
+    @property
+    def cover(self) -> ProductImage | None:
+        return self.images[0] if self.images else None
 
     @property
     def rating(self) -> float | None:
@@ -172,6 +182,7 @@ class Product(db.Model):
             "in_stock": self.in_stock,
             "created_at": self.created_at.isoformat(),
             "variants": [v.to_dict(with_stock=with_stock) for v in self.variants if v.is_active],
+            "images": [image.to_dict() for image in self.images],
         }
 
 
@@ -220,3 +231,43 @@ class Variant(db.Model):
             data["on_hand"] = self.on_hand
             data["reserved"] = self.reserved
         return data
+
+
+MEDIA_URL_PREFIX = "/media/"
+
+
+class ProductImage(db.Model):
+    """One picture of a product, stored re-encoded in two widths (marketplace/images).
+
+    `keys` maps each width ("320", "800") to its storage key, `sizes` to its [width, height];
+    keys are content-hashed, so a stored file never changes and is served as immutable.
+    """
+
+    __tablename__ = "product_images"
+    __table_args__ = (CheckConstraint("position >= 0", name="position_non_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    alt_text: Mapped[str] = mapped_column(String(200), default="")
+    content_type: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    keys: Mapped[dict[str, str]] = mapped_column(JSON)
+    sizes: Mapped[dict[str, list[int]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    product: Mapped[Product] = relationship(back_populates="images")
+
+    def url(self, width: str) -> str:
+        """Where the browser fetches this width (served by marketplace/images/serving.py)."""
+        return MEDIA_URL_PREFIX + self.keys[width]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "position": self.position,
+            "alt_text": self.alt_text,
+            "content_type": self.content_type,
+            "urls": {width: self.url(width) for width in sorted(self.keys, key=int)},
+            "sizes": {width: self.sizes[width] for width in sorted(self.sizes, key=int)},
+        }

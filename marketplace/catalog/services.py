@@ -448,7 +448,11 @@ def vendor_variant(vendor_id: int, variant_id: int) -> Variant:
 def vendor_products(
     vendor_id: int, *, page: int = 1, per_page: int = 20, status: ProductStatus | None = None
 ) -> tuple[list[Product], int]:
-    query = select(Product).where(Product.vendor_id == vendor_id)
+    query = (
+        select(Product)
+        .where(Product.vendor_id == vendor_id)
+        .options(selectinload(Product.variants), selectinload(Product.images))
+    )
     if status is not None:
         query = query.where(Product.status == status)
     return _paginate(query.order_by(Product.id.desc()), page, per_page)
@@ -464,6 +468,7 @@ PRODUCT_JSON = (
     joinedload(Product.variants),
     joinedload(Product.brand),
     joinedload(Product.category),
+    joinedload(Product.images),
     raiseload("*", sql_only=True),
 )
 
@@ -492,7 +497,11 @@ def public_vendor_products(vendor_id: int, page: int, per_page: int) -> tuple[li
     query = (
         _visible()
         .where(Product.vendor_id == vendor_id)
-        .options(selectinload(Product.variants), selectinload(Product.brand))
+        .options(
+            selectinload(Product.variants),
+            selectinload(Product.brand),
+            selectinload(Product.images),
+        )
         .order_by(Product.id.desc())
     )
     return _paginate(query, page, per_page)
@@ -582,6 +591,7 @@ def browse(filters: CatalogFilters) -> tuple[list[Product], int]:
         selectinload(Product.vendor),
         selectinload(Product.brand),
         selectinload(Product.category),
+        selectinload(Product.images),
     )
     return _paginate(query, filters.page, filters.per_page)
 

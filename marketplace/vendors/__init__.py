@@ -6,4 +6,9 @@ from flask import Blueprint
 
 bp = Blueprint("vendors", __name__, url_prefix="/vendor")
 
-from marketplace.vendors import fulfilment_pages, onboarding, routes  # noqa: E402,F401
+from marketplace.vendors import (  # noqa: E402,F401
+    fulfilment_pages,
+    image_pages,
+    onboarding,
+    routes,
+)

@@ -165,12 +165,15 @@ def new_product() -> Any:
 
 
 def _edit_page(product: Product, form: EditProductForm, variant_form: AddVariantForm) -> str:
+    from marketplace.vendors.image_pages import image_forms
+
     return render_template(
         "vendors/product_edit.html",
         product=product,
         form=form,
         variant_form=variant_form,
         format_attributes=format_attributes,
+        **image_forms(),
     )
 
 

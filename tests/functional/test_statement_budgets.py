@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from marketplace.db import db
+from marketplace.images import services as images
 from marketplace.orders.commission import set_category_bps
 from marketplace.orders.tax import set_rate
 from tests.helpers import Api, make_buyer, make_product, make_vendor, statements_sent
+from tests.image_files import image_bytes
 
 ADDRESS = {
     "name": "Bea Buyer",
@@ -49,13 +51,16 @@ def _within_budget(name: str, api_call: Any) -> Any:
 
 @pytest.fixture
 def shop(api: Api) -> dict[str, Any]:
-    """Two vendors, a product each (one in a category with its own commission), a tax rate,
-    and a buyer with one line of each vendor in the cart."""
+    """Two vendors, a product each (one in a category with its own commission, two images;
+    the other one image), a tax rate, and a buyer with one line of each vendor in the cart."""
     set_rate("US", "CA", 725)
     first, second = make_vendor(), make_vendor()
     shirt = make_product(first, price_cents=2500, stock=50, category="Clothing/Tops")
     mug = make_product(second, price_cents=1200, stock=50, category="Kitchen")
     set_category_bps("Clothing", 1500)
+    for colour in ((200, 0, 0), (0, 200, 0)):
+        images.add_image(first.vendor.id, shirt.id, image_bytes(colour=colour), alt_text="Shirt")
+    images.add_image(second.vendor.id, mug.id, image_bytes("PNG"))
     buyer = make_buyer()
     ids = {
         "shirt": shirt.id,
@@ -78,6 +83,8 @@ def test_add_to_cart_and_cart(api: Api, shop: dict[str, Any]) -> None:
         shop["mug_variant"],
     ]
     cart = _within_budget("cart", lambda: api.get("/cart", token)).get_json()
+    assert all(item["image"]["urls"]["320"] for item in cart["items"])
+    assert all(item["image"] for item in added.get_json()["items"])
     assert cart["subtotal_cents"] == 2 * 2500 + 1200
     assert [v["subtotal_cents"] for v in cart["vendors"]] == [5000, 1200]
 
@@ -116,7 +123,9 @@ def test_checkout_and_the_order(api: Api, shop: dict[str, Any], webhooks: Any) -
 def test_product_and_search(api: Api, shop: dict[str, Any], runner: Any) -> None:
     product = _within_budget("product", lambda: api.get(f"/products/{shop['shirt']}")).get_json()
     assert product["category"] == "Clothing/Tops"
+    assert [i["alt_text"] for i in product["images"]] == ["Shirt", "Shirt"]
     assert product["variants"][0]["available"] == 50
     runner.invoke(args=["search", "reindex"])
     found = _within_budget("search", lambda: api.get("/products?q=product")).get_json()
     assert {p["id"] for p in found["items"]} == {shop["shirt"], shop["mug"]}
+    assert sorted(len(p["images"]) for p in found["items"]) == [1, 2]
