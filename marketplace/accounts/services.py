@@ -158,7 +158,7 @@ def create_admin(email: str, password: str, name: str = "Admin") -> User:
 
 
 def _create_user(email: str, password: str, name: str, role: Role) -> User:
-    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+    if db.session.scalar(select(User.id).where(User.email == email, ~User.is_guest)) is not None:
         raise EmailTaken()
     user = User(
         email=email,
@@ -177,7 +177,9 @@ def _create_user(email: str, password: str, name: str, role: Role) -> User:
 
 def authenticate(email: str, password: str) -> User:
     """:raises InvalidCredentials: unknown email, wrong password or disabled account."""
-    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    user = db.session.scalar(
+        select(User).where(User.email == normalize_email(email), ~User.is_guest)
+    )
     if user is None:
         _verify(_DUMMY_HASHES[_hasher_name()], password)
         raise InvalidCredentials()
