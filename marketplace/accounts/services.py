@@ -441,12 +441,17 @@ def verification_required() -> bool:
 def require_verified_email(user_id: int) -> None:
     """Checkout and selling need a confirmed email when REQUIRE_EMAIL_VERIFICATION is on.
 
+    A guest buyer is exempt: it has no account to protect, and the email only receives the
+    receipt (docs/checkout.md); once it sets a password the rule applies to it as to anyone.
+
     :raises EmailNotVerified:
     """
     if not verification_required():
         return
-    verified_at = db.session.scalar(select(User.email_verified_at).where(User.id == user_id))
-    if verified_at is None:
+    row = db.session.execute(
+        select(User.email_verified_at, User.is_guest).where(User.id == user_id)
+    ).one_or_none()
+    if row is None or (row.email_verified_at is None and not row.is_guest):
         raise EmailNotVerified()
 
 

@@ -244,3 +244,29 @@ def test_guest_checkouts_are_rate_limited_per_address(app: Flask) -> None:
     assert codes == [302, 302, 429]
     db.session.rollback()
     assert db.session.query(User).filter(User.is_guest).count() == 2
+
+
+def test_a_guest_checks_out_when_verification_is_required_but_its_account_then_waits(
+    app, client, api, webhooks
+):
+    vendor = onboarded_vendor(api, webhooks)
+    product = make_product(vendor, price_cents=1500, stock=4)
+    with page_app(REQUIRE_EMAIL_VERIFICATION=True) as web:
+        visitor = web.test_client()
+        pay_page = _guest_places_order(visitor, product, "strict@example.com")
+        assert "Pay for order" in pay_page.get_data(as_text=True)
+        db.session.expire_all()
+        order = db.session.query(Order).one()
+        order_page = visitor.get(f"/orders/{order.id}")
+        kept = submit(
+            visitor, order_page, "/account/keep", password=GUEST_PASSWORD, confirm=GUEST_PASSWORD
+        )
+        assert kept.status_code == 302
+        # Now an account like any other: unconfirmed, so its checkout waits for the email.
+        submit(visitor, visitor.get(f"/products/{product.id}"), "/cart/add", quantity=1)
+        form = visitor.get("/checkout")
+        refused = submit(visitor, form, "/checkout", step="place", **ADDRESS_FORM)
+        db.session.expire_all()
+        assert db.session.query(Order).count() == 1
+        assert refused.status_code == 302 and refused.headers["Location"].endswith("/cart")
+        assert "confirm" in visitor.get("/cart").get_data(as_text=True).lower()
