@@ -255,7 +255,7 @@ def test_a_guest_checks_out_when_verification_is_required_but_its_account_then_w
         visitor = web.test_client()
         pay_page = _guest_places_order(visitor, product, "strict@example.com")
         assert "Pay for order" in pay_page.get_data(as_text=True)
-        db.session.expire_all()
+        db.session.rollback()  # end the read snapshot: see what the requests committed
         order = db.session.query(Order).one()
         order_page = visitor.get(f"/orders/{order.id}")
         kept = submit(
@@ -266,7 +266,7 @@ def test_a_guest_checks_out_when_verification_is_required_but_its_account_then_w
         submit(visitor, visitor.get(f"/products/{product.id}"), "/cart/add", quantity=1)
         form = visitor.get("/checkout")
         refused = submit(visitor, form, "/checkout", step="place", **ADDRESS_FORM)
-        db.session.expire_all()
+        db.session.rollback()  # end the read snapshot: see what the requests committed
         assert db.session.query(Order).count() == 1
         assert refused.status_code == 302 and refused.headers["Location"].endswith("/cart")
         assert "confirm" in visitor.get("/cart").get_data(as_text=True).lower()
