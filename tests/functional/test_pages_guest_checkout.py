@@ -134,6 +134,9 @@ def test_a_guest_checks_out_pays_opens_the_receipt_link_and_keeps_an_account(
         as_text=True
     )
 
+    # The account page of a guest is the offer to set a password.
+    assert client.get("/account").headers["Location"].endswith("/account/keep")
+    assert forms_in(client.get("/account/keep"), "/account/keep")
     order_page = client.get(f"/orders/{order.id}")
     short = submit(client, order_page, "/account/keep", password="short", confirm="short")
     assert short.status_code == 422
