@@ -62,6 +62,7 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "REGISTER_RATE_LIMIT": env.get("REGISTER_RATE_LIMIT", "300 per hour"),
         "CHECKOUT_RATE_LIMIT": env.get("CHECKOUT_RATE_LIMIT", "60 per minute"),
         "CART_RATE_LIMIT": env.get("CART_RATE_LIMIT", "600 per minute"),
+        "GUEST_CHECKOUT_RATE_LIMIT": env.get("GUEST_CHECKOUT_RATE_LIMIT", "60 per hour"),
         "WTF_CSRF_ENABLED": _bool(env.get("WTF_CSRF_ENABLED"), True),
         # Any ISO 4217 code Stripe charges in; amounts read and typed the LOCALE's way
         # (docs/currencies.md).

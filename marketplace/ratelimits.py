@@ -10,6 +10,7 @@ from one address); `RATELIMIT_ENABLED=false` turns them all off:
 | `REGISTER_RATE_LIMIT` | registrations | client address |
 | `CHECKOUT_RATE_LIMIT` | checkouts | buyer (address when not logged in) |
 | `CART_RATE_LIMIT` | cart writes | buyer (address when not logged in) |
+| `GUEST_CHECKOUT_RATE_LIMIT` | guest checkouts started (a guest buyer each) | client address |
 
 Each limit is shared by the API and the HTML pages (one allowance for both). Behind a load
 balancer the client address is right only with `TRUSTED_PROXY_HOPS` set.
@@ -36,6 +37,7 @@ DEFAULTS = {
     "REGISTER_RATE_LIMIT": "300 per hour",
     "CHECKOUT_RATE_LIMIT": "60 per minute",
     "CART_RATE_LIMIT": "600 per minute",
+    "GUEST_CHECKOUT_RATE_LIMIT": "60 per hour",
     "PASSWORD_RESET_RATE_LIMIT": "5 per hour",
     "VERIFICATION_RESEND_RATE_LIMIT": "3 per hour",
 }
@@ -122,3 +124,13 @@ def cart_limit(view: Callable[..., Any]) -> Callable[..., Any]:
     return limiter.shared_limit(setting("CART_RATE_LIMIT"), key_func=buyer_key, scope="cart-write")(
         view
     )
+
+
+def guest_checkout_limit(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Starting a guest checkout (a new guest buyer row each time), per client address."""
+    return limiter.shared_limit(
+        setting("GUEST_CHECKOUT_RATE_LIMIT"),
+        key_func=address_key,
+        methods=["POST"],
+        scope="guest-checkout",
+    )(view)

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Enum, ForeignKey, String
+from sqlalchemy import Boolean, Enum, ForeignKey, Index, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.db import UTCDateTime, db, utcnow
@@ -20,9 +20,20 @@ class Role(enum.StrEnum):
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
+    # An email names one real account; guest buyers (docs/checkout.md) may share it.
+    __table_args__ = (
+        Index(
+            "uq_users_email_account",
+            "email",
+            unique=True,
+            postgresql_where=text("NOT is_guest"),
+            sqlite_where=text("NOT is_guest"),
+        ),
+        Index("ix_users_email", "email"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
     name: Mapped[str] = mapped_column(String(120))
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(
@@ -34,6 +45,9 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set when the user opened the link of a verification email sent to `email`.
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A buyer who checked out with an email only: no usable password, one row per guest
+    # checkout, never found by email. Setting a password makes it a normal account.
+    is_guest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 

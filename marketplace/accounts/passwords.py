@@ -95,7 +95,9 @@ def request_reset(email: str, now: datetime | None = None) -> None:
     """
     now = now or utcnow()
     with transaction():
-        user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+        user = db.session.scalar(
+            select(User).where(User.email == normalize_email(email), ~User.is_guest)
+        )
         if user is None or not user.active:
             return
         live = db.session.scalar(

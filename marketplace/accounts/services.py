@@ -158,7 +158,7 @@ def create_admin(email: str, password: str, name: str = "Admin") -> User:
 
 
 def _create_user(email: str, password: str, name: str, role: Role) -> User:
-    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+    if db.session.scalar(select(User.id).where(User.email == email, ~User.is_guest)) is not None:
         raise EmailTaken()
     user = User(
         email=email,
@@ -177,7 +177,9 @@ def _create_user(email: str, password: str, name: str, role: Role) -> User:
 
 def authenticate(email: str, password: str) -> User:
     """:raises InvalidCredentials: unknown email, wrong password or disabled account."""
-    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    user = db.session.scalar(
+        select(User).where(User.email == normalize_email(email), ~User.is_guest)
+    )
     if user is None:
         _verify(_DUMMY_HASHES[_hasher_name()], password)
         raise InvalidCredentials()
@@ -439,12 +441,17 @@ def verification_required() -> bool:
 def require_verified_email(user_id: int) -> None:
     """Checkout and selling need a confirmed email when REQUIRE_EMAIL_VERIFICATION is on.
 
+    A guest buyer is exempt: it has no account to protect, and the email only receives the
+    receipt (docs/checkout.md); once it sets a password the rule applies to it as to anyone.
+
     :raises EmailNotVerified:
     """
     if not verification_required():
         return
-    verified_at = db.session.scalar(select(User.email_verified_at).where(User.id == user_id))
-    if verified_at is None:
+    row = db.session.execute(
+        select(User.email_verified_at, User.is_guest).where(User.id == user_id)
+    ).one_or_none()
+    if row is None or (row.email_verified_at is None and not row.is_guest):
         raise EmailNotVerified()
 
 

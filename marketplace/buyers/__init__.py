@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("buyers", __name__)
 
-from marketplace.buyers import account, routes, shop  # noqa: E402,F401
+from marketplace.buyers import account, guest, routes, shop  # noqa: E402,F401

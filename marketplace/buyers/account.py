@@ -56,6 +56,8 @@ def _button_pressed() -> None:
 @bp.get("/account")
 @login_required
 def account() -> Any:
+    if current_user.is_guest:  # no password to change yet: offer to set one
+        return redirect(url_for("buyers.guest_keep"))
     return _account_page()
 
 

@@ -35,3 +35,19 @@ class ResetPasswordForm(FlaskForm):
 
 class ButtonForm(FlaskForm):
     """Empty: only carries the CSRF token of a one-button form (resend, revoke, log out…)."""
+
+
+class GuestCheckoutForm(FlaskForm):
+    """Check out without an account: only an email (the address comes on the checkout form)."""
+
+    email = EmailField("Email (for the receipt)", validators=[InputRequired(), Length(max=254)])
+
+
+class KeepOrderForm(FlaskForm):
+    """A guest sets a password to keep the order under an account."""
+
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=256)])
+    confirm = PasswordField(
+        "Repeat the password",
+        validators=[InputRequired(), EqualTo("password", message="The passwords differ.")],
+    )

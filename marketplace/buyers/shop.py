@@ -13,8 +13,10 @@ from urllib.parse import urlencode
 from flask import abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, user_logged_in
 
+from marketplace.accounts import guests
 from marketplace.accounts.models import Role, User
 from marketplace.buyers import bp
+from marketplace.buyers.account_forms import KeepOrderForm
 from marketplace.buyers.shop_forms import (
     AddToCartForm,
     CheckoutForm,
@@ -275,7 +277,15 @@ def order_detail(order_id: int) -> Any:
         confirm_form=ConfirmForm(),
         review_form=ReviewForm(),
         return_form=ReturnForm(),
+        keep=_keep_offer(),
     )
+
+
+def _keep_offer() -> dict[str, Any] | None:
+    """For a guest: the "set a password to keep track of this order" form."""
+    if not current_user.is_guest:
+        return None
+    return {"form": KeepOrderForm(), "taken": guests.has_account(current_user.email)}
 
 
 @bp.post("/orders/<int:order_id>/cancel")

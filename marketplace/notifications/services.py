@@ -16,7 +16,7 @@ from flask import render_template
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from marketplace.accounts import passwords, verification
+from marketplace.accounts import guests, passwords, verification
 from marketplace.accounts.models import PasswordReset, Role, User
 from marketplace.catalog.models import Variant, Vendor
 from marketplace.db import db, transaction, utcnow
@@ -216,19 +216,36 @@ def order_paid(order_id: int) -> None:
     """Confirmation to the buyer; each vendor hears of the new order with only its lines."""
     order = db.session.get(Order, order_id)
     buyer = db.session.get(User, order.buyer_id)
+    lines = [
+        f"We received your payment of {_money(order.total_cents, order)}.",
+        f"{len(order.vendor_orders)} seller(s) will ship your items.",
+    ]
+    receipt_link = None
+    if buyer.is_guest:
+        # The guest has no password: the signed link is their way back to the order.
+        receipt_link = external_url(
+            "buyers.guest_receipt", order_id=order.id, token=guests.order_token(buyer.id, order.id)
+        )
+        days = guests.LINK_MAX_AGE.days
+        lines.append(f"You checked out as a guest: the link below opens your order ({days} days).")
+        if guests.has_account(buyer.email):
+            lines.append(
+                "This email has an account with us; this guest order is not in it. "
+                "Log in to your account to see its orders."
+            )
+        else:
+            lines.append("On the order page you can set a password to keep it in an account.")
     deliver(
         Message(
             key=f"order_paid:{order.id}:user:{buyer.id}",
             user=buyer,
             kind="order_confirmed",
             title=f"Order #{order.id} confirmed",
-            lines=[
-                f"We received your payment of {_money(order.total_cents, order)}.",
-                f"{len(order.vendor_orders)} seller(s) will ship your items.",
-            ],
+            lines=lines,
             items=list(order.items),
             link=f"/orders/{order.id}",
             currency=order.currency,
+            email_link=receipt_link,
         )
     )
     for vendor_order in order.vendor_orders:
