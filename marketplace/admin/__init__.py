@@ -11,5 +11,6 @@ from marketplace.admin import (  # noqa: E402,F401
     money_pages,
     outbox_pages,
     routes,
+    tax_pages,
     users_pages,
 )
