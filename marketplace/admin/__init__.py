@@ -9,6 +9,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 from marketplace.admin import (  # noqa: E402,F401
     audit_pages,
     money_pages,
+    order_pages,
     outbox_pages,
     routes,
     tax_pages,
