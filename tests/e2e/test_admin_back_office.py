@@ -54,3 +54,39 @@ def test_an_admin_disables_a_user_who_can_no_longer_log_in(pages):
     expect(entry).to_contain_text('{"active": true}')
     expect(entry).to_contain_text('{"active": false}')
     pages.shot(page, "audit-log")
+
+
+def test_an_admin_finds_an_order_and_refunds_part_of_it_after_the_preview(pages, api, webhooks):
+    from tests.functional.money import paid_order
+
+    paid = paid_order(api, webhooks)
+    part = paid["vendor_orders"][0]["id"]
+    shipped = api.post(
+        f"/vendor/orders/{part}/ship",
+        paid["sellers"][0].token,
+        json={"carrier": "UPS", "tracking_number": "1Z1"},
+    )
+    assert shipped.status_code == 200
+    admin = make_admin()
+
+    page = pages.logged_in(admin.user.email)
+    page.goto("/admin/")
+    page.get_by_role("navigation", name="Admin").get_by_role("link", name="Orders").click()
+    page.get_by_label("Buyer email").fill(paid["buyer"].user.email)
+    page.get_by_role("button", name="Find orders").click()
+    page.get_by_role("link", name=f"#{paid['order']['id']}").click()
+    expect(page.locator("tr[data-kind='capture']")).to_have_count(1)
+    pages.shot(page, "order-timeline")
+
+    page.get_by_label("Amount ($)").fill("5.00")
+    page.get_by_label("Reason").fill("Box arrived dented")
+    page.get_by_role("button", name="Preview refund").click()
+    expect(page.get_by_role("heading", name="Refund preview")).to_be_visible()
+    pages.shot(page, "refund-preview")
+    page.get_by_role("button", name="Refund $5.00").click()
+    expect(page.get_by_text("Refund 1 is")).to_be_visible()
+    expect(page.locator("tr[data-kind='refund']")).to_contain_text("Box arrived dented")
+    pages.shot(page, "refunded")
+
+    page.get_by_role("navigation", name="Admin").get_by_role("link", name="Audit log").click()
+    expect(page.locator("tr[data-action='refund.create']")).to_contain_text(admin.user.email)
