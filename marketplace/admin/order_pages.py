@@ -104,8 +104,7 @@ def order_page(order_id: int) -> Any:
 
 
 def _part(order_id: int, vendor_order_id: int) -> None:
-    found = lookup.order_file(order_id)
-    if vendor_order_id not in {vo.id for vo in found.order.vendor_orders}:
+    if not lookup.is_part_of(order_id, vendor_order_id):
         raise lookup.OrderNotFound("That vendor order is not part of this order.")
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import has_request_context, request
+from flask_login import current_user
 from sqlalchemy import func, select
 
 from marketplace.audit.models import AuditEntry
@@ -25,8 +26,6 @@ def _actor() -> tuple[int | None, str | None]:
         return None, None
     user = request.environ.get("marketplace.api_user")
     if user is None:
-        from flask_login import current_user
-
         user = current_user if current_user and current_user.is_authenticated else None
     if user is None:
         return None, None

@@ -206,9 +206,11 @@ def order_file(order_id: int) -> OrderFile:
                         + (" (sent)" if refund.stripe_reversal_id else " (waiting)"),
                     )
                 )
+    dispute_ids = []
     for dispute in db.session.scalars(
         select(Dispute).where(Dispute.order_id == order.id).order_by(Dispute.id)
     ):
+        dispute_ids.append(dispute.id)
         events.append(
             Event(
                 dispute.created_at,
@@ -220,9 +222,11 @@ def order_file(order_id: int) -> OrderFile:
         )
         if dispute.closed_at:
             events.append(Event(dispute.closed_at, "dispute", None, "Dispute closed"))
-    keys = [f"order_paid:{order.id}:user:%", f"%:{order.id}:user:{buyer.id}"]
+    keys = [f"{kind}:{order.id}:%" for kind in _ORDER_KINDS]
     keys += [f"%:vo:{part}:user:%" for part in part_ids]
-    keys += [f"refund:{refund.id}:user:%" for refund in found.refunds]
+    keys += [f"{kind}:{refund.id}:%" for kind in _REFUND_KINDS for refund in found.refunds]
+    keys += [f"transfer_refused:{transfer.id}:%" for transfer in found.transfers]
+    keys += [f"{kind}:{dispute_id}:%" for kind in _DISPUTE_KINDS for dispute_id in dispute_ids]
     for email in db.session.scalars(
         select(SentEmail).where(or_(*(SentEmail.key.like(k) for k in keys)))
     ):
@@ -241,6 +245,27 @@ def order_file(order_id: int) -> OrderFile:
         events.append(Event(note.created_at, "notification", _part_of(note.key), note.title))
     events.sort(key=lambda event: event.at)
     return found
+
+
+# The keys notifications.services gives an order's messages: "<kind>:<id>:…" per subject.
+_ORDER_KINDS = (
+    "order_paid",
+    "reservation_expired",
+    "payment_failed",
+    "payment_voided",
+    "payment_lapsed",
+    "capture_refused",
+    "void_refused",
+    "refunded_outside",
+)
+_REFUND_KINDS = ("refund", "refund_refused", "reversal_refused")
+_DISPUTE_KINDS = ("dispute_opened", "dispute_closed")
+
+
+def is_part_of(order_id: int, vendor_order_id: int) -> bool:
+    """Whether the vendor order belongs to the order (the refund routes name both)."""
+    found = db.session.get(VendorOrder, vendor_order_id)
+    return found is not None and found.order_id == order_id
 
 
 def _part_of(key: str) -> int | None:

@@ -127,3 +127,22 @@ def test_order_pages_are_for_admins(web, shipped):
     login(web, make_buyer().user.email)
     assert web.get("/admin/orders").status_code == 403
     assert web.get(f"/admin/orders/{shipped['order']['id']}").status_code == 403
+
+
+def test_the_timeline_shows_only_this_orders_emails(web, shipped):
+    from marketplace.db import transaction
+    from marketplace.notifications.models import SentEmail
+
+    order_id, buyer = shipped["order"]["id"], shipped["buyer"]
+    with transaction():  # another subject with the same id: not about this order
+        db.session.add(
+            SentEmail(
+                key=f"password_reset:{order_id}:user:{buyer.id}",
+                to_address=buyer.user.email,
+                subject="Reset your password",
+            )
+        )
+    login(web, make_admin().user.email)
+    body = _text(web.get(f"/admin/orders/{order_id}"))
+    assert "Order #" in body and "confirmed" in body
+    assert "Reset your password" not in body
