@@ -80,6 +80,7 @@ def register_extensions(app: Flask) -> None:
 def _import_models() -> None:
     """Every model module, so the metadata (and Alembic's autogenerate) sees all tables."""
     import marketplace.accounts.models
+    import marketplace.audit.models
     import marketplace.cart.models
     import marketplace.catalog.models
     import marketplace.inventory.models

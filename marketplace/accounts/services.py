@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.accounts.models import ApiToken, PasswordReset, Role, User
+from marketplace.audit import services as audit
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import (
     Conflict,
@@ -402,6 +403,13 @@ def set_user_active(admin_id: int, user_id: int, active: bool) -> User:
                 details={"from": state, "to": "active" if active else "disabled"},
             )
         user.active = active
+        audit.record(
+            "user.enable" if active else "user.disable",
+            "user",
+            user.id,
+            {"active": not active},
+            {"active": active},
+        )
         if not active:
             end_sessions(user)
             vendor_id = db.session.scalar(

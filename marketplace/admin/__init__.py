@@ -6,4 +6,12 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from marketplace.admin import money_pages, outbox_pages, routes, users_pages  # noqa: E402,F401
+from marketplace.admin import (  # noqa: E402,F401
+    audit_pages,
+    money_pages,
+    order_pages,
+    outbox_pages,
+    routes,
+    tax_pages,
+    users_pages,
+)

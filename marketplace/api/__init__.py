@@ -8,6 +8,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 from marketplace.api import (  # noqa: E402,F401
     admin,
+    admin_audit,
     admin_money,
     admin_outbox,
     auth,

@@ -151,6 +151,10 @@ OPERATIONS: dict[str, Op] = {
     "admin_payouts_csv": Op("Transfers and reversals as CSV"),
     "admin_dead_letters": Op("Outbox rows that used up their attempts", query=_PAGE),
     "admin_retry_dead_letter": Op("Retry a dead letter (pending again, attempts reset)"),
+    "admin_audit_log": Op(
+        "The audit log of admin actions, newest first",
+        query=(*_PAGE, "actor", "action", "target_type", "target_id"),
+    ),
     "openapi": Op("This document"),
 }
 

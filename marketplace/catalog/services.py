@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager, joinedload, raiseload, selectinload
 
 from marketplace.accounts.models import User
+from marketplace.audit import services as audit
 from marketplace.catalog.models import (
     Brand,
     Category,
@@ -129,7 +130,15 @@ def set_vendor_status(vendor_id: int, status: VendorStatus) -> Vendor:
                 "The shop's owner account is disabled; enable the account first.",
                 details={"from": vendor.status.value, "to": status.value},
             )
+        before = vendor.status.value
         vendor.status = status
+        audit.record(
+            f"vendor.{'approve' if status is VendorStatus.APPROVED else 'suspend'}",
+            "vendor",
+            vendor.id,
+            {"status": before},
+            {"status": status.value},
+        )
         search_index.vendor_changed(vendor.id)
     return vendor
 

@@ -26,6 +26,7 @@ from flask import current_app
 from sqlalchemy import JSON, Enum, Integer, String, Text, delete, func, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from marketplace.audit import services as audit
 from marketplace.db import UTCDateTime, db, on_commit, transaction, utcnow
 from marketplace.errors import Conflict, NotFound
 from marketplace.observability import current_request_id, job_context
@@ -313,6 +314,13 @@ def retry_dead(message_id: int) -> OutboxMessage:
             raise MessageNotFound()
         if message.status is not OutboxStatus.DEAD:
             raise MessageNotDead()
+        audit.record(
+            "outbox.retry",
+            "outbox_message",
+            message.id,
+            {"status": message.status.value, "attempts": message.attempts},
+            {"status": OutboxStatus.PENDING.value, "attempts": 0},
+        )
         message.status = OutboxStatus.PENDING
         message.attempts = 0
         message.dead_at = message.next_attempt_at = message.lease_until = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import ColumnElement, func, select
 
+from marketplace.audit import services as audit
 from marketplace.catalog.models import Category, Vendor
 from marketplace.catalog.services import get_vendor, normalize_category_path
 from marketplace.db import db, transaction
@@ -58,7 +59,10 @@ def set_default_bps(bps: int) -> int:
     """:raises ValidationFailed:"""
     _check_bps(bps, "default_bps")
     with transaction():
-        _settings().default_commission_bps = bps
+        row = _settings()
+        before = row.default_commission_bps
+        row.default_commission_bps = bps
+        audit.record("commission.platform", "platform", "commission", {"bps": before}, {"bps": bps})
     return bps
 
 
@@ -67,7 +71,9 @@ def set_vendor_bps(vendor_id: int, bps: int | None) -> Vendor:
     _check_bps(bps, "bps")
     with transaction():
         vendor = get_vendor(vendor_id)
+        before = vendor.commission_bps
         vendor.commission_bps = bps
+        audit.record("commission.vendor", "vendor", vendor.id, {"bps": before}, {"bps": bps})
     return vendor
 
 
@@ -85,7 +91,11 @@ def set_category_bps(name: str, bps: int | None) -> Category:
         )
         if category is None:
             raise CategoryNotFound()
+        before = category.commission_bps
         category.commission_bps = bps
+        audit.record(
+            "commission.category", "category", category.path, {"bps": before}, {"bps": bps}
+        )
     return category
 
 

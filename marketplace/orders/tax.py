@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, func, select
 
+from marketplace.audit import services as audit
 from marketplace.db import db, transaction
-from marketplace.errors import ValidationFailed
+from marketplace.errors import NotFound, ValidationFailed
 from marketplace.orders.models import TaxRate
 
 
@@ -39,15 +40,47 @@ def rate_column(country: str, region: str | None) -> ColumnElement[int]:
     return func.coalesce(region_rate, country_rate, 0)
 
 
-def set_rate(country: str, region: str | None, rate_bps: int) -> TaxRate:
-    """:raises ValidationFailed:"""
+MAX_RATE_BPS = 5000
+
+
+class TaxRateNotFound(NotFound):
+    code, message = "tax_rate_not_found", "Tax rate not found."
+
+
+def rates() -> list[TaxRate]:
+    """Every rate, by country then region (the country-wide rate first)."""
+    return list(
+        db.session.scalars(
+            select(TaxRate).order_by(TaxRate.country, TaxRate.region.is_not(None), TaxRate.region)
+        )
+    )
+
+
+def _check(country: str, region: str | None, rate_bps: int) -> None:
     fields = {}
-    if len(country) != 2 or not country.isalpha():
+    if len(country) != 2 or not country.isalpha() or not country.isascii():
         fields["country"] = "must be an ISO 3166-1 alpha-2 code"
-    if not 0 <= rate_bps <= 5000:
-        fields["rate_bps"] = "must be between 0 and 5000"
+    if region is not None and (
+        not 1 <= len(region) <= 40 or not region.replace("-", "").isalnum() or not region.isascii()
+    ):
+        fields["region"] = "must be 1 to 40 letters, digits or dashes"
+    if not 0 <= rate_bps <= MAX_RATE_BPS:
+        fields["rate_bps"] = f"must be between 0 and {MAX_RATE_BPS}"
     if fields:
         raise ValidationFailed(fields)
+
+
+def _label(rate: TaxRate) -> str:
+    return f"{rate.country}/{rate.region}" if rate.region else rate.country
+
+
+def set_rate(country: str, region: str | None, rate_bps: int) -> TaxRate:
+    """Add the destination's rate or change it (audited).
+
+    :raises ValidationFailed:
+    """
+    region = region.strip() or None if region else None
+    _check(country, region, rate_bps)
     country, region = country.upper(), region.upper() if region else None
     with transaction():
         rate = db.session.scalar(
@@ -55,8 +88,38 @@ def set_rate(country: str, region: str | None, rate_bps: int) -> TaxRate:
             if region is None
             else select(TaxRate).where(TaxRate.country == country, TaxRate.region == region)
         )
+        before = {"rate_bps": rate.rate_bps} if rate is not None else None
         if rate is None:
             rate = TaxRate(country=country, region=region, rate_bps=rate_bps)
             db.session.add(rate)
         rate.rate_bps = rate_bps
+        db.session.flush()
+        audit.record("tax.set", "tax_rate", _label(rate), before, {"rate_bps": rate_bps})
+    return rate
+
+
+def change_rate(rate_id: int, rate_bps: int) -> TaxRate:
+    """:raises TaxRateNotFound, ValidationFailed:"""
+    with transaction():
+        rate = db.session.get(TaxRate, rate_id, with_for_update=True)
+        if rate is None:
+            raise TaxRateNotFound()
+        _check(rate.country, rate.region, rate_bps)
+        before = {"rate_bps": rate.rate_bps}
+        rate.rate_bps = rate_bps
+        audit.record("tax.set", "tax_rate", _label(rate), before, {"rate_bps": rate_bps})
+    return rate
+
+
+def remove_rate(rate_id: int) -> TaxRate:
+    """Remove a rate: the destination falls back to its country's rate, else 0 (audited).
+
+    :raises TaxRateNotFound:
+    """
+    with transaction():
+        rate = db.session.get(TaxRate, rate_id, with_for_update=True)
+        if rate is None:
+            raise TaxRateNotFound()
+        audit.record("tax.remove", "tax_rate", _label(rate), {"rate_bps": rate.rate_bps}, None)
+        db.session.delete(rate)
     return rate

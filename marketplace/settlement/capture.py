@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 
+from marketplace.audit import services as audit
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict, NotFound
 from marketplace.jobs import outbox
@@ -201,7 +202,19 @@ def retry_refused_void(order_id: int) -> Payment:
         PaymentStatus.CAPTURED,
     ):
         raise VoidNotRefused()
+    before = payment.status.value
     payment = void_payment(order_id, payment.void_reason or "abandoned")
+    # The void is Stripe's call, outside any transaction: the attempt and its outcome are
+    # recorded after it, refused or not.
+    after = payment.status.value
+    with transaction():
+        audit.record(
+            "void.retry",
+            "order",
+            order_id,
+            {"payment_status": before},
+            {"payment_status": after, "error": payment.last_error if after != "canceled" else None},
+        )
     if payment.status is not PaymentStatus.CANCELED:
         raise VoidRefused(details={"stripe": payment.last_error})
     return payment

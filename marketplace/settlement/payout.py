@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import exists, select, update
 
 from marketplace import jobs
+from marketplace.audit import services as audit
 from marketplace.catalog.models import Vendor, VendorStatus
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict
@@ -186,6 +187,13 @@ def retry_refused_transfer(transfer_id: int) -> Transfer:
         ):
             raise TransferNotRefused()
         transfer = db.session.get(Transfer, transfer_id)
+        audit.record(
+            "transfer.retry",
+            "transfer",
+            transfer_id,
+            {"status": TransferStatus.REFUSED.value},
+            {"status": TransferStatus.PENDING.value},
+        )
         outbox.add("marketplace.settlement.jobs.transfer_vendor_order", transfer.vendor_order_id)
     return db.session.get(Transfer, transfer_id)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from marketplace.audit import services as audit
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import ValidationFailed
 from marketplace.jobs import outbox
@@ -85,7 +86,16 @@ def set_mode(value: str) -> str:
     if value not in MODES:
         raise ValidationFailed({"dispute_recovery": f"must be one of {', '.join(MODES)}"})
     with transaction():
-        commission.settings_row().dispute_recovery = value
+        row = commission.settings_row()
+        before = row.dispute_recovery or PLATFORM_ABSORBS
+        row.dispute_recovery = value
+        audit.record(
+            "dispute_recovery.set",
+            "platform",
+            "dispute_recovery",
+            {"dispute_recovery": before},
+            {"dispute_recovery": value},
+        )
     return value
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from marketplace.audit import services as audit
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict, DomainError, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
@@ -363,6 +364,14 @@ def refund_vendor_order(
             restock=restock,
         )
         refund = _ask_stripe(vendor_order, plan, actor=actor, reason=reason.strip())
+        if vendor_id is None:  # an admin's refund: in the audit log with the refund it asks
+            audit.record(
+                "refund.create",
+                "vendor_order",
+                vendor_order.id,
+                {"status": vendor_order.status.value},
+                {"refund_id": refund.id, "reason": refund.reason, **plan.preview()},
+            )
     refund = execute_refund_now(refund.id)
     if refund.status is RefundStatus.FAILED:
         raise RefundRefused(details={"refund_id": refund.id, "stripe": refund.failure_reason})
