@@ -1,7 +1,7 @@
 """audit_log: one row per admin action (who, what, target, before -> after, when)
 
-Revision ID: 0014_backoffice_audit_log
-Revises: 0013_saga_void_refusals
+Revision ID: 0016_backoffice_audit_log
+Revises: 0015_guest_checkout
 Create Date: 2026-12-02 14:30:00
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0014_backoffice_audit_log'
-down_revision = '0013_saga_void_refusals'
+revision = '0016_backoffice_audit_log'
+down_revision = '0015_guest_checkout'
 branch_labels = None
 depends_on = None
 
