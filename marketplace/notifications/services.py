@@ -503,15 +503,22 @@ def payment_lapsed(order_id: int) -> None:
 
 
 def capture_refused(order_id: int) -> None:
-    from marketplace.payments.models import Payment
+    from marketplace.payments.models import Capture, CaptureStatus
 
-    payment = db.session.scalar(select(Payment).where(Payment.order_id == order_id))
+    refused = db.session.scalar(
+        select(Capture)
+        .where(Capture.order_id == order_id, Capture.status == CaptureStatus.FAILED)
+        .order_by(Capture.id.desc())
+        .limit(1)
+    )
+    if refused is None:
+        return
     _alert_admins(
-        f"capture_refused:{order_id}:{payment.id}",
+        f"capture_refused:{order_id}:{refused.id}",
         "capture_refused",
         f"Order #{order_id}: Stripe refused the capture",
         [
-            f"Stripe answered: {payment.last_error or 'no reason given'}.",
+            f"Stripe answered: {refused.failure_reason or 'no reason given'}.",
             "The authorization is still there; the capture is tried again before it lapses.",
         ],
         "/admin/reconciliation",

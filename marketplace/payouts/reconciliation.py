@@ -18,7 +18,14 @@ from marketplace.db import db
 from marketplace.jobs.outbox import OutboxMessage, OutboxStatus
 from marketplace.orders.models import Order, VendorOrder
 from marketplace.payments import gateway
-from marketplace.payments.models import Dispute, DisputeStatus, Payment, PaymentStatus
+from marketplace.payments.models import (
+    Capture,
+    CaptureStatus,
+    Dispute,
+    DisputeStatus,
+    Payment,
+    PaymentStatus,
+)
 from marketplace.payouts import ledger, receivables
 from marketplace.payouts.models import (
     DisputeRecovery,
@@ -125,6 +132,7 @@ def _failed_steps(since: datetime | None, until: datetime | None) -> list[dict[s
         )
     )
     steps += [{"kind": "void_refused", "id": p.order_id, "detail": p.last_error} for p in voids]
+    steps += _refused_captures(since, until)
     owed = db.session.execute(
         _in_range(
             select(DisputeRecovery, VendorReceivable)
@@ -158,6 +166,36 @@ def _failed_steps(since: datetime | None, until: datetime | None) -> list[dict[s
         {"kind": "dead_letter", "id": m.id, "detail": f"{m.job}: {m.last_error}"} for m in dead
     ]
     return steps
+
+
+def _refused_captures(since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
+    """Captures Stripe refused while the hold is still there (the payment is back to
+    `authorized`, the hourly job asks again with a new capture): the last refusal each."""
+    latest = (
+        select(func.max(Capture.id))
+        .where(Capture.payment_id == Payment.id)
+        .correlate(Payment)
+        .scalar_subquery()
+    )
+    rows = db.session.scalars(
+        _in_range(
+            select(Capture)
+            .join(Payment, Payment.id == Capture.payment_id)
+            .where(
+                Payment.status == PaymentStatus.AUTHORIZED,
+                Capture.id == latest,
+                Capture.status == CaptureStatus.FAILED,
+            )
+            .order_by(Capture.id),
+            Capture.created_at,
+            since,
+            until,
+        )
+    )
+    return [
+        {"kind": "capture_refused", "id": c.id, "order_id": c.order_id, "detail": c.failure_reason}
+        for c in rows
+    ]
 
 
 def _check_refunds(since: datetime | None, until: datetime | None) -> list[Mismatch]:
