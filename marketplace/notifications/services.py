@@ -626,6 +626,25 @@ def refunded_outside(order_id: int, refunded_cents: int) -> None:
     )
 
 
+def dispute_return_refused(recovery_id: int) -> None:
+    from marketplace.payouts.models import DisputeRecovery
+
+    recovery = db.session.get(DisputeRecovery, recovery_id)
+    vendor_order = db.session.get(VendorOrder, recovery.vendor_order_id)
+    _alert_admins(
+        f"dispute_return_refused:{recovery_id}",
+        "dispute_return_refused",
+        f"Vendor order #{vendor_order.id}: Stripe refused to give back a dispute share",
+        [
+            "The dispute was won, but nothing was sent back to "
+            f"{vendor_order.vendor.display_name}: the share is still owed to it.",
+            f"Stripe answered: {recovery.failure_reason or 'no reason given'}.",
+            f"Try it again with POST /api/v1/admin/dispute-recoveries/{recovery_id}/retry.",
+        ],
+        "/admin/reconciliation",
+    )
+
+
 def transfer_refused(transfer_id: int) -> None:
     from marketplace.payouts.models import Transfer
 

@@ -152,6 +152,19 @@ def _failed_steps(since: datetime | None, until: datetime | None) -> list[dict[s
         {"kind": "dispute_recovery_refused", "id": r.id, "detail": r.failure_reason}
         for r, _ in owed
     ]
+    returns = db.session.scalars(
+        _in_range(
+            select(DisputeRecovery)
+            .where(DisputeRecovery.status == RecoveryStatus.RETURN_REFUSED)
+            .order_by(DisputeRecovery.id),
+            DisputeRecovery.created_at,
+            since,
+            until,
+        )
+    )
+    steps += [
+        {"kind": "dispute_return_refused", "id": r.id, "detail": r.failure_reason} for r in returns
+    ]
     dead = db.session.scalars(
         _in_range(
             select(OutboxMessage)

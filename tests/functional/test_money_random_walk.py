@@ -675,6 +675,16 @@ class Walk:
                     payout.retry_refused_transfer(transfer_id)
                 except Exception:
                     db.session.rollback()
+            returns = db.session.scalars(
+                select(DisputeRecovery.id).where(
+                    DisputeRecovery.status == RecoveryStatus.RETURN_REFUSED
+                )
+            ).all()
+            for recovery_id in returns:  # as an admin would, like a refused transfer
+                try:
+                    recovery.retry_refused_return(recovery_id)
+                except Exception:
+                    db.session.rollback()
             try:  # the hourly sweeper, once Stripe takes voids again
                 capture.retry_refused_voids()
             except Exception:
@@ -1020,7 +1030,11 @@ class Walk:
                     f"{len(taken)} succeeded captures"
                 )
         for row in db.session.scalars(select(DisputeRecovery)):
-            if row.status in (RecoveryStatus.PENDING, RecoveryStatus.RETURNING):
+            if row.status in (
+                RecoveryStatus.PENDING,
+                RecoveryStatus.RETURNING,
+                RecoveryStatus.RETURN_REFUSED,  # the admin's retry, once Stripe takes it
+            ):
                 problems.append(f"dispute recovery {row.id} left {row.status.value}")
         for vo in vendor_orders:
             if vo.status not in (VendorOrderStatus.DELIVERED, VendorOrderStatus.COMPLETED):
