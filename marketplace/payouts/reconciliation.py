@@ -532,6 +532,7 @@ def _check_transfers(since: datetime | None, until: datetime | None) -> list[Mis
                     f"vendor order {transfer.vendor_order_id}: reversed amount differs",
                 )
             )
+        found += _check_reversals(transfer)
     for theirs in gateway.list_all("transfers"):
         group = str(theirs.get("transfer_group") or "")
         if group.startswith("order:") and theirs["id"] not in known and since is None:
@@ -545,6 +546,79 @@ def _check_transfers(since: datetime | None, until: datetime | None) -> list[Mis
                 )
             )
     return found
+
+
+def _check_reversals(transfer: Transfer) -> list[Mismatch]:
+    """Reversal by reversal: every reversal Stripe made of this transfer is one we recorded
+    (a refund's or a dispute share's), for the same amount, and every one we recorded is at
+    Stripe. A reversal Stripe made for a step whose answer is still awaited is left to that
+    step's own `reversal_pending` / `dispute_recovery_pending`."""
+    ours: dict[str, tuple[str, int]] = {}
+    awaited: set[tuple[str, str]] = set()
+    for refund in db.session.scalars(
+        select(Refund).where(
+            Refund.vendor_order_id == transfer.vendor_order_id, Refund.transfer_reversal_cents > 0
+        )
+    ):
+        if refund.stripe_reversal_id is not None:
+            owner = f"refund {refund.id}"
+            ours[refund.stripe_reversal_id] = (owner, refund.transfer_reversal_cents)
+        elif refund.reversal_failure_reason is None:
+            awaited.add(("refund_id", str(refund.id)))
+    for row in db.session.scalars(
+        select(DisputeRecovery).where(DisputeRecovery.transfer_id == transfer.id)
+    ):
+        if row.stripe_reversal_id is not None:
+            ours[row.stripe_reversal_id] = (f"dispute recovery {row.id}", row.amount_cents)
+        elif row.status is RecoveryStatus.PENDING:
+            awaited.add(("dispute_recovery_id", str(row.id)))
+    try:
+        theirs = gateway.list_transfer_reversals(transfer.stripe_transfer_id)
+    except gateway.PaymentProviderRejected:
+        return []  # the transfer itself is reported missing
+    found: list[Mismatch] = []
+    for reversal in theirs:
+        amount = int(reversal.get("amount") or 0)
+        mine = ours.pop(reversal["id"], None)
+        if mine is None:
+            metadata = reversal.get("metadata") or {}
+            if any((name, metadata.get(name)) in awaited for name in _REVERSAL_OWNERS):
+                continue
+            found.append(
+                Mismatch(
+                    "reversal_unknown",
+                    reversal["id"],
+                    None,
+                    amount,
+                    f"vendor order {transfer.vendor_order_id}: Stripe reversed the transfer "
+                    "by a reversal the books do not have",
+                )
+            )
+        elif mine[1] != amount:
+            found.append(
+                Mismatch(
+                    "reversal_amount",
+                    reversal["id"],
+                    mine[1],
+                    amount,
+                    f"{mine[0]}: the reversal's amount differs",
+                )
+            )
+    for stripe_id, (owner, amount) in ours.items():
+        found.append(
+            Mismatch(
+                "reversal_missing",
+                stripe_id,
+                amount,
+                None,
+                f"{owner}: the reversal is not among the transfer's reversals at Stripe",
+            )
+        )
+    return found
+
+
+# The metadata naming the step a reversal was made for.
+_REVERSAL_OWNERS = ("refund_id", "dispute_recovery_id")
 
 
 def _recovered_from(transfer_id: int) -> int:
