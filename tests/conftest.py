@@ -178,10 +178,14 @@ def webhooks(emulator: Any, live_server: str) -> Any:
 class FreshSessionClient(FlaskClient):
     """Requests share the test's app context and so its session: end the session's read
     snapshot before each request, as a fresh request in production would, so that commits
-    made by other threads (webhooks from the emulator, workers) are seen."""
+    made by other threads (webhooks from the emulator, workers) are seen. What an earlier
+    request kept loaded past its commit (`transaction(keep_loaded=True)`) is expired too: a
+    rollback outside a transaction expires nothing, so a cart still in the identity map (as
+    long as garbage collection has not freed it) would be read as it was then."""
 
     def open(self, *args: Any, **kwargs: Any) -> Any:
         db.session.rollback()
+        db.session.expire_all()
         return super().open(*args, **kwargs)
 
 

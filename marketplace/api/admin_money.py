@@ -114,6 +114,12 @@ def admin_retry_transfer(transfer_id: int) -> Any:
     return jsonify(transfer_json(payout.retry_refused_transfer(transfer_id)))
 
 
+@bp.post("/admin/dispute-recoveries/<int:recovery_id>/retry")
+@require(Role.ADMIN)
+def admin_retry_dispute_return(recovery_id: int) -> Any:
+    return jsonify(recovery.recovery_json(recovery.retry_refused_return(recovery_id)))
+
+
 @bp.post("/admin/orders/<int:order_id>/void/retry")
 @require(Role.ADMIN)
 def admin_retry_void(order_id: int) -> Any:

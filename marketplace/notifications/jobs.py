@@ -85,6 +85,10 @@ def transfer_refused(transfer_id: int) -> None:
     services.transfer_refused(transfer_id)
 
 
+def dispute_return_refused(recovery_id: int) -> None:
+    services.dispute_return_refused(recovery_id)
+
+
 def password_reset(reset_id: int) -> None:
     services.password_reset(reset_id)
 

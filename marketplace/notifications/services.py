@@ -520,15 +520,22 @@ def payment_lapsed(order_id: int) -> None:
 
 
 def capture_refused(order_id: int) -> None:
-    from marketplace.payments.models import Payment
+    from marketplace.payments.models import Capture, CaptureStatus
 
-    payment = db.session.scalar(select(Payment).where(Payment.order_id == order_id))
+    refused = db.session.scalar(
+        select(Capture)
+        .where(Capture.order_id == order_id, Capture.status == CaptureStatus.FAILED)
+        .order_by(Capture.id.desc())
+        .limit(1)
+    )
+    if refused is None:
+        return
     _alert_admins(
-        f"capture_refused:{order_id}:{payment.id}",
+        f"capture_refused:{order_id}:{refused.id}",
         "capture_refused",
         f"Order #{order_id}: Stripe refused the capture",
         [
-            f"Stripe answered: {payment.last_error or 'no reason given'}.",
+            f"Stripe answered: {refused.failure_reason or 'no reason given'}.",
             "The authorization is still there; the capture is tried again before it lapses.",
         ],
         "/admin/reconciliation",
@@ -631,6 +638,25 @@ def refunded_outside(order_id: int, refunded_cents: int) -> None:
         [
             f"Stripe shows {_money(refunded_cents, order)} refunded on the charge, more than "
             "the refunds made here; the order's books do not include the difference.",
+        ],
+        "/admin/reconciliation",
+    )
+
+
+def dispute_return_refused(recovery_id: int) -> None:
+    from marketplace.payouts.models import DisputeRecovery
+
+    recovery = db.session.get(DisputeRecovery, recovery_id)
+    vendor_order = db.session.get(VendorOrder, recovery.vendor_order_id)
+    _alert_admins(
+        f"dispute_return_refused:{recovery_id}",
+        "dispute_return_refused",
+        f"Vendor order #{vendor_order.id}: Stripe refused to give back a dispute share",
+        [
+            "The dispute was won, but nothing was sent back to "
+            f"{vendor_order.vendor.display_name}: the share is still owed to it.",
+            f"Stripe answered: {recovery.failure_reason or 'no reason given'}.",
+            f"Try it again with POST /api/v1/admin/dispute-recoveries/{recovery_id}/retry.",
         ],
         "/admin/reconciliation",
     )

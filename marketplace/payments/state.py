@@ -7,8 +7,20 @@ is never authorized again.
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import update
+
+from marketplace.db import db
 from marketplace.errors import Conflict
-from marketplace.payments.models import Dispute, DisputeStatus, Payment, PaymentStatus
+from marketplace.payments.models import (
+    Capture,
+    CaptureStatus,
+    Dispute,
+    DisputeStatus,
+    Payment,
+    PaymentStatus,
+)
 
 P = PaymentStatus
 
@@ -39,6 +51,37 @@ def move_payment(payment: Payment, target: PaymentStatus) -> None:
             f"A payment cannot go from {payment.status.value} to {target.value}."
         )
     payment.status = target
+
+
+C = CaptureStatus
+
+# A capture is asked once and answered once: succeeded or failed, never back (a late refusal
+# or a stale `payment_intent.canceled` cannot undo a capture Stripe made).
+CAPTURE_TRANSITIONS: dict[CaptureStatus, frozenset[CaptureStatus]] = {
+    C.REQUESTED: frozenset({C.SUCCEEDED, C.FAILED}),
+    C.SUCCEEDED: frozenset(),
+    C.FAILED: frozenset(),
+}
+
+
+class IllegalCaptureMove(AssertionError):
+    """A step asked for a move the capture's table does not allow: a bug, never a user's."""
+
+
+def move_capture(
+    capture_id: int, source: CaptureStatus, target: CaptureStatus, **values: Any
+) -> bool:
+    """Claim the move (`UPDATE … WHERE id = ? AND status = source`, inside the caller's
+    transaction): of the answer and the webhook racing, exactly one records the outcome;
+    False for the other."""
+    if target not in CAPTURE_TRANSITIONS[source]:
+        raise IllegalCaptureMove(f"capture {source.value} → {target.value}")
+    claimed = db.session.execute(
+        update(Capture)
+        .where(Capture.id == capture_id, Capture.status == source)
+        .values(status=target, **values)
+    )
+    return claimed.rowcount == 1
 
 
 DISPUTE_TRANSITIONS: dict[DisputeStatus, frozenset[DisputeStatus]] = {

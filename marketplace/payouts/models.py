@@ -36,6 +36,9 @@ class RecoveryStatus(enum.StrEnum):
     CANCELED = "canceled"  # the dispute was won before anything was taken
     RETURNING = "returning"  # won: what was taken goes back by a new transfer, asked of Stripe
     RETURNED = "returned"
+    # Stripe refused that transfer: still owed to the vendor (the books say so); an admin may
+    # try it again
+    RETURN_REFUSED = "return_refused"
     WAIVED = "waived"  # won while owed and nothing netted yet: the debt is dropped
 
 

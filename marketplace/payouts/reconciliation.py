@@ -18,7 +18,14 @@ from marketplace.db import db
 from marketplace.jobs.outbox import OutboxMessage, OutboxStatus
 from marketplace.orders.models import Order, VendorOrder
 from marketplace.payments import gateway
-from marketplace.payments.models import Dispute, DisputeStatus, Payment, PaymentStatus
+from marketplace.payments.models import (
+    Capture,
+    CaptureStatus,
+    Dispute,
+    DisputeStatus,
+    Payment,
+    PaymentStatus,
+)
 from marketplace.payouts import ledger, receivables
 from marketplace.payouts.models import (
     DisputeRecovery,
@@ -125,6 +132,7 @@ def _failed_steps(since: datetime | None, until: datetime | None) -> list[dict[s
         )
     )
     steps += [{"kind": "void_refused", "id": p.order_id, "detail": p.last_error} for p in voids]
+    steps += _refused_captures(since, until)
     owed = db.session.execute(
         _in_range(
             select(DisputeRecovery, VendorReceivable)
@@ -144,6 +152,19 @@ def _failed_steps(since: datetime | None, until: datetime | None) -> list[dict[s
         {"kind": "dispute_recovery_refused", "id": r.id, "detail": r.failure_reason}
         for r, _ in owed
     ]
+    returns = db.session.scalars(
+        _in_range(
+            select(DisputeRecovery)
+            .where(DisputeRecovery.status == RecoveryStatus.RETURN_REFUSED)
+            .order_by(DisputeRecovery.id),
+            DisputeRecovery.created_at,
+            since,
+            until,
+        )
+    )
+    steps += [
+        {"kind": "dispute_return_refused", "id": r.id, "detail": r.failure_reason} for r in returns
+    ]
     dead = db.session.scalars(
         _in_range(
             select(OutboxMessage)
@@ -158,6 +179,36 @@ def _failed_steps(since: datetime | None, until: datetime | None) -> list[dict[s
         {"kind": "dead_letter", "id": m.id, "detail": f"{m.job}: {m.last_error}"} for m in dead
     ]
     return steps
+
+
+def _refused_captures(since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
+    """Captures Stripe refused while the hold is still there (the payment is back to
+    `authorized`, the hourly job asks again with a new capture): the last refusal each."""
+    latest = (
+        select(func.max(Capture.id))
+        .where(Capture.payment_id == Payment.id)
+        .correlate(Payment)
+        .scalar_subquery()
+    )
+    rows = db.session.scalars(
+        _in_range(
+            select(Capture)
+            .join(Payment, Payment.id == Capture.payment_id)
+            .where(
+                Payment.status == PaymentStatus.AUTHORIZED,
+                Capture.id == latest,
+                Capture.status == CaptureStatus.FAILED,
+            )
+            .order_by(Capture.id),
+            Capture.created_at,
+            since,
+            until,
+        )
+    )
+    return [
+        {"kind": "capture_refused", "id": c.id, "order_id": c.order_id, "detail": c.failure_reason}
+        for c in rows
+    ]
 
 
 def _check_refunds(since: datetime | None, until: datetime | None) -> list[Mismatch]:
@@ -481,6 +532,7 @@ def _check_transfers(since: datetime | None, until: datetime | None) -> list[Mis
                     f"vendor order {transfer.vendor_order_id}: reversed amount differs",
                 )
             )
+        found += _check_reversals(transfer)
     for theirs in gateway.list_all("transfers"):
         group = str(theirs.get("transfer_group") or "")
         if group.startswith("order:") and theirs["id"] not in known and since is None:
@@ -494,6 +546,79 @@ def _check_transfers(since: datetime | None, until: datetime | None) -> list[Mis
                 )
             )
     return found
+
+
+def _check_reversals(transfer: Transfer) -> list[Mismatch]:
+    """Reversal by reversal: every reversal Stripe made of this transfer is one we recorded
+    (a refund's or a dispute share's), for the same amount, and every one we recorded is at
+    Stripe. A reversal Stripe made for a step whose answer is still awaited is left to that
+    step's own `reversal_pending` / `dispute_recovery_pending`."""
+    ours: dict[str, tuple[str, int]] = {}
+    awaited: set[tuple[str, str]] = set()
+    for refund in db.session.scalars(
+        select(Refund).where(
+            Refund.vendor_order_id == transfer.vendor_order_id, Refund.transfer_reversal_cents > 0
+        )
+    ):
+        if refund.stripe_reversal_id is not None:
+            owner = f"refund {refund.id}"
+            ours[refund.stripe_reversal_id] = (owner, refund.transfer_reversal_cents)
+        elif refund.reversal_failure_reason is None:
+            awaited.add(("refund_id", str(refund.id)))
+    for row in db.session.scalars(
+        select(DisputeRecovery).where(DisputeRecovery.transfer_id == transfer.id)
+    ):
+        if row.stripe_reversal_id is not None:
+            ours[row.stripe_reversal_id] = (f"dispute recovery {row.id}", row.amount_cents)
+        elif row.status is RecoveryStatus.PENDING:
+            awaited.add(("dispute_recovery_id", str(row.id)))
+    try:
+        theirs = gateway.list_transfer_reversals(transfer.stripe_transfer_id)
+    except gateway.PaymentProviderRejected:
+        return []  # the transfer itself is reported missing
+    found: list[Mismatch] = []
+    for reversal in theirs:
+        amount = int(reversal.get("amount") or 0)
+        mine = ours.pop(reversal["id"], None)
+        if mine is None:
+            metadata = reversal.get("metadata") or {}
+            if any((name, metadata.get(name)) in awaited for name in _REVERSAL_OWNERS):
+                continue
+            found.append(
+                Mismatch(
+                    "reversal_unknown",
+                    reversal["id"],
+                    None,
+                    amount,
+                    f"vendor order {transfer.vendor_order_id}: Stripe reversed the transfer "
+                    "by a reversal the books do not have",
+                )
+            )
+        elif mine[1] != amount:
+            found.append(
+                Mismatch(
+                    "reversal_amount",
+                    reversal["id"],
+                    mine[1],
+                    amount,
+                    f"{mine[0]}: the reversal's amount differs",
+                )
+            )
+    for stripe_id, (owner, amount) in ours.items():
+        found.append(
+            Mismatch(
+                "reversal_missing",
+                stripe_id,
+                amount,
+                None,
+                f"{owner}: the reversal is not among the transfer's reversals at Stripe",
+            )
+        )
+    return found
+
+
+# The metadata naming the step a reversal was made for.
+_REVERSAL_OWNERS = ("refund_id", "dispute_recovery_id")
 
 
 def _recovered_from(transfer_id: int) -> int:

@@ -44,7 +44,9 @@ RECOVERY_TRANSITIONS: dict[RecoveryStatus, frozenset[RecoveryStatus]] = {
     D.REVERSED: frozenset({D.RETURNING}),  # won: given back by a new transfer
     # won: what was netted goes back by a transfer; nothing netted yet: the debt is dropped
     D.OWED: frozenset({D.RETURNING, D.WAIVED}),
-    D.RETURNING: frozenset({D.RETURNED}),
+    # given back at Stripe; refused (still owed to the vendor, an admin may try again)
+    D.RETURNING: frozenset({D.RETURNED, D.RETURN_REFUSED}),
+    D.RETURN_REFUSED: frozenset({D.RETURNING}),
     D.RETURNED: frozenset(),
     D.CANCELED: frozenset(),
     D.WAIVED: frozenset(),

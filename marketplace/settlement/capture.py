@@ -1,8 +1,10 @@
 """Capture at the first shipment, void, and what follows when Stripe refuses or lets go.
 
-The capture records its intent first (`capturing`, the amount fixed under the order's lock),
-then calls Stripe with a key naming that amount, then records the answer. A refusal is
-compensated at once: back to `authorized` while the hold is there, or the order loses its
+The capture records its intent first (a `Capture` row `requested`, the amount fixed under the
+order's lock, the payment `capturing`), then calls Stripe with the row's key (`capture:<id>`),
+then records the answer or the webhook, whichever comes first (`succeeded` | `failed`, through
+`payments.state.CAPTURE_TRANSITIONS`). A refusal is compensated in the transaction that
+records it: back to `authorized` while the hold is there, or the order loses its
 payment (parts not shipped cancelled and restocked) when Stripe let the authorization lapse.
 """
 
@@ -21,9 +23,9 @@ from marketplace.jobs import outbox
 from marketplace.orders import fulfilment
 from marketplace.orders.models import Order, VendorOrder, VendorOrderStatus
 from marketplace.payments import gateway
-from marketplace.payments.models import Payment, PaymentStatus
+from marketplace.payments.models import Capture, CaptureStatus, Payment, PaymentStatus
 from marketplace.payments.services import payment_of
-from marketplace.payments.state import can_move, move_payment
+from marketplace.payments.state import can_move, move_capture, move_payment
 from marketplace.payouts import ledger
 from marketplace.settlement import refunds
 
@@ -40,78 +42,149 @@ def active_vendor_orders(order: Order) -> list[VendorOrder]:
 def capture_order(order_id: int) -> Payment | None:
     """Capture the authorization minus what was cancelled before the first shipment.
 
-    Record the intent first: under the order's lock the amount is fixed and the payment marked
-    `capturing` (cancellations wait for the answer), then Stripe is called with a key that
-    names that amount, so a retry after a lost answer repeats the very same capture.
+    Record the intent first: under the order's lock the amount is fixed in a `Capture` row
+    (`requested`) and the payment marked `capturing` (cancellations wait for the answer), then
+    Stripe is called with the row's key (`capture:<id>`), so a retry after a lost answer
+    repeats the very same capture; the answer (or the webhook, whichever comes first) moves
+    the row to `succeeded` or `failed`.
     """
     with transaction():
+        fulfilment.locked_order(order_id)
         payment = payment_of(order_id)
         if payment is None or payment.status not in (
             PaymentStatus.AUTHORIZED,
             PaymentStatus.CAPTURING,
         ):
             return payment
+        db.session.refresh(payment)  # read under the lock: another run may have started it
+        step = requested_capture(payment.id)
         if payment.status is PaymentStatus.AUTHORIZED:
-            order = fulfilment.locked_order(order_id)
+            order = db.session.get(Order, order_id)
             amount = sum(vo.total_cents for vo in active_vendor_orders(order))
             if amount > 0:
                 move_payment(payment, PaymentStatus.CAPTURING)
-                payment.capture_amount_cents = amount
-        else:
-            amount = payment.capture_amount_cents or 0
+                step = Capture(
+                    payment_id=payment.id,
+                    order_id=order_id,
+                    amount_cents=amount,
+                    currency=payment.currency,
+                    status=CaptureStatus.REQUESTED,
+                )
+                db.session.add(step)
+                db.session.flush()
+        elif step is None:  # capturing without its row: a bug, never a Stripe answer
+            raise AssertionError(f"payment of order {order_id} is capturing with no capture")
+        capture_id, amount = (step.id, step.amount_cents) if step else (None, 0)
+        key = step.idempotency_key if step else ""
         pi_id = payment.payment_intent_id
-    if amount == 0:
+    if capture_id is None:
         void_payment(order_id, "all_cancelled")
         return payment_of(order_id)
     try:
-        intent = gateway.capture_payment_intent(
-            pi_id, amount, key=f"capture:order:{order_id}:{amount}"
-        )
+        intent = gateway.capture_payment_intent(pi_id, amount, key=key)
     except gateway.PaymentProviderRejected as refusal:
         intent = gateway.retrieve_payment_intent(pi_id)  # what Stripe holds now decides
         if intent.get("status") != "succeeded":
-            _capture_refused(order_id, intent, refusal)
+            _capture_refused(order_id, capture_id, intent, refusal.message)
             return payment_of(order_id)
-    charge = intent.get("latest_charge")
-    charge_id = charge["id"] if isinstance(charge, dict) else charge
     with transaction():
-        claimed = db.session.execute(
-            update(Payment)
-            .where(Payment.order_id == order_id, Payment.status == PaymentStatus.CAPTURING)
-            .values(
-                status=PaymentStatus.CAPTURED,
-                amount_captured_cents=int(intent.get("amount_received") or amount),
-                charge_id=charge_id,
-                captured_at=utcnow(),
-            )
-        )
-        if claimed.rowcount == 1:
-            # No part was cancelled while `capturing`: these are the parts just captured.
-            order = db.session.get(Order, order_id)
-            for vendor_order in active_vendor_orders(order):
-                ledger.record_capture(vendor_order, charge_id)
+        fulfilment.locked_order(order_id)
+        record_captured(capture_id, intent)
     return payment_of(order_id)
 
 
-def _capture_refused(
-    order_id: int, intent: dict[str, Any], refusal: gateway.PaymentProviderRejected
-) -> None:
-    """Stripe refused the capture: if the authorization is gone the order lost its payment;
+def requested_capture(payment_id: int) -> Capture | None:
+    """The payment's capture asked of Stripe and not answered yet (at most one)."""
+    return db.session.scalar(
+        select(Capture).where(
+            Capture.payment_id == payment_id, Capture.status == CaptureStatus.REQUESTED
+        )
+    )
+
+
+def captures_of(order_id: int) -> list[Capture]:
+    return list(
+        db.session.scalars(select(Capture).where(Capture.order_id == order_id).order_by(Capture.id))
+    )
+
+
+def record_captured(capture_id: int, intent: dict[str, Any]) -> bool:
+    """Stripe captured it (its answer, or `payment_intent.succeeded`; inside the caller's
+    transaction, the order locked): the capture `succeeded`, the payment `captured`, the books
+    take the parts captured. False when the other of the two recorded it first."""
+    step = db.session.get(Capture, capture_id)
+    charge = intent.get("latest_charge")
+    charge_id = charge["id"] if isinstance(charge, dict) else charge
+    received = int(intent.get("amount_received") or step.amount_cents)
+    if not move_capture(
+        capture_id,
+        CaptureStatus.REQUESTED,
+        CaptureStatus.SUCCEEDED,
+        amount_captured_cents=received,
+        charge_id=charge_id,
+        answered_at=utcnow(),
+    ):
+        return False
+    claimed = db.session.execute(
+        update(Payment)
+        .where(Payment.id == step.payment_id, Payment.status == PaymentStatus.CAPTURING)
+        .values(
+            status=PaymentStatus.CAPTURED,
+            amount_captured_cents=received,
+            charge_id=charge_id,
+            captured_at=utcnow(),
+        )
+    )
+    if claimed.rowcount == 1:
+        # No part was cancelled while `capturing`: these are the parts just captured.
+        order = db.session.get(Order, step.order_id)
+        for vendor_order in active_vendor_orders(order):
+            ledger.record_capture(vendor_order, charge_id)
+    return True
+
+
+def fail_requested_capture(payment: Payment, reason: str) -> Capture | None:
+    """The authorization is gone (`payment_intent.canceled`, inside the webhook's transaction):
+    the capture in flight, if any, failed; the webhook compensates (the order loses its
+    payment)."""
+    step = requested_capture(payment.id)
+    if step is None:
+        return None
+    move_capture(
+        step.id,
+        CaptureStatus.REQUESTED,
+        CaptureStatus.FAILED,
+        failure_reason=reason,
+        answered_at=utcnow(),
+    )
+    return step
+
+
+def _capture_refused(order_id: int, capture_id: int, intent: dict[str, Any], reason: str) -> None:
+    """Stripe refused the capture: the capture is `failed` with Stripe's answer, and in the
+    same transaction compensated: if the authorization is gone the order lost its payment;
     if it is still there the payment goes back to authorized (cancellations work again, the
-    hourly job tries again before the deadline) and the admins are told."""
+    hourly job tries again before the deadline, with a new capture) and the admins are told."""
     with transaction():
         order = fulfilment.locked_order(order_id)
-        payment = payment_of(order_id)
-        if payment is None or payment.status is not PaymentStatus.CAPTURING:
+        if not move_capture(
+            capture_id,
+            CaptureStatus.REQUESTED,
+            CaptureStatus.FAILED,
+            failure_reason=reason[:2000],
+            answered_at=utcnow(),
+        ):
             return  # a webhook or another run recorded the outcome first
-        payment.last_error = refusal.message[:2000]
+        payment = payment_of(order_id)
+        db.session.refresh(payment)
+        if payment.status is not PaymentStatus.CAPTURING:
+            return
         if intent.get("status") == "canceled":
             move_payment(payment, PaymentStatus.CANCELED)
             if active_vendor_orders(order):
                 authorization_lapsed(order)
             return
         move_payment(payment, PaymentStatus.AUTHORIZED)
-        payment.capture_amount_cents = None
         outbox.add("marketplace.notifications.jobs.capture_refused", order_id)
 
 

@@ -10,7 +10,9 @@ The platform setting `dispute_recovery` decides when a dispute opens:
   `dispute_recovery:<id>`, outside any transaction); one not sent yet, or whose reversal
   Stripe refuses, is owed: a receivable netted from the vendor's next transfers. A won
   dispute gives back what was taken by a new transfer (`dispute_return:<id>`) and drops what
-  was still owed; a lost one leaves it taken.
+  was still owed; a lost one leaves it taken. A return Stripe refuses is still owed to the
+  vendor (`return_refused`, listed among reconciliation's failed steps) until an admin tries
+  it again.
 
 Each Stripe answer is recorded under the order's lock, and the books take the dispute's state
 at that moment: a reversal recorded after the decision covers the loss (lost) or is owed back
@@ -28,7 +30,7 @@ from sqlalchemy import func, select
 
 from marketplace.audit import services as audit
 from marketplace.db import db, transaction, utcnow
-from marketplace.errors import ValidationFailed
+from marketplace.errors import Conflict, ValidationFailed
 from marketplace.jobs import outbox
 from marketplace.money import split_by_weights
 from marketplace.orders import commission, fulfilment
@@ -334,7 +336,10 @@ def give_back(dispute: Dispute) -> None:
 def return_share(recovery_id: int) -> DisputeRecovery | None:
     """Give the vendor back what the won dispute had taken (`dispute_return:<id>`).
 
-    :raises PaymentProviderRejected: Stripe refused (the job retries, then a dead letter).
+    A refusal is final for this try: the recovery is `return_refused` with Stripe's answer
+    and the admins are told. Nothing was booked for the transfer, so the books keep showing
+    the share owed to the vendor (`dispute_share_back`); reconciliation lists it among the
+    failed steps until an admin tries it again (`retry_refused_return`).
     """
     recovery = db.session.get(DisputeRecovery, recovery_id)
     if recovery is None or recovery.status is not RecoveryStatus.RETURNING:
@@ -356,7 +361,13 @@ def return_share(recovery_id: int) -> DisputeRecovery | None:
     db.session.rollback()
     made = _return_made(group, recovery_id)
     if made is None:
-        made = gateway.create_transfer(key=f"dispute_return:{recovery_id}", **params)
+        try:
+            made = gateway.create_transfer(key=f"dispute_return:{recovery_id}", **params)
+        except gateway.PaymentProviderRejected as refusal:
+            made = _return_made(group, recovery_id)  # made by a run we never heard back from
+            if made is None:
+                _return_refused(recovery_id, refusal)
+                return db.session.get(DisputeRecovery, recovery_id)
     with transaction():
         _locked(recovery_id)
         if move_recovery(
@@ -368,6 +379,36 @@ def return_share(recovery_id: int) -> DisputeRecovery | None:
             recovery = db.session.get(DisputeRecovery, recovery_id)
             db.session.refresh(recovery)
             ledger.record_dispute_return(recovery)
+    return db.session.get(DisputeRecovery, recovery_id)
+
+
+def _return_refused(recovery_id: int, refusal: gateway.PaymentProviderRejected) -> None:
+    with transaction():
+        _locked(recovery_id)
+        if move_recovery(
+            recovery_id,
+            RecoveryStatus.RETURNING,
+            RecoveryStatus.RETURN_REFUSED,
+            failure_reason=refusal.message[:2000],
+        ):
+            outbox.add("marketplace.notifications.jobs.dispute_return_refused", recovery_id)
+    log.warning("return of dispute share %s refused by Stripe: %s", recovery_id, refusal.message)
+
+
+class ReturnNotRefused(Conflict):
+    code = "dispute_return_not_refused"
+    message = "Only a dispute share whose return Stripe refused can be tried again."
+
+
+def retry_refused_return(recovery_id: int) -> DisputeRecovery:
+    """An admin tries a refused return of a dispute share again (like a refused transfer).
+
+    :raises ReturnNotRefused:
+    """
+    with transaction():
+        if not move_recovery(recovery_id, RecoveryStatus.RETURN_REFUSED, RecoveryStatus.RETURNING):
+            raise ReturnNotRefused()
+        outbox.add(RETURN_JOB, recovery_id)
     return db.session.get(DisputeRecovery, recovery_id)
 
 

@@ -137,6 +137,12 @@ def _apply_payment_intent(event_type: str, intent: dict[str, Any], happened_at: 
         )
         db.session.add(payment)
     status = intent.get("status")
+    if event_type == "payment_intent.succeeded" and payment.status is PaymentStatus.CAPTURING:
+        # the capture's webhook beat its answer: it records the outcome, the answer finds it
+        step = capture.requested_capture(payment.id)
+        if step is not None and int(intent.get("amount_received") or 0) == step.amount_cents:
+            capture.record_captured(step.id, intent)
+            return "captured"
     if event_type in AUTHORIZED_EVENTS and status in ("requires_capture", "succeeded"):
         first_authorization = payment.status is PaymentStatus.REQUIRES_PAYMENT
         if first_authorization:
@@ -167,6 +173,7 @@ def _apply_payment_intent(event_type: str, intent: dict[str, Any], happened_at: 
         if not can_move(payment.status, PaymentStatus.CANCELED):
             return "ignored_out_of_order"  # captured (or already canceled) stays so
         lapsed = capture.holds_paid_parts(order, payment)
+        capture.fail_requested_capture(payment, "the authorization was canceled at Stripe")
         move_payment(payment, PaymentStatus.CANCELED)
         if lapsed:
             capture.authorization_lapsed(order)

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from marketplace.db import db, transaction, utcnow
 from marketplace.money import split_by_weights
+from marketplace.notifications.models import Notification
 from marketplace.payments import gateway
 from marketplace.payouts import ledger, reconciliation
 from marketplace.payouts.models import DisputeRecovery, RecoveryStatus
@@ -341,3 +342,62 @@ def test_a_recovery_whose_answer_was_lost_is_found_at_stripe_not_taken_twice(
     (recovery,) = _recoveries()
     assert recovery.status is RecoveryStatus.REVERSED
     _assert_books_match_stripe()
+
+
+# --- the return of a won dispute's share, refused ------------------------------------------
+
+
+def test_a_refused_return_stays_owed_to_the_vendor_is_listed_and_an_admin_retries_it(
+    api, webhooks, client
+):
+    admin = make_admin()
+    _set_mode(api, admin, "reverse_vendor_share")
+    paid = paid_order(api, webhooks, vendors=1)
+    _deliver_all(api, paid)
+    dispute = _dispute(webhooks)
+    (reversal,) = _stripe(webhooks, "transfer_reversals")
+    vendor_id = paid["sellers"][0].vendor.id
+    add_fault(webhooks, "/v1/transfers", **REFUSED)
+
+    _close(client, dispute, "won")
+
+    (recovery,) = _recoveries()
+    assert recovery.status is RecoveryStatus.RETURN_REFUSED and recovery.failure_reason
+    assert [t for t in _stripe(webhooks, "transfers") if t["transfer_group"].startswith("d")] == []
+    # compensation: nothing booked as given back, so the books still owe the vendor its share
+    assert ledger.balance(ledger.VENDOR_PAYABLE, vendor_id=vendor_id) == -reversal["amount"]
+    assert ledger.total("dispute_return", ledger.CASH) == 0
+    report = _assert_books_match_stripe()  # matches Stripe: nothing was sent
+    assert [(s["kind"], s["id"]) for s in report["failed_steps"]] == [
+        ("dispute_return_refused", recovery.id)
+    ]
+    kinds = {n.kind for n in _notifications(admin.id)}
+    assert "dispute_return_refused" in kinds
+    shown = api.get("/vendor/earnings", paid["sellers"][0].token).get_json()
+    assert shown["dispute_returned_cents"] == 0
+    not_refused = api.post(f"/admin/dispute-recoveries/{recovery.id + 1}/retry", admin.token)
+    assert not_refused.status_code == 409
+    assert not_refused.get_json()["error"]["code"] == "dispute_return_not_refused"
+
+    clear_faults(webhooks)
+    retried = api.post(f"/admin/dispute-recoveries/{recovery.id}/retry", admin.token)
+
+    assert retried.status_code == 200, retried.get_json()
+    assert retried.get_json()["status"] == "returned"
+    (returned,) = [t for t in _stripe(webhooks, "transfers") if t["transfer_group"].startswith("d")]
+    assert returned["amount"] == reversal["amount"]
+    account = paid["sellers"][0].vendor.stripe_account_id
+    assert (
+        _vendor_net_at_stripe(webhooks, account)
+        == paid["vendor_orders"][0]["vendor_earnings_cents"]
+    )
+    assert ledger.balance(ledger.VENDOR_PAYABLE, vendor_id=vendor_id) == 0
+    again = api.post(f"/admin/dispute-recoveries/{recovery.id}/retry", admin.token)
+    assert again.status_code == 409
+    report = _assert_books_match_stripe()
+    assert report["failed_steps"] == []
+
+
+def _notifications(user_id: int) -> list[Any]:
+    db.session.rollback()
+    return list(db.session.scalars(select(Notification).where(Notification.user_id == user_id)))

@@ -45,7 +45,14 @@ from marketplace.jobs.outbox import OutboxMessage, OutboxStatus
 from marketplace.orders import tax
 from marketplace.orders.models import Order, OrderItem, VendorOrder, VendorOrderStatus
 from marketplace.payments import gateway
-from marketplace.payments.models import Dispute, DisputeStatus, Payment, PaymentStatus
+from marketplace.payments.models import (
+    Capture,
+    CaptureStatus,
+    Dispute,
+    DisputeStatus,
+    Payment,
+    PaymentStatus,
+)
 from marketplace.payouts import ledger, reconciliation
 from marketplace.payouts.models import (
     DisputeRecovery,
@@ -668,6 +675,16 @@ class Walk:
                     payout.retry_refused_transfer(transfer_id)
                 except Exception:
                     db.session.rollback()
+            returns = db.session.scalars(
+                select(DisputeRecovery.id).where(
+                    DisputeRecovery.status == RecoveryStatus.RETURN_REFUSED
+                )
+            ).all()
+            for recovery_id in returns:  # as an admin would, like a refused transfer
+                try:
+                    recovery.retry_refused_return(recovery_id)
+                except Exception:
+                    db.session.rollback()
             try:  # the hourly sweeper, once Stripe takes voids again
                 capture.retry_refused_voids()
             except Exception:
@@ -995,8 +1012,29 @@ class Walk:
                 PaymentStatus.REQUIRES_PAYMENT,
             ):
                 problems.append(f"order {payment.order_id}: a refused void never done")
+        # every capture answered; a captured payment has exactly its one succeeded capture
+        succeeded: dict[int, list[Capture]] = {}
+        for step in db.session.scalars(select(Capture)):
+            if step.status is CaptureStatus.REQUESTED:
+                problems.append(f"capture {step.id} of order {step.order_id} never answered")
+            if step.status is CaptureStatus.SUCCEEDED:
+                succeeded.setdefault(step.order_id, []).append(step)
+        for payment in payments.values():
+            taken = succeeded.get(payment.order_id, [])
+            expected = 1 if payment.status is PaymentStatus.CAPTURED else 0
+            if len(taken) != expected or any(
+                c.amount_captured_cents != payment.amount_captured_cents for c in taken
+            ):
+                problems.append(
+                    f"order {payment.order_id}: payment {payment.status.value} with "
+                    f"{len(taken)} succeeded captures"
+                )
         for row in db.session.scalars(select(DisputeRecovery)):
-            if row.status in (RecoveryStatus.PENDING, RecoveryStatus.RETURNING):
+            if row.status in (
+                RecoveryStatus.PENDING,
+                RecoveryStatus.RETURNING,
+                RecoveryStatus.RETURN_REFUSED,  # the admin's retry, once Stripe takes it
+            ):
                 problems.append(f"dispute recovery {row.id} left {row.status.value}")
         for vo in vendor_orders:
             if vo.status not in (VendorOrderStatus.DELIVERED, VendorOrderStatus.COMPLETED):

@@ -20,7 +20,7 @@ from marketplace.jobs import outbox
 from marketplace.jobs.outbox import OutboxMessage
 from marketplace.notifications.models import Notification
 from marketplace.payments import gateway
-from marketplace.payments.models import Payment, PaymentStatus
+from marketplace.payments.models import CaptureStatus, Payment, PaymentStatus
 from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger, reconciliation
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
@@ -211,7 +211,8 @@ def test_a_capture_refused_for_another_reason_goes_back_to_authorized(api, webho
 
     payment = _payment(paid["order"]["id"])
     assert payment.status is PaymentStatus.AUTHORIZED
-    assert payment.capture_amount_cents is None
+    (refused,) = capture.captures_of(paid["order"]["id"])  # answered, none left in flight
+    assert refused.status is CaptureStatus.FAILED and refused.failure_reason
     assert "capture_refused" in _notification_kinds(admin.id)
     vo_id, seller = _vo(paid, 1)
     cancelled = api.post(f"/vendor/orders/{vo_id}/cancel", seller.token, json={"reason": "x"})

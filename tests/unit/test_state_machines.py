@@ -12,9 +12,16 @@ from marketplace.orders.state import (
     transition_order,
     transition_vendor_order,
 )
-from marketplace.payments.models import Payment, PaymentStatus
+from marketplace.payments.models import CaptureStatus, Payment, PaymentStatus
 from marketplace.payments.state import ALLOWED as PAYMENT_TRANSITIONS
-from marketplace.payments.state import IllegalPaymentTransition, can_move, move_payment
+from marketplace.payments.state import (
+    CAPTURE_TRANSITIONS,
+    IllegalCaptureMove,
+    IllegalPaymentTransition,
+    can_move,
+    move_capture,
+    move_payment,
+)
 from marketplace.payouts.models import RefundStatus, TransferStatus
 from marketplace.payouts.state import (
     REFUND_TRANSITIONS,
@@ -122,3 +129,20 @@ def test_transfers_and_refunds_only_make_the_moves_their_tables_allow():
                 move_refund(1, source, target)
     assert REFUND_TRANSITIONS[RefundStatus.SUCCEEDED] == frozenset()  # never undone
     assert TRANSFER_TRANSITIONS[TransferStatus.SENT] == frozenset()
+
+
+# --- the capture ---------------------------------------------------------------------------
+
+
+def test_a_capture_is_answered_once_and_never_moves_back():
+    assert set(CAPTURE_TRANSITIONS) == set(CaptureStatus)
+    assert CAPTURE_TRANSITIONS[CaptureStatus.REQUESTED] == {
+        CaptureStatus.SUCCEEDED,
+        CaptureStatus.FAILED,
+    }
+    for source, targets in CAPTURE_TRANSITIONS.items():
+        for target in set(CaptureStatus) - targets:
+            with pytest.raises(IllegalCaptureMove):
+                move_capture(1, source, target)
+    assert CAPTURE_TRANSITIONS[CaptureStatus.SUCCEEDED] == frozenset()
+    assert CAPTURE_TRANSITIONS[CaptureStatus.FAILED] == frozenset()  # a new try is a new row
