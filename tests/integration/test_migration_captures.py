@@ -1,6 +1,6 @@
-"""Migration 0014: payments captured or capturing before it get their `Capture` row.
+"""Migration 0017: payments captured or capturing before it get their `Capture` row.
 
-Run on a database of its own (SQLite in a temporary directory), migrated to 0013, given a
+Run on a database of its own (SQLite in a temporary directory), migrated to 0016, given a
 captured, a capturing and an authorized payment, then upgraded (and back down again).
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from marketplace import create_app
 from tests.conftest import base_config
 
-BEFORE, AFTER = "0013_saga_void_refusals", "0014_saga2_capture_reversal"
+BEFORE, AFTER = "0016_backoffice_audit_log", "0017_saga2_capture_reversal"
 
 
 def _row(connection, table: str, **given: object) -> None:

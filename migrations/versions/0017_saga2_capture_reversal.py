@@ -4,8 +4,8 @@ The payment kept the amount of the capture in flight (`capture_amount_cents`) an
 refused one. Existing captured payments get a `succeeded` capture, payments `capturing` a
 `requested` one carrying the amount they were asked with; the column goes.
 
-Revision ID: 0014_saga2_capture_reversal
-Revises: 0013_saga_void_refusals
+Revision ID: 0017_saga2_capture_reversal
+Revises: 0016_backoffice_audit_log
 Create Date: 2026-12-02 14:00:00
 
 """
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0014_saga2_capture_reversal'
-down_revision = '0013_saga_void_refusals'
+revision = '0017_saga2_capture_reversal'
+down_revision = '0016_backoffice_audit_log'
 branch_labels = None
 depends_on = None
 
