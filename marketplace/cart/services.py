@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, select
 from sqlalchemy.orm import joinedload
+from typing_extensions import TypedDict
 
 from marketplace.cart.models import Cart, CartItem
 from marketplace.catalog.models import Category, Product, ProductStatus, Variant, VendorStatus
@@ -107,7 +108,7 @@ def _check_quantity(quantity: int, low: int) -> None:
         raise ValidationFailed({"quantity": f"must be between {low} and {MAX_QUANTITY}"})
 
 
-def add_item(buyer_id: int, variant_id: int, quantity: int) -> dict[str, Any]:
+def add_item(buyer_id: int, variant_id: int, quantity: int) -> CartJson:
     """Add units of a variant; the same variant adds up. Returns the cart's JSON.
 
     :raises ValidationFailed, VariantUnavailable, InsufficientStock:
@@ -145,7 +146,7 @@ def _own_item(cart: Cart, item_id: int) -> CartItem:
     return item
 
 
-def set_quantity(buyer_id: int, item_id: int, quantity: int) -> dict[str, Any]:
+def set_quantity(buyer_id: int, item_id: int, quantity: int) -> CartJson:
     """Change a line's quantity; 0 removes it. Returns the cart's JSON.
 
     :raises ValidationFailed, CartItemNotFound, InsufficientStock:
@@ -165,7 +166,7 @@ def set_quantity(buyer_id: int, item_id: int, quantity: int) -> dict[str, Any]:
         return _answer(cart)
 
 
-def remove_item(buyer_id: int, item_id: int) -> dict[str, Any]:
+def remove_item(buyer_id: int, item_id: int) -> CartJson:
     """:raises CartItemNotFound:"""
     return set_quantity(buyer_id, item_id, 0)
 
@@ -210,8 +211,35 @@ def clear(cart: Cart) -> None:
     cart.items.clear()
 
 
-def cart_json(cart: Cart) -> dict[str, Any]:
-    items = []
+class CartItemJson(TypedDict):
+    id: int
+    variant_id: int
+    product_id: int
+    sku: str
+    title: str
+    attributes: dict[str, str | int | float | bool]
+    vendor_id: int
+    quantity: int
+    unit_price_cents: int
+    line_total_cents: int
+    available: int
+
+
+class CartVendorJson(TypedDict):
+    vendor_id: int
+    subtotal_cents: int
+
+
+class CartJson(TypedDict):
+    id: int
+    currency: str
+    items: list[CartItemJson]
+    subtotal_cents: int
+    vendors: list[CartVendorJson]
+
+
+def cart_json(cart: Cart) -> CartJson:
+    items: list[CartItemJson] = []
     vendors: dict[int, int] = {}
     for item in cart.items:
         variant = item.variant

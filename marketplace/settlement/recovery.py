@@ -25,6 +25,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import func, select
+from typing_extensions import TypedDict
 
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import ValidationFailed
@@ -368,7 +369,18 @@ def _return_made(group: str, recovery_id: int) -> dict[str, Any] | None:
     return None
 
 
-def recovery_json(recovery: DisputeRecovery) -> dict[str, Any]:
+class RecoveryJson(TypedDict):
+    id: int
+    vendor_order_id: int
+    amount_cents: int
+    return_cents: int
+    status: str
+    stripe_reversal_id: str | None
+    stripe_return_transfer_id: str | None
+    failure_reason: str | None
+
+
+def recovery_json(recovery: DisputeRecovery) -> RecoveryJson:
     return {
         "id": recovery.id,
         "vendor_order_id": recovery.vendor_order_id,
