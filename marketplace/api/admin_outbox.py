@@ -11,7 +11,7 @@ from marketplace.accounts.models import Role
 from marketplace.api import bp
 from marketplace.api.common import page_of, pagination, require
 from marketplace.jobs import outbox
-from marketplace.jobs.outbox import OutboxMessage
+from marketplace.jobs.outbox import OutboxMessage, OutboxStatus
 
 
 def _iso(value: Any) -> str | None:
@@ -22,7 +22,7 @@ class OutboxMessageJson(TypedDict):
     id: int
     job: str
     args: list[Any]
-    status: str
+    status: OutboxStatus
     attempts: int
     last_error: str | None
     created_at: str | None

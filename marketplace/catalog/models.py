@@ -44,7 +44,7 @@ class ProductStatus(enum.StrEnum):
 class VendorJson(TypedDict):
     id: int
     display_name: str
-    status: str
+    status: VendorStatus
     stripe_account_id: str | None
     payouts_enabled: bool
     commission_bps: int | None
@@ -83,7 +83,7 @@ class ProductJson(TypedDict):
     description: str
     brand: str | None
     category: str | None
-    status: str
+    status: ProductStatus
     rating: float | None
     rating_count: int
     price_cents: int | None

@@ -11,7 +11,14 @@ from typing import Any
 from typing_extensions import TypedDict
 
 from marketplace.catalog.models import VendorRefJson
-from marketplace.orders.models import Order, OrderHistory, OrderItem, VendorOrder
+from marketplace.orders.models import (
+    Order,
+    OrderHistory,
+    OrderItem,
+    OrderStatus,
+    VendorOrder,
+    VendorOrderStatus,
+)
 
 # "from" is a keyword: the functional form.
 HistoryJson = TypedDict(
@@ -38,7 +45,7 @@ class VendorOrderJson(TypedDict):
     order_id: int
     vendor_id: int
     vendor: VendorRefJson
-    status: str
+    status: VendorOrderStatus
     currency: str
     subtotal_cents: int
     shipping_cents: int
@@ -59,12 +66,12 @@ class VendorSideOrderJson(VendorOrderJson):
     """The vendor's view adds where to ship and the whole order's status."""
 
     shipping_address: dict[str, str | None]
-    order_status: str
+    order_status: OrderStatus
 
 
 class OrderJson(TypedDict):
     id: int
-    status: str
+    status: OrderStatus
     currency: str
     subtotal_cents: int
     discount_cents: int

@@ -146,7 +146,7 @@ class ReturnJson(TypedDict):
     vendor_order_id: int
     quantity: int
     reason: str
-    status: str
+    status: ReturnStatus
     decision_reason: str | None
     restock: bool
     refund_id: int | None

@@ -36,7 +36,7 @@ class TransferJson(TypedDict):
     netted_cents: int
     currency: str
     stripe_transfer_id: str | None
-    status: str
+    status: TransferStatus
     created_at: str
     sent_at: str | None
 

@@ -374,7 +374,7 @@ class RecoveryJson(TypedDict):
     vendor_order_id: int
     amount_cents: int
     return_cents: int
-    status: str
+    status: RecoveryStatus
     stripe_reversal_id: str | None
     stripe_return_transfer_id: str | None
     failure_reason: str | None

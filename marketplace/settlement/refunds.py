@@ -66,13 +66,18 @@ class ItemRequest:
     quantity: int
 
 
+class RestockLineJson(TypedDict):
+    variant_id: int
+    quantity: int
+
+
 class RefundPreviewJson(TypedDict):
     amount_cents: int
     tax_cents: int
     transfer_reversal_cents: int
     commission_returned_cents: int
     vendor_share_cents: int
-    restock: list[RefundLineJson]
+    restock: list[RestockLineJson]  # units that go back on sale
 
 
 @dataclass
@@ -639,7 +644,7 @@ class RefundJson(TypedDict):
     tax_cents: int
     commission_returned_cents: int
     transfer_reversal_cents: int
-    status: str
+    status: RefundStatus
     items: list[RefundLineJson]
     reason: str
     failure_reason: str | None
