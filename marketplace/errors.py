@@ -5,10 +5,31 @@ Under /api (and /webhooks) every error is API.md's JSON shape; elsewhere a frien
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired
 
 from flask import Flask, Response, jsonify, render_template, request
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
 from werkzeug.exceptions import HTTPException
+
+
+@with_config(ConfigDict(extra="allow"))
+class ErrorDetailsJson(TypedDict):
+    """More about the error; a 422 (and a 400 of a wrong JSON type) names each bad field."""
+
+    fields: NotRequired[dict[str, str]]
+
+
+class ErrorInfoJson(TypedDict):
+    code: str
+    message: str
+    details: ErrorDetailsJson
+
+
+class ErrorJson(TypedDict):
+    """API.md's error shape, the answer of every 4xx and 5xx under /api."""
+
+    error: ErrorInfoJson
 
 
 class DomainError(Exception):
@@ -52,7 +73,7 @@ class ValidationFailed(DomainError):
         self.fields = fields
 
 
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> ErrorJson:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 

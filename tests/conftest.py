@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, text
 from marketplace import create_app
 from marketplace.db import db
 from tests import helpers
+from tests.openapi_check import answer_problem
 
 
 def _database_url() -> str:
@@ -186,7 +187,14 @@ class FreshSessionClient(FlaskClient):
     def open(self, *args: Any, **kwargs: Any) -> Any:
         db.session.rollback()
         db.session.expire_all()
-        return super().open(*args, **kwargs)
+        response = super().open(*args, **kwargs)
+        # Every API answer must be what the OpenAPI document says (tests/openapi_check.py).
+        problem = answer_problem(
+            self.application, response.request.method, response.request.path, response
+        )
+        if problem is not None:
+            raise AssertionError(f"answer differs from the OpenAPI document: {problem}")
+        return response
 
 
 @pytest.fixture

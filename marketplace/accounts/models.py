@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Literal
 
 from flask_login import UserMixin
 from sqlalchemy import Boolean, Enum, ForeignKey, Index, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from typing_extensions import TypedDict
 
 from marketplace.db import UTCDateTime, db, utcnow
 
@@ -16,6 +18,22 @@ class Role(enum.StrEnum):
     BUYER = "buyer"
     VENDOR = "vendor"
     ADMIN = "admin"
+
+
+class UserJson(TypedDict):
+    id: int
+    email: str
+    name: str
+    role: Literal["buyer", "vendor", "admin"]
+    email_verified: bool
+
+
+class TokenJson(TypedDict):
+    id: int
+    created_at: str
+    last_used_at: str | None
+    expires_at: str
+    current: bool
 
 
 class User(UserMixin, db.Model):
@@ -62,7 +80,7 @@ class User(UserMixin, db.Model):
     def email_verified(self) -> bool:
         return self.email_verified_at is not None
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> UserJson:
         return {
             "id": self.id,
             "email": self.email,
@@ -89,7 +107,7 @@ class ApiToken(db.Model):
 
     user: Mapped[User] = relationship(back_populates="tokens")
 
-    def to_dict(self, current: bool = False) -> dict[str, object]:
+    def to_dict(self, current: bool = False) -> TokenJson:
         return {
             "id": self.id,
             "created_at": self.created_at.isoformat(),

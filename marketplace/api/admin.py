@@ -7,7 +7,7 @@ from typing import Any
 from flask import jsonify, request
 
 from marketplace.accounts import services as accounts
-from marketplace.accounts.models import Role, User
+from marketplace.accounts.models import Role, User, UserJson
 from marketplace.api import bp
 from marketplace.api.common import current_user, page_of, pagination, require
 from marketplace.api.vendor import vendor_json
@@ -42,7 +42,12 @@ def admin_suspend_vendor(vendor_id: int) -> Any:
     return jsonify(vendor_json(catalog.set_vendor_status(vendor_id, VendorStatus.SUSPENDED)))
 
 
-def user_json(user: User) -> dict[str, object]:
+class AdminUserJson(UserJson):
+    active: bool
+    created_at: str
+
+
+def user_json(user: User) -> AdminUserJson:
     return {
         **user.to_dict(),
         "active": user.active,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Response, jsonify, request
+from typing_extensions import TypedDict
 
 from marketplace.accounts.models import Role
 from marketplace.api import bp
@@ -29,6 +30,25 @@ class CommissionBody(Body):
 
 class DisputeRecoveryBody(Body):
     dispute_recovery: str
+
+
+class DefaultCommissionJson(TypedDict):
+    default_bps: int
+
+
+class DisputeRecoveryJson(TypedDict):
+    dispute_recovery: str
+    choices: list[str]
+
+
+class CategoryCommissionJson(TypedDict):
+    category: str
+    bps: int | None
+
+
+class VoidRetryJson(TypedDict):
+    order_id: int
+    payment_status: str
 
 
 @bp.put("/admin/commission")

@@ -5,19 +5,33 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify
+from typing_extensions import TypedDict
 
 from marketplace.accounts.models import Role
 from marketplace.api import bp
 from marketplace.api.common import page_of, pagination, require
 from marketplace.jobs import outbox
-from marketplace.jobs.outbox import OutboxMessage
+from marketplace.jobs.outbox import OutboxMessage, OutboxStatus
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def outbox_message_json(message: OutboxMessage) -> dict[str, Any]:
+class OutboxMessageJson(TypedDict):
+    id: int
+    job: str
+    args: list[Any]
+    status: OutboxStatus
+    attempts: int
+    last_error: str | None
+    created_at: str | None
+    dead_at: str | None
+    next_attempt_at: str | None
+    completed_at: str | None
+
+
+def outbox_message_json(message: OutboxMessage) -> OutboxMessageJson:
     return {
         "id": message.id,
         "job": message.job,

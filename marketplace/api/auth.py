@@ -6,10 +6,11 @@ from typing import Any, Literal
 
 from flask import jsonify
 from pydantic import Field
+from typing_extensions import TypedDict
 
 from marketplace.accounts import passwords, verification
 from marketplace.accounts import services as accounts
-from marketplace.accounts.models import Role
+from marketplace.accounts.models import Role, UserJson
 from marketplace.api import bp
 from marketplace.api.common import (
     bearer_token,
@@ -53,6 +54,21 @@ class ResetBody(Body):
 
 class VerifyBody(Body):
     token: str = Field(max_length=500)
+
+
+class SessionJson(TypedDict):
+    """A new bearer token and whose it is."""
+
+    user: UserJson
+    token: str
+
+
+class UserAnswerJson(TypedDict):
+    user: UserJson
+
+
+class MessageJson(TypedDict):
+    message: str
 
 
 login_limit = setting("LOGIN_RATE_LIMIT")

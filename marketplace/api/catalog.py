@@ -2,22 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from flask import jsonify, request
+from pydantic import Field
+from typing_extensions import TypedDict
 
 from marketplace.api import bp
 from marketplace.api.common import int_arg, page_of, pagination
 from marketplace.catalog import services as catalog
-from marketplace.catalog.models import Product
+from marketplace.catalog.models import ImageJson, Product, VendorRefJson
 from marketplace.errors import BadRequest, ValidationFailed
 from marketplace.http_cache import conditional_json
 from marketplace.search import services as search
+from marketplace.search.services import Facets
 
 MAX_PRICE = 10**9
 
 
-def catalog_item(product: Product) -> dict[str, Any]:
+class CatalogItemJson(TypedDict):
+    id: int
+    title: str
+    brand: str | None
+    category: str | None
+    vendor: VendorRefJson
+    price_cents: int | None
+    currency: str | None
+    rating: float | None
+    rating_count: int
+    in_stock: bool
+    images: list[ImageJson]
+
+
+class CatalogPageJson(TypedDict):
+    """A page of the catalog with the facets of everything that matched."""
+
+    items: list[CatalogItemJson]
+    total: Annotated[int, Field(ge=0)]
+    page: Annotated[int, Field(ge=1)]
+    per_page: Annotated[int, Field(ge=0)]
+    facets: Facets
+
+
+class SuggestionsJson(TypedDict):
+    suggestions: list[str]
+
+
+def catalog_item(product: Product) -> CatalogItemJson:
     return {
         "id": product.id,
         "title": product.title,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from flask import request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
 
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import authenticate_token
@@ -18,6 +19,7 @@ from marketplace.validation import decode_json_body, parse
 
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 MAX_PER_PAGE = 100
 # Ids in paths are range-checked for every blueprint by marketplace.validation.
@@ -116,5 +118,14 @@ def pagination() -> tuple[int, int]:
     return page, per_page
 
 
-def page_of(items: list[Any], total: int, page: int, per_page: int) -> dict[str, Any]:
+class Page(TypedDict, Generic[T]):
+    """One page of a list: `?page=` (from 1) of `?per_page=` (1-100) items, of `total`."""
+
+    items: list[T]
+    total: Annotated[int, Field(ge=0)]
+    page: Annotated[int, Field(ge=1)]
+    per_page: Annotated[int, Field(ge=0)]
+
+
+def page_of(items: list[T], total: int, page: int, per_page: int) -> Page[T]:
     return {"items": items, "total": total, "page": page, "per_page": per_page}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify, request
+from typing_extensions import TypedDict
 
 from marketplace.accounts.models import Role
 from marketplace.api import bp
@@ -46,6 +47,25 @@ class AcceptReturnBody(Body):
 
 class DeclineReturnBody(Body):
     reason: str
+
+
+class NotificationJson(TypedDict):
+    id: int
+    kind: str
+    title: str
+    body: str
+    link: str | None
+    created_at: str
+    read: bool
+
+
+class NotificationsJson(TypedDict):
+    items: list[NotificationJson]
+    unread: int
+
+
+class MarkedJson(TypedDict):
+    marked: int
 
 
 @bp.post("/orders/<int:order_id>/items/<int:item_id>/review")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, NotRequired
 
 from flask import jsonify, request
+from typing_extensions import TypedDict
 
 from marketplace.accounts.models import Role
 from marketplace.api import bp
 from marketplace.api.common import current_user, json_body, page_of, pagination, require
 from marketplace.errors import ValidationFailed
 from marketplace.orders import services as orders
-from marketplace.orders.presenters import order_json
+from marketplace.orders.presenters import OrderJson, order_json
 from marketplace.orders.quote import quote_json
 from marketplace.ratelimits import checkout_limit
 from marketplace.settlement import authorize
@@ -31,6 +32,28 @@ class AddressBody(Body):
 class CheckoutBody(Body):
     shipping_address: AddressBody
     coupon_code: str | None = None
+
+
+class PaymentErrorJson(TypedDict):
+    code: str
+    message: str
+
+
+class PaymentJson(TypedDict):
+    """What the client needs to confirm the card payment with Stripe.js."""
+
+    provider: Literal["stripe"]
+    payment_intent_id: str | None
+    client_secret: str | None
+    publishable_key: str | None
+    api_base: str
+    status: str | None
+    error: NotRequired[PaymentErrorJson]  # Stripe could not be reached: replay the checkout
+
+
+class CheckoutJson(TypedDict):
+    order: OrderJson
+    payment: PaymentJson
 
 
 @bp.post("/checkout")

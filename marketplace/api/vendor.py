@@ -18,7 +18,7 @@ from marketplace.api.common import (
     require,
 )
 from marketplace.catalog import services as catalog
-from marketplace.catalog.models import ProductStatus, Vendor
+from marketplace.catalog.models import ProductStatus, Vendor, VendorJson
 from marketplace.errors import ValidationFailed
 from marketplace.images import services as images
 from marketplace.validation import Body
@@ -67,7 +67,7 @@ class VendorSettingsPatch(Body):
     free_shipping_threshold_cents: int | None = None
 
 
-def vendor_json(vendor: Vendor) -> dict[str, Any]:
+def vendor_json(vendor: Vendor) -> VendorJson:
     data = vendor.to_dict()
     data["commission_bps"] = vendor.commission_bps
     return data

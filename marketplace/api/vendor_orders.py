@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import jsonify, request, url_for
 from sqlalchemy import select
+from typing_extensions import TypedDict
 
 from marketplace.accounts.models import Role
 from marketplace.api import bp
@@ -49,6 +50,11 @@ class RefundBody(Body):
     include_shipping: bool = False
     restock: bool | None = None  # unless told: only units that never shipped
     reason: str = "requested_by_vendor"
+
+
+class OnboardingJson(TypedDict):
+    stripe_account_id: str
+    onboarding_url: str
 
 
 def _optional_flag(raw: str | None) -> bool | None:

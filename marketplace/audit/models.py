@@ -7,8 +7,22 @@ from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
+from typing_extensions import TypedDict
 
 from marketplace.db import UTCDateTime, db, utcnow
+
+
+class AuditEntryJson(TypedDict):
+    id: int
+    created_at: str
+    actor_id: int | None
+    actor_email: str | None
+    action: str
+    target_type: str
+    target_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str | None
 
 
 class AuditEntry(db.Model):
@@ -31,7 +45,7 @@ class AuditEntry(db.Model):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     request_id: Mapped[str | None] = mapped_column(String(64))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> AuditEntryJson:
         return {
             "id": self.id,
             "created_at": self.created_at.isoformat(),

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, select
 from sqlalchemy.orm import joinedload
+from typing_extensions import TypedDict
 
 from marketplace.cart.models import Cart, CartItem
 from marketplace.catalog.models import Category, Product, ProductStatus, Variant, VendorStatus
@@ -121,7 +122,7 @@ def _check_quantity(quantity: int, low: int) -> None:
         raise ValidationFailed({"quantity": f"must be between {low} and {MAX_QUANTITY}"})
 
 
-def add_item(buyer_id: int, variant_id: int, quantity: int) -> dict[str, Any]:
+def add_item(buyer_id: int, variant_id: int, quantity: int) -> CartJson:
     """Add units of a variant; the same variant adds up. Returns the cart's JSON.
 
     :raises ValidationFailed, VariantUnavailable, InsufficientStock:
@@ -159,7 +160,7 @@ def _own_item(cart: Cart, item_id: int) -> CartItem:
     return item
 
 
-def set_quantity(buyer_id: int, item_id: int, quantity: int) -> dict[str, Any]:
+def set_quantity(buyer_id: int, item_id: int, quantity: int) -> CartJson:
     """Change a line's quantity; 0 removes it. Returns the cart's JSON.
 
     :raises ValidationFailed, CartItemNotFound, InsufficientStock:
@@ -179,7 +180,7 @@ def set_quantity(buyer_id: int, item_id: int, quantity: int) -> dict[str, Any]:
         return _answer(cart)
 
 
-def remove_item(buyer_id: int, item_id: int) -> dict[str, Any]:
+def remove_item(buyer_id: int, item_id: int) -> CartJson:
     """:raises CartItemNotFound:"""
     return set_quantity(buyer_id, item_id, 0)
 
@@ -224,7 +225,7 @@ def clear(cart: Cart) -> None:
     cart.items.clear()
 
 
-def _line_image(product: Product) -> dict[str, Any] | None:
+def _line_image(product: Product) -> LineImageJson | None:
     """The product's cover at both widths, for the cart line (None without images)."""
     cover = product.cover
     if cover is None:
@@ -232,8 +233,41 @@ def _line_image(product: Product) -> dict[str, Any] | None:
     return {"alt_text": cover.alt_text, "urls": cover.to_dict()["urls"]}
 
 
-def cart_json(cart: Cart) -> dict[str, Any]:
-    items = []
+class LineImageJson(TypedDict):
+    alt_text: str
+    urls: dict[str, str]
+
+
+class CartItemJson(TypedDict):
+    id: int
+    variant_id: int
+    product_id: int
+    sku: str
+    title: str
+    attributes: dict[str, str | int | float | bool]
+    vendor_id: int
+    quantity: int
+    unit_price_cents: int
+    line_total_cents: int
+    available: int
+    image: LineImageJson | None
+
+
+class CartVendorJson(TypedDict):
+    vendor_id: int
+    subtotal_cents: int
+
+
+class CartJson(TypedDict):
+    id: int
+    currency: str
+    items: list[CartItemJson]
+    subtotal_cents: int
+    vendors: list[CartVendorJson]
+
+
+def cart_json(cart: Cart) -> CartJson:
+    items: list[CartItemJson] = []
     vendors: dict[int, int] = {}
     for item in cart.items:
         variant = item.variant

@@ -18,6 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from typing_extensions import TypedDict
 
 from marketplace.accounts.models import User
 from marketplace.db import UTCDateTime, db, utcnow
@@ -38,6 +39,77 @@ class ProductStatus(enum.StrEnum):
     DRAFT = "draft"
     ACTIVE = "active"
     ARCHIVED = "archived"
+
+
+class VendorJson(TypedDict):
+    id: int
+    display_name: str
+    status: VendorStatus
+    stripe_account_id: str | None
+    payouts_enabled: bool
+    commission_bps: int | None
+    email: str
+    shipping_flat_cents: int
+    free_shipping_threshold_cents: int | None
+
+
+class VendorRefJson(TypedDict):
+    id: int
+    display_name: str
+
+
+class VariantJson(TypedDict):
+    id: int
+    product_id: int
+    sku: str
+    price_cents: int
+    currency: str
+    available: int
+    attributes: dict[str, str | int | float | bool]
+
+
+class VendorVariantJson(VariantJson):
+    """The vendor's view of a variant adds its stock."""
+
+    on_hand: int
+    reserved: int
+
+
+class ImageJson(TypedDict):
+    id: int
+    position: int
+    alt_text: str
+    content_type: str
+    urls: dict[str, str]
+    sizes: dict[str, list[int]]
+
+
+class ImagesJson(TypedDict):
+    items: list[ImageJson]
+
+
+class ProductJson(TypedDict):
+    id: int
+    vendor_id: int
+    vendor: VendorRefJson
+    title: str
+    description: str
+    brand: str | None
+    category: str | None
+    status: ProductStatus
+    rating: float | None
+    rating_count: int
+    price_cents: int | None
+    in_stock: bool
+    created_at: str
+    variants: list[VariantJson]
+    images: list[ImageJson]
+
+
+class VendorProductJson(ProductJson):
+    """The vendor's view of a product: its variants with their stock."""
+
+    variants: list[VendorVariantJson]  # type: ignore[misc]
 
 
 class Vendor(db.Model):
@@ -76,7 +148,7 @@ class Vendor(db.Model):
         """The mean of its reviews' ratings (None before the first)."""
         return round(self.rating_sum / self.rating_count, 2) if self.rating_count else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> VendorJson:
         return {
             "id": self.id,
             "display_name": self.display_name,
@@ -166,7 +238,8 @@ class Product(db.Model):
     def in_stock(self) -> bool:
         return any(v.available > 0 for v in self.variants if v.is_active)
 
-    def to_dict(self, *, with_stock: bool = False) -> dict[str, Any]:
+    def to_dict(self, *, with_stock: bool = False) -> ProductJson:
+        """With `with_stock`, a `VendorProductJson`."""
         return {
             "id": self.id,
             "vendor_id": self.vendor_id,
@@ -217,7 +290,8 @@ class Variant(db.Model):
     def available(self) -> int:
         return self.on_hand - self.reserved
 
-    def to_dict(self, *, with_stock: bool = False) -> dict[str, Any]:
+    def to_dict(self, *, with_stock: bool = False) -> VariantJson:
+        """With `with_stock`, a `VendorVariantJson`."""
         data: dict[str, Any] = {
             "id": self.id,
             "product_id": self.product_id,
@@ -230,7 +304,7 @@ class Variant(db.Model):
         if with_stock:
             data["on_hand"] = self.on_hand
             data["reserved"] = self.reserved
-        return data
+        return data  # type: ignore[return-value]
 
 
 MEDIA_URL_PREFIX = "/media/"
@@ -262,7 +336,7 @@ class ProductImage(db.Model):
         """Where the browser fetches this width (served by marketplace/images/serving.py)."""
         return MEDIA_URL_PREFIX + self.keys[width]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ImageJson:
         return {
             "id": self.id,
             "position": self.position,

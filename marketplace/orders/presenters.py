@@ -1,13 +1,93 @@
-"""Orders as API.md's JSON: the same shapes for the buyer's and the vendor's views."""
+"""Orders as API.md's JSON: the same shapes for the buyer's and the vendor's views.
+
+Each shape is a TypedDict: the presenters are annotated with it and the OpenAPI document's
+response schemas are generated from it (marketplace/api/openapi.py).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from marketplace.orders.models import Order, OrderHistory, OrderItem, VendorOrder
+from typing_extensions import TypedDict
+
+from marketplace.catalog.models import VendorRefJson
+from marketplace.orders.models import (
+    Order,
+    OrderHistory,
+    OrderItem,
+    OrderStatus,
+    VendorOrder,
+    VendorOrderStatus,
+)
+
+# "from" is a keyword: the functional form.
+HistoryJson = TypedDict(
+    "HistoryJson",
+    {"from": str | None, "to": str, "at": str, "reason": str | None, "actor": str},
+)
 
 
-def history_json(rows: list[OrderHistory]) -> list[dict[str, Any]]:
+class ItemJson(TypedDict):
+    id: int
+    variant_id: int
+    product_id: int
+    sku: str
+    title: str
+    quantity: int
+    unit_price_cents: int
+    line_total_cents: int
+    tax_cents: int
+    refunded_quantity: int
+
+
+class VendorOrderJson(TypedDict):
+    id: int
+    order_id: int
+    vendor_id: int
+    vendor: VendorRefJson
+    status: VendorOrderStatus
+    currency: str
+    subtotal_cents: int
+    shipping_cents: int
+    discount_cents: int
+    tax_cents: int
+    total_cents: int
+    platform_fee_cents: int
+    vendor_earnings_cents: int
+    carrier: str | None
+    tracking_number: str | None
+    cancel_reason: str | None
+    created_at: str
+    items: list[ItemJson]
+    history: list[HistoryJson]
+
+
+class VendorSideOrderJson(VendorOrderJson):
+    """The vendor's view adds where to ship and the whole order's status."""
+
+    shipping_address: dict[str, str | None]
+    order_status: OrderStatus
+
+
+class OrderJson(TypedDict):
+    id: int
+    status: OrderStatus
+    currency: str
+    subtotal_cents: int
+    discount_cents: int
+    shipping_cents: int
+    tax_cents: int
+    total_cents: int
+    shipping_address: dict[str, str | None]
+    reservation_expires_at: str
+    payment_intent_id: str | None
+    cancel_reason: str | None
+    created_at: str
+    vendor_orders: list[VendorOrderJson]
+    history: list[HistoryJson]
+
+
+def history_json(rows: list[OrderHistory]) -> list[HistoryJson]:
     return [
         {
             "from": row.from_status,
@@ -20,7 +100,7 @@ def history_json(rows: list[OrderHistory]) -> list[dict[str, Any]]:
     ]
 
 
-def item_json(item: OrderItem) -> dict[str, Any]:
+def item_json(item: OrderItem) -> ItemJson:
     return {
         "id": item.id,
         "variant_id": item.variant_id,
@@ -35,8 +115,9 @@ def item_json(item: OrderItem) -> dict[str, Any]:
     }
 
 
-def vendor_order_json(vendor_order: VendorOrder, *, for_vendor: bool = False) -> dict[str, Any]:
-    data = {
+def vendor_order_json(vendor_order: VendorOrder, *, for_vendor: bool = False) -> VendorOrderJson:
+    """With `for_vendor`, a `VendorSideOrderJson`."""
+    data: dict[str, Any] = {
         "id": vendor_order.id,
         "order_id": vendor_order.order_id,
         "vendor_id": vendor_order.vendor_id,
@@ -61,10 +142,10 @@ def vendor_order_json(vendor_order: VendorOrder, *, for_vendor: bool = False) ->
         order = vendor_order.order
         data["shipping_address"] = order.shipping_address
         data["order_status"] = order.status.value
-    return data
+    return data  # type: ignore[return-value]
 
 
-def order_json(order: Order) -> dict[str, Any]:
+def order_json(order: Order) -> OrderJson:
     return {
         "id": order.id,
         "status": order.status.value,

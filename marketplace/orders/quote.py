@@ -14,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from marketplace.catalog.models import Variant, Vendor
+from typing_extensions import TypedDict
+
+from marketplace.catalog.models import Variant, Vendor, VendorRefJson
 from marketplace.money import apply_bps, round_to_step
 from marketplace.orders import commission
 
@@ -181,7 +183,42 @@ def _price_line(
     )
 
 
-def quote_json(quote: Quote) -> dict[str, Any]:
+class QuoteItemJson(TypedDict):
+    variant_id: int
+    product_id: int
+    sku: str
+    title: str
+    quantity: int
+    unit_price_cents: int
+    line_total_cents: int
+    tax_cents: int
+
+
+class QuoteVendorJson(TypedDict):
+    vendor_id: int
+    vendor: VendorRefJson
+    subtotal_cents: int
+    shipping_cents: int
+    discount_cents: int
+    tax_cents: int
+    total_cents: int
+    free_shipping_threshold_cents: int | None
+    free_shipping_remaining_cents: int | None
+    items: list[QuoteItemJson]
+
+
+class QuoteJson(TypedDict):
+    currency: str
+    tax_rate_bps: int
+    subtotal_cents: int
+    discount_cents: int
+    shipping_cents: int
+    tax_cents: int
+    total_cents: int
+    vendor_orders: list[QuoteVendorJson]
+
+
+def quote_json(quote: Quote) -> QuoteJson:
     """The API's quote: the order's amounts before it exists (commission is not shown)."""
     return {
         "currency": quote.currency,

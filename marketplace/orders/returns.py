@@ -3,9 +3,8 @@ accepts (`settlement.refund.accept_return`: the refund path, restock optional)."
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import func, select, update
+from typing_extensions import TypedDict
 
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict, NotFound, ValidationFailed
@@ -141,7 +140,21 @@ def decline_return(vendor_id: int, return_id: int, reason: str) -> ReturnRequest
     return request
 
 
-def return_json(request: ReturnRequest) -> dict[str, Any]:
+class ReturnJson(TypedDict):
+    id: int
+    order_item_id: int
+    vendor_order_id: int
+    quantity: int
+    reason: str
+    status: ReturnStatus
+    decision_reason: str | None
+    restock: bool
+    refund_id: int | None
+    created_at: str
+    decided_at: str | None
+
+
+def return_json(request: ReturnRequest) -> ReturnJson:
     return {
         "id": request.id,
         "order_item_id": request.order_item_id,

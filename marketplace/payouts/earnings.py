@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import current_app
 from sqlalchemy import func, select
+from typing_extensions import TypedDict
 
 from marketplace.db import db
 from marketplace.orders.models import VendorOrder, VendorOrderStatus
@@ -29,7 +28,31 @@ EARNING = (
 )
 
 
-def transfer_json(transfer: Transfer, order_id: int | None = None) -> dict[str, Any]:
+class TransferJson(TypedDict):
+    id: int
+    vendor_order_id: int
+    amount_cents: int
+    reversed_cents: int
+    netted_cents: int
+    currency: str
+    stripe_transfer_id: str | None
+    status: TransferStatus
+    created_at: str
+    sent_at: str | None
+
+
+class EarningsJson(TypedDict):
+    currency: str
+    pending_cents: int
+    transferred_cents: int
+    reversed_cents: int
+    owed_cents: int
+    dispute_recovered_cents: int
+    dispute_returned_cents: int
+    transfers: list[TransferJson]
+
+
+def transfer_json(transfer: Transfer, order_id: int | None = None) -> TransferJson:
     return {
         "id": transfer.id,
         "vendor_order_id": transfer.vendor_order_id,
@@ -44,7 +67,7 @@ def transfer_json(transfer: Transfer, order_id: int | None = None) -> dict[str, 
     }
 
 
-def vendor_earnings(vendor_id: int) -> dict[str, Any]:
+def vendor_earnings(vendor_id: int) -> EarningsJson:
     transfers = list(
         db.session.scalars(
             select(Transfer).where(Transfer.vendor_id == vendor_id).order_by(Transfer.id.desc())

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from typing_extensions import TypedDict
 
 from marketplace.db import db
 from marketplace.jobs.outbox import OutboxMessage, OutboxStatus
@@ -48,6 +49,37 @@ class Mismatch:
     detail: str
 
 
+class TotalsJson(TypedDict):
+    charged_cents: int
+    refunded_cents: int
+    platform_fee_cents: int
+    tax_cents: int
+    transferred_cents: int
+    reversed_cents: int
+
+
+class OpenDisputeJson(TypedDict):
+    order_id: int
+    stripe_dispute_id: str
+    amount_cents: int
+    reason: str | None
+    created_at: str
+
+
+class FailedStepJson(TypedDict):
+    kind: str
+    id: int
+    detail: str | None
+
+
+class ReconciliationJson(TypedDict):
+    ok: bool
+    totals: TotalsJson
+    mismatches: list[Mismatch]
+    open_disputes: list[OpenDisputeJson]
+    failed_steps: list[FailedStepJson]
+
+
 def _ledger_sum(kind: str, account: str, since: datetime | None, until: datetime | None) -> int:
     query = select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)).where(
         LedgerEntry.kind == kind, LedgerEntry.account == account
@@ -59,7 +91,7 @@ def _ledger_sum(kind: str, account: str, since: datetime | None, until: datetime
     return int(db.session.scalar(query) or 0)
 
 
-def totals(since: datetime | None = None, until: datetime | None = None) -> dict[str, int]:
+def totals(since: datetime | None = None, until: datetime | None = None) -> TotalsJson:
     def s(kind: str, account: str) -> int:
         return _ledger_sum(kind, account, since, until)
 
@@ -73,7 +105,7 @@ def totals(since: datetime | None = None, until: datetime | None = None) -> dict
     }
 
 
-def reconcile(since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+def reconcile(since: datetime | None = None, until: datetime | None = None) -> ReconciliationJson:
     mismatches: list[Mismatch] = []
     unbalanced = ledger.balance_all()
     if unbalanced != 0:
@@ -89,13 +121,13 @@ def reconcile(since: datetime | None = None, until: datetime | None = None) -> d
     return {
         "ok": not mismatches,
         "totals": totals(since, until),
-        "mismatches": [asdict(m) for m in mismatches],
+        "mismatches": [asdict(m) for m in mismatches],  # type: ignore[misc]
         "open_disputes": _open_disputes(since, until),
         "failed_steps": _failed_steps(since, until),
     }
 
 
-def _failed_steps(since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
+def _failed_steps(since: datetime | None, until: datetime | None) -> list[FailedStepJson]:
     """Steps that ended without doing anything: not a mismatch (the books match Stripe), but an
     admin may want to act on them: refunds and transfers Stripe refused, dead-letter jobs."""
     refused = db.session.scalars(
@@ -272,7 +304,7 @@ def _check_refunds(since: datetime | None, until: datetime | None) -> list[Misma
     return found
 
 
-def _open_disputes(since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
+def _open_disputes(since: datetime | None, until: datetime | None) -> list[OpenDisputeJson]:
     """Disputes the card network has not decided: not a mismatch, but money on hold."""
     query = select(Dispute).where(Dispute.status == DisputeStatus.OPEN).order_by(Dispute.id)
     return [

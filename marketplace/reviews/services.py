@@ -3,9 +3,8 @@ aggregates (sum and count) on the product and the vendor, in the same transactio
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select, update
+from typing_extensions import TypedDict
 
 from marketplace.catalog.models import Product, Vendor
 from marketplace.db import db, transaction, utcnow
@@ -99,7 +98,19 @@ def vendor_reviews(vendor_id: int, page: int, per_page: int) -> tuple[list[Revie
     return _paginate(query, page, per_page)
 
 
-def review_json(review: Review) -> dict[str, Any]:
+class ReviewJson(TypedDict):
+    id: int
+    order_item_id: int
+    product_id: int
+    vendor_id: int
+    rating: int
+    body: str
+    reply: str | None
+    replied_at: str | None
+    created_at: str
+
+
+def review_json(review: Review) -> ReviewJson:
     return {
         "id": review.id,
         "order_item_id": review.order_item_id,

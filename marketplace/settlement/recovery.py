@@ -27,6 +27,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import func, select
+from typing_extensions import TypedDict
 
 from marketplace.audit import services as audit
 from marketplace.db import db, transaction, utcnow
@@ -419,7 +420,18 @@ def _return_made(group: str, recovery_id: int) -> dict[str, Any] | None:
     return None
 
 
-def recovery_json(recovery: DisputeRecovery) -> dict[str, Any]:
+class RecoveryJson(TypedDict):
+    id: int
+    vendor_order_id: int
+    amount_cents: int
+    return_cents: int
+    status: RecoveryStatus
+    stripe_reversal_id: str | None
+    stripe_return_transfer_id: str | None
+    failure_reason: str | None
+
+
+def recovery_json(recovery: DisputeRecovery) -> RecoveryJson:
     return {
         "id": recovery.id,
         "vendor_order_id": recovery.vendor_order_id,

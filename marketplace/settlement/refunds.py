@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func, select, update
+from typing_extensions import TypedDict
 
 from marketplace.audit import services as audit
 from marketplace.db import db, transaction, utcnow
@@ -66,6 +67,20 @@ class ItemRequest:
     quantity: int
 
 
+class RestockLineJson(TypedDict):
+    variant_id: int
+    quantity: int
+
+
+class RefundPreviewJson(TypedDict):
+    amount_cents: int
+    tax_cents: int
+    transfer_reversal_cents: int
+    commission_returned_cents: int
+    vendor_share_cents: int
+    restock: list[RestockLineJson]  # units that go back on sale
+
+
 @dataclass
 class RefundPlan:
     amount_cents: int
@@ -77,7 +92,7 @@ class RefundPlan:
     restock: list[dict[str, int]] = field(default_factory=list)
     fully_refunded: bool = False
 
-    def preview(self) -> dict[str, Any]:
+    def preview(self) -> RefundPreviewJson:
         return {
             "amount_cents": self.amount_cents,
             "tax_cents": self.tax_cents,
@@ -626,7 +641,29 @@ def _reverse_transfer(refund: Refund) -> None:
             ledger.record_reversal(refund, db.session.get(VendorOrder, refund.vendor_order_id))
 
 
-def refund_json(refund: Refund) -> dict[str, Any]:
+class RefundLineJson(TypedDict):
+    order_item_id: int
+    quantity: int
+
+
+class RefundJson(TypedDict):
+    id: int
+    vendor_order_id: int
+    amount_cents: int
+    tax_cents: int
+    commission_returned_cents: int
+    transfer_reversal_cents: int
+    status: RefundStatus
+    items: list[RefundLineJson]
+    reason: str
+    failure_reason: str | None
+    reversal_status: Literal["pending", "succeeded", "failed"] | None
+    stripe_refund_id: str | None
+    stripe_reversal_id: str | None
+    created_at: str
+
+
+def refund_json(refund: Refund) -> RefundJson:
     return {
         "id": refund.id,
         "vendor_order_id": refund.vendor_order_id,
