@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -168,6 +168,7 @@ def page_app(**overrides: Any) -> Iterator[Flask]:
             for name in ("SEARCH_INDEX_DIR", "MAIL_DIR", "IMAGE_UPLOAD_DIR")
         }
     web = create_app({**base_config(), **shared, **overrides})
+    web.test_client_class = PageClient
     try:
         yield web
     finally:
@@ -178,8 +179,17 @@ def page_app(**overrides: Any) -> Iterator[Flask]:
 
 
 def login(client: FlaskClient, email: str, password: str = PASSWORD, **data: str) -> TestResponse:
-    """POST the login form (CSRF disabled in tests); returns the response, not following it."""
-    return client.post("/login", data={"email": email, "password": password, **data})
+    """Open the login page and submit its form; returns the response, not following it.
+
+    A client already signed in is sent on from the login page: it re-posts the login form
+    of a page it opened earlier, as a second tab would."""
+    fields = {"email": email, "password": password, **data}
+    page = client.get("/login")
+    if page.status_code == 302:
+        if isinstance(client, PageClient):
+            return client.post_raw("/login", data=fields)
+        return client.post("/login", data=fields)
+    return submit(client, page, "/login", **fields)
 
 
 _CSRF_INPUT = re.compile(
@@ -206,6 +216,8 @@ class HtmlForm:
     action: str
     method: str
     inputs: list[dict[str, str]]  # every input/select/textarea/button with its attributes
+    # each select's options: (value, selected)
+    options: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)
 
     def control(self, name: str) -> list[dict[str, str]]:
         return [i for i in self.inputs if i.get("name") == name]
@@ -221,6 +233,11 @@ class HtmlForm:
             if kind in ("radio", "checkbox"):
                 if "checked" in control:
                     sent[name] = control.get("value", "on")
+            elif control["tag"] == "select":
+                options = self.options.get(name, [])
+                chosen = [v for v, selected in options if selected] or [v for v, _ in options[:1]]
+                if chosen:  # a browser sends the selected option, else the first
+                    sent[name] = chosen[0]
             else:
                 sent[name] = control.get("value", "")
         for name, value in choices.items():
@@ -229,6 +246,10 @@ class HtmlForm:
             if enabled[0].get("type") == "radio":
                 assert str(value) in {c.get("value") for c in enabled}, (
                     f"{name}={value} is not an option a person can pick"
+                )
+            if enabled[0]["tag"] == "select":
+                assert str(value) in {v for v, _ in self.options.get(name, [])}, (
+                    f"{name}={value} is not an option of the select"
                 )
             sent[name] = value
         return sent
@@ -239,6 +260,9 @@ class _FormParser(HTMLParser):
         super().__init__()
         self.forms: list[HtmlForm] = []
         self._open: HtmlForm | None = None
+        self._select: str | None = None
+        self._option: dict[str, str] | None = None
+        self._option_text = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = {k: (v if v is not None else "") for k, v in attrs}
@@ -249,27 +273,143 @@ class _FormParser(HTMLParser):
             self.forms.append(self._open)
         elif tag in ("input", "select", "textarea", "button") and self._open is not None:
             self._open.inputs.append({"tag": tag, **attributes})
+            if tag == "select":
+                self._select = attributes.get("name", "")
+                self._open.options.setdefault(self._select, [])
+        elif tag == "option" and self._open is not None and self._select is not None:
+            self._end_option()
+            self._option, self._option_text = attributes, ""
+
+    def handle_data(self, data: str) -> None:
+        if self._option is not None:
+            self._option_text += data
+
+    def _end_option(self) -> None:
+        if self._option is not None and self._open is not None and self._select is not None:
+            value = self._option.get("value", self._option_text.strip())
+            self._open.options[self._select].append((value, "selected" in self._option))
+        self._option = None
 
     def handle_endtag(self, tag: str) -> None:
+        if tag in ("option", "select"):
+            self._end_option()
+        if tag == "select":
+            self._select = None
         if tag == "form":
             self._open = None
 
 
-def forms_in(response: TestResponse, action: str | None = None) -> list[HtmlForm]:
-    """The page's forms (those posting to `action` when given)."""
+def forms_in(response: TestResponse | str, action: str | None = None) -> list[HtmlForm]:
+    """The page's forms (those posting to `action` when given); `response` may be HTML text."""
     parser = _FormParser()
-    parser.feed(response.get_data(as_text=True))
+    parser.feed(response if isinstance(response, str) else response.get_data(as_text=True))
     return [f for f in parser.forms if action is None or f.action == action]
 
 
 def submit(
-    client: FlaskClient, response: TestResponse, action: str, **choices: Any
+    client: FlaskClient,
+    response: TestResponse,
+    action: str,
+    /,
+    *,
+    pick: dict[str, str] | None = None,
+    **choices: Any,
 ) -> TestResponse:
-    """Submit the page's form posting to `action`, as a person clicking its button would."""
+    """Submit the page's form posting to `action`, as a person clicking its button would.
+
+    `pick` chooses among several forms with that action: the one whose controls include
+    these name=value pairs (e.g. `pick={"action": "default"}` for a hidden input)."""
     found = forms_in(response, action)
     assert found, f"the page has no form posting to {action}"
+    if pick:
+        found = [
+            f
+            for f in found
+            if all(any(c.get("value") == v for c in f.control(k)) for k, v in pick.items())
+        ]
+        assert found, f"the page has no form posting to {action} with {pick}"
     form = found[0]
-    return client.open(form.action, method=form.method.upper(), data=form.data(**choices))
+    target = form.action or response.request.path
+    return client.open(target, method=form.method.upper(), data=form.data(**choices))
+
+
+class PageClient(FlaskClient):
+    """A browser for page tests: it remembers the forms of every HTML page it fetched, and a
+    request other than GET/HEAD must be one of those forms (same action path, method post)
+    sending only fields the form has. A page test therefore cannot pass while the page lacks
+    the control it posts from.
+
+    Negative tests that deliberately send what no page offers (another role's action, a
+    missing id, tampered fields, no CSRF token) say so with `post_raw(...)`/`open_raw(...)`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen_forms: list[tuple[str, HtmlForm]] = []  # (action path, form)
+        self._raw = 0
+
+    def post_raw(self, *args: Any, **kwargs: Any) -> TestResponse:
+        """POST exactly this, whether or not a page offered it (a deliberate negative test)."""
+        return self.open_raw(*args, method="POST", **kwargs)
+
+    def open_raw(self, *args: Any, **kwargs: Any) -> TestResponse:
+        self._raw += 1
+        try:
+            return self.open(*args, **kwargs)
+        finally:
+            self._raw -= 1
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:
+        # Only the test's own calls (a path string) are checked; redirects that werkzeug
+        # follows come back through here with a builder and are the server's doing.
+        if args and isinstance(args[0], str) and not self._raw:
+            self._check_offered(args[0], kwargs)
+        response = super().open(*args, **kwargs)
+        self._remember(response)
+        return response
+
+    def _check_offered(self, url: str, kwargs: dict[str, Any]) -> None:
+        from urllib.parse import urlsplit
+
+        method = str(kwargs.get("method", "GET")).upper()
+        if method in ("GET", "HEAD", "OPTIONS"):
+            return
+        path = urlsplit(url).path
+        if path.startswith(("/api/", "/webhooks/")):
+            return  # the JSON API and Stripe's webhooks are not pages
+        where = f"{method} {path}"
+        assert method == "POST", f"{where}: HTML forms only GET or POST; use open_raw()"
+        assert "json" not in kwargs, f"{where}: a form does not send JSON; use post_raw()"
+        data = kwargs.get("data") or {}
+        assert hasattr(data, "keys"), f"{where}: a form sends fields, not a raw body"
+        sent = set(data.keys())
+        candidates = [f for action, f in self.seen_forms if action == path and f.method == "post"]
+        assert candidates, (
+            f"{where}: no page this client fetched has a form posting there "
+            f"(fetch the page that offers it, or use post_raw() for a deliberate negative test)"
+        )
+        offered = [_enabled_names(f) for f in candidates]
+        if not any(sent <= names for names in offered):
+            best = min(offered, key=lambda names: len(sent - names))
+            raise AssertionError(
+                f"{where}: the page's form has no field(s) {sorted(sent - best)} "
+                f"(it has {sorted(best)}); use post_raw() for deliberately tampered fields"
+            )
+
+    def _remember(self, response: TestResponse) -> None:
+        from urllib.parse import urljoin, urlsplit
+
+        if response.mimetype != "text/html":
+            return
+        base = response.request.url if response.request is not None else "http://localhost/"
+        for form in forms_in(response):
+            action = urlsplit(urljoin(base, form.action)).path
+            self.seen_forms.append((action, form))
+
+
+def _enabled_names(form: HtmlForm) -> set[str]:
+    """The names of the controls a browser can send from this form."""
+    return {c["name"] for c in form.inputs if c.get("name") and "disabled" not in c}
 
 
 # --- statement budgets ---------------------------------------------------------------------

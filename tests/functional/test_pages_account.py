@@ -16,7 +16,15 @@ from marketplace.accounts import services as accounts
 from marketplace.accounts.models import User
 from marketplace.catalog.models import Vendor, VendorStatus
 from marketplace.db import db
-from tests.helpers import PASSWORD, login, make_admin, make_buyer, make_vendor, page_app
+from tests.helpers import (
+    PASSWORD,
+    login,
+    make_admin,
+    make_buyer,
+    make_vendor,
+    page_app,
+    submit,
+)
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -76,7 +84,7 @@ def test_replayed_cookie_after_logout_is_refused(web_app, web):
     login(web, buyer.user.email)
     copy = _copy_of(web_app, web)
     assert _signed_in(copy)
-    assert web.post("/logout").status_code == 302
+    assert submit(web, web.get("/account"), "/logout").status_code == 302
     assert not _signed_in(copy)
     assert copy.get("/account").headers["Location"].startswith("/login")
 
@@ -88,12 +96,13 @@ def test_change_password_keeps_this_session_and_ends_the_others(web_app, web):
     login(elsewhere, buyer.user.email)
     form = {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
 
-    wrong = web.post("/account/password", data={**form, "current_password": "nope nope"})
+    account = web.get("/account")
+    wrong = submit(web, account, "/account/password", **{**form, "current_password": "nope nope"})
     assert wrong.status_code == 422
     assert "is not your current password" in wrong.get_data(as_text=True)
     assert _signed_in(elsewhere)
 
-    changed = web.post("/account/password", data=form)
+    changed = submit(web, wrong, "/account/password", **form)
     assert changed.status_code == 303
     assert _signed_in(web)
     assert not _signed_in(elsewhere)
@@ -108,8 +117,8 @@ def test_password_reset_journey_through_the_pages(app, web_app, web):
     page = web.get("/password/forgot")
     assert page.status_code == 200
 
-    known = web.post("/password/forgot", data={"email": buyer.user.email})
-    unknown = web.post("/password/forgot", data={"email": "nobody@example.com"})
+    known = submit(web, page, "/password/forgot", email=buyer.user.email)
+    unknown = submit(web, page, "/password/forgot", email="nobody@example.com")
     assert known.status_code == unknown.status_code == 200
     assert "If an account has that email" in known.get_data(as_text=True)
     assert known.get_data(as_text=True) == unknown.get_data(as_text=True)
@@ -120,9 +129,9 @@ def test_password_reset_journey_through_the_pages(app, web_app, web):
     assert form_page.status_code == 200 and "Choose a new password" in form_page.get_data(
         as_text=True
     )
-    differ = web.post(path, data={"new_password": NEW_PASSWORD, "confirm": "other"})
+    differ = submit(web, form_page, path, new_password=NEW_PASSWORD, confirm="other")
     assert differ.status_code == 422
-    done = web.post(path, data={"new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    done = submit(web, differ, path, new_password=NEW_PASSWORD, confirm=NEW_PASSWORD)
     assert done.status_code == 303 and done.headers["Location"] == "/login"
     assert login(web, buyer.user.email, NEW_PASSWORD).status_code == 302
 
@@ -138,9 +147,10 @@ def test_unknown_reset_link_is_a_friendly_400(web):
 
 
 def test_forgot_password_is_rate_limited(web):
+    page = web.get("/password/forgot")
     for _ in range(5):
-        assert web.post("/password/forgot", data={"email": "x@example.com"}).status_code == 200
-    assert web.post("/password/forgot", data={"email": "x@example.com"}).status_code == 429
+        assert submit(web, page, "/password/forgot", email="x@example.com").status_code == 200
+    assert submit(web, page, "/password/forgot", email="x@example.com").status_code == 429
 
 
 def test_log_out_everywhere_ends_sessions_and_tokens(web_app, web):
@@ -148,7 +158,7 @@ def test_log_out_everywhere_ends_sessions_and_tokens(web_app, web):
     login(web, buyer.user.email)
     elsewhere = web_app.test_client()
     login(elsewhere, buyer.user.email)
-    answer = web.post("/account/logout-everywhere")
+    answer = submit(web, web.get("/account"), "/account/logout-everywhere")
     assert answer.status_code == 303
     assert not _signed_in(web) and not _signed_in(elsewhere)
     assert not _token_works(buyer.token)
@@ -158,68 +168,70 @@ def test_token_page_lists_last_use_and_revokes(web):
     buyer = make_buyer()
     second = accounts.issue_token(buyer.user)
     login(web, buyer.user.email)
-    page = web.get("/account/tokens").get_data(as_text=True)
+    tokens_page = web.get("/account/tokens")
+    page = tokens_page.get_data(as_text=True)
     token_ids = [int(n) for n in re.findall(r"/account/tokens/(\d+)/revoke", page)]
     assert len(token_ids) == 2
     assert "Last used" in page
-    revoked = web.post(f"/account/tokens/{token_ids[0]}/revoke")
+    revoked = submit(web, tokens_page, f"/account/tokens/{token_ids[0]}/revoke")
     assert revoked.status_code == 303
     still = [_token_works(t) for t in (buyer.token, second)]
     assert sorted(still) == [False, True]
-    assert web.post("/account/tokens/999999/revoke").status_code == 404
+    assert web.post_raw("/account/tokens/999999/revoke").status_code == 404
 
 
 def test_email_confirmation_link_needs_the_button(app, web):
-    web.post(
+    submit(
+        web,
+        web.get("/register"),
         "/register",
-        data={
-            "email": "fresh@example.com",
-            "name": "Fresh",
-            "password": PASSWORD,
-            "confirm": PASSWORD,
-            "role": "buyer",
-        },
+        email="fresh@example.com",
+        name="Fresh",
+        password=PASSWORD,
+        confirm=PASSWORD,
+        role="buyer",
     )
     assert "email not confirmed" in web.get("/account").get_data(as_text=True)
     path = _path(_latest_link(app, "verify_email_"))
-    assert web.get(path).status_code == 200
+    confirm_page = web.get(path)
+    assert confirm_page.status_code == 200
     db.session.rollback()
     user = db.session.query(User).filter_by(email="fresh@example.com").one()
     assert user.email_verified_at is None  # opening the link alone confirms nothing
-    assert web.post(path).status_code == 303
+    assert submit(web, confirm_page, path).status_code == 303
     db.session.rollback()
     assert db.session.get(User, user.id).email_verified_at is not None
     assert "email confirmed" in web.get("/account").get_data(as_text=True)
-    assert web.post(path[:-3] + "xyz").status_code == 400
+    assert web.post_raw(path[:-3] + "xyz").status_code == 400  # a tampered link
 
 
 def test_account_page_resends_the_link(app, web):
-    web.post(
+    submit(
+        web,
+        web.get("/register"),
         "/register",
-        data={
-            "email": "again@example.com",
-            "name": "Again",
-            "password": PASSWORD,
-            "confirm": PASSWORD,
-            "role": "buyer",
-        },
+        email="again@example.com",
+        name="Again",
+        password=PASSWORD,
+        confirm=PASSWORD,
+        role="buyer",
     )
     before = len(list(Path(app.config["MAIL_DIR"]).glob("verify_email_*.eml")))
-    assert web.post("/account/verify/resend").status_code == 303
+    assert submit(web, web.get("/account"), "/account/verify/resend").status_code == 303
     assert len(list(Path(app.config["MAIL_DIR"]).glob("verify_email_*.eml"))) == before + 1
 
 
 def test_unverified_buyer_cannot_check_out_through_the_page(web_app, web):
     web_app.config["REQUIRE_EMAIL_VERIFICATION"] = True
-    web.post(
+    submit(
+        web,
+        web.get("/register"),
         "/register",
-        data={
-            "email": "shopper@example.com",
-            "name": "Shopper",
-            "password": PASSWORD,
-            "confirm": PASSWORD,
-            "role": "buyer",
-        },
+        email="shopper@example.com",
+        name="Shopper",
+        password=PASSWORD,
+        confirm=PASSWORD,
+        role="buyer",
     )
     page = web.get("/account").get_data(as_text=True)
     assert "You need to confirm it before you can check out" in page
@@ -233,10 +245,11 @@ def test_disabled_user_session_ends_at_once_and_shop_is_suspended(web_app, web):
     assert _signed_in(seller)
 
     login(web, admin.user.email)
-    listing = web.get("/admin/users").get_data(as_text=True)
+    users_page = web.get("/admin/users")
+    listing = users_page.get_data(as_text=True)
     assert vendor.user.email in listing
     assert f"/admin/users/{admin.id}/disable" not in listing
-    answer = web.post(f"/admin/users/{vendor.id}/disable", data={"q": ""})
+    answer = submit(web, users_page, f"/admin/users/{vendor.id}/disable")
     assert answer.status_code == 303
 
     assert not _signed_in(seller)
@@ -246,7 +259,8 @@ def test_disabled_user_session_ends_at_once_and_shop_is_suspended(web_app, web):
     assert db.session.get(Vendor, vendor.vendor.id).status is VendorStatus.SUSPENDED
     assert "disabled" in web.get("/admin/users").get_data(as_text=True)
 
-    assert web.post(f"/admin/users/{vendor.id}/enable", data={"q": ""}).status_code == 303
+    enable = f"/admin/users/{vendor.id}/enable"
+    assert submit(web, web.get("/admin/users"), enable).status_code == 303
     assert login(web_app.test_client(), vendor.user.email).status_code == 302
 
 
@@ -255,4 +269,4 @@ def test_users_page_is_for_admins_only(web):
     assert web.get("/admin/users").status_code == 302
     login(web, buyer.user.email)
     assert web.get("/admin/users").status_code == 403
-    assert web.post(f"/admin/users/{buyer.id}/disable").status_code == 403
+    assert web.post_raw(f"/admin/users/{buyer.id}/disable").status_code == 403

@@ -19,6 +19,7 @@ from tests.helpers import (
     make_product,
     make_vendor,
     page_app,
+    submit,
 )
 
 
@@ -64,7 +65,8 @@ def test_other_roles_get_403_and_change_nothing(web, role):
         response = web.get(path)
         assert response.status_code == 403
         assert "These pages are for administrators." in response.text
-    assert web.post(f"/admin/vendors/{pending.vendor.id}/approve").status_code == 403
+    # Deliberate: no page offers these roles the action.
+    assert web.post_raw(f"/admin/vendors/{pending.vendor.id}/approve").status_code == 403
     assert _status(pending.vendor.id) is VendorStatus.PENDING
 
 
@@ -94,21 +96,20 @@ def test_approve_then_suspend_then_reapprove(web, admin):
     product = make_product(vendor, title="Desk Lamp")
     assert web.get(f"/products/{product.id}").status_code == 404
 
-    response = web.post(
-        f"/admin/vendors/{vendor.vendor.id}/approve", data={"status_filter": "pending"}
-    )
+    listed = web.get("/admin/vendors?status=pending")
+    response = submit(web, listed, f"/admin/vendors/{vendor.vendor.id}/approve")
     assert response.status_code == 303
     assert response.headers["Location"] == "/admin/vendors?status=pending"
     assert _status(vendor.vendor.id) is VendorStatus.APPROVED
     assert ("success", f"{vendor.vendor.display_name} is approved.") in _flashes(web)
     assert web.get(f"/products/{product.id}").status_code == 200
 
-    response = web.post(f"/admin/vendors/{vendor.vendor.id}/suspend")
+    response = submit(web, web.get("/admin/vendors"), f"/admin/vendors/{vendor.vendor.id}/suspend")
     assert response.status_code == 303 and response.headers["Location"] == "/admin/vendors"
     assert _status(vendor.vendor.id) is VendorStatus.SUSPENDED
     assert web.get(f"/products/{product.id}").status_code == 404
 
-    web.post(f"/admin/vendors/{vendor.vendor.id}/approve")
+    submit(web, web.get("/admin/vendors"), f"/admin/vendors/{vendor.vendor.id}/approve")
     assert _status(vendor.vendor.id) is VendorStatus.APPROVED
 
 
@@ -122,9 +123,10 @@ def test_approve_then_suspend_then_reapprove(web, admin):
 def test_illegal_transition_is_flashed_and_changes_nothing(web, admin, start, action, message):
     vendor = make_vendor(approved=True)
     if start is VendorStatus.SUSPENDED:
-        web.post(f"/admin/vendors/{vendor.vendor.id}/suspend")
+        submit(web, web.get("/admin/vendors"), f"/admin/vendors/{vendor.vendor.id}/suspend")
         web.get("/admin/vendors")  # consume the flash
-    response = web.post(f"/admin/vendors/{vendor.vendor.id}/{action}")
+    # The page no longer offers the illegal action: post it as a stale page would.
+    response = web.post_raw(f"/admin/vendors/{vendor.vendor.id}/{action}")
     assert response.status_code == 303
     assert _status(vendor.vendor.id) is start
     page = web.get(response.headers["Location"]).text
@@ -132,8 +134,8 @@ def test_illegal_transition_is_flashed_and_changes_nothing(web, admin, start, ac
 
 
 def test_unknown_vendor_is_404(web, admin):
-    assert web.post("/admin/vendors/999999/approve").status_code == 404
-    assert web.post("/admin/vendors/999999/suspend").status_code == 404
+    assert web.post_raw("/admin/vendors/999999/approve").status_code == 404
+    assert web.post_raw("/admin/vendors/999999/suspend").status_code == 404
 
 
 def test_actions_are_post_only(web, admin):
@@ -144,7 +146,7 @@ def test_actions_are_post_only(web, admin):
 
 def test_bad_status_filter_in_the_redirect_is_dropped(web, admin):
     vendor = make_vendor(approved=False)
-    response = web.post(
+    response = web.post_raw(  # a tampered hidden field
         f"/admin/vendors/{vendor.vendor.id}/approve",
         data={"status_filter": "https://evil.example/"},
     )
@@ -156,15 +158,12 @@ def test_approve_needs_the_csrf_token(app):
     vendor = make_vendor(approved=False)
     with page_app(WTF_CSRF_ENABLED=True) as csrf_app:
         web = csrf_app.test_client()
-        token = csrf_token_in(web.get("/login"))
-        form = {"email": account.user.email, "password": "correct horse battery"}
-        assert web.post("/login", data={**form, "csrf_token": token}).status_code == 302
-        response = web.post(f"/admin/vendors/{vendor.vendor.id}/approve")
+        assert login(web, account.user.email).status_code == 302
+        response = web.post_raw(f"/admin/vendors/{vendor.vendor.id}/approve")  # no token
         assert response.status_code == 400
         assert _status(vendor.vendor.id) is VendorStatus.PENDING
-        token = csrf_token_in(web.get("/admin/vendors"))
-        response = web.post(
-            f"/admin/vendors/{vendor.vendor.id}/approve", data={"csrf_token": token}
-        )
+        page = web.get("/admin/vendors")
+        assert csrf_token_in(page)
+        response = submit(web, page, f"/admin/vendors/{vendor.vendor.id}/approve")
         assert response.status_code == 303
         assert _status(vendor.vendor.id) is VendorStatus.APPROVED

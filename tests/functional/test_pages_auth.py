@@ -22,6 +22,7 @@ from tests.helpers import (
     make_buyer,
     make_vendor,
     page_app,
+    submit,
 )
 
 
@@ -42,7 +43,8 @@ def _users() -> int:
     return db.session.scalar(select(func.count()).select_from(User)) or 0
 
 
-def _register(web: FlaskClient, **overrides: str) -> TestResponse:
+def _register(web: FlaskClient, *, raw: bool = False, **overrides: str) -> TestResponse:
+    """Submit the registration page's form (`raw`: post the fields without opening it)."""
     data = {
         "email": "new@example.com",
         "name": "New Person",
@@ -51,7 +53,9 @@ def _register(web: FlaskClient, **overrides: str) -> TestResponse:
         "role": "buyer",
         **overrides,
     }
-    return web.post("/register", data=data)
+    if raw:
+        return web.post_raw("/register", data=data)
+    return submit(web, web.get("/register"), "/register", **data)
 
 
 def _logged_in_as(web: FlaskClient) -> str | None:
@@ -107,7 +111,8 @@ def test_register_vendor_gets_pending_shop(web):
 )
 def test_register_bad_input_creates_nobody(web, overrides, message):
     before = _users()
-    response = _register(web, **overrides)
+    tampered = overrides.get("role") == "admin"  # not an option the page offers
+    response = _register(web, raw=tampered, **overrides)
     assert response.status_code == 422
     assert message in response.get_data(as_text=True)
     assert _users() == before
@@ -156,7 +161,7 @@ def test_login_success_redirects_by_role(web):
             assert f">{link}</a>" in page
         else:
             assert "Vendor dashboard" not in page and ">Admin</a>" not in page
-        web.post("/logout")
+        submit(web, web.get("/"), "/logout")
 
 
 def test_login_email_is_case_insensitive(web):
@@ -175,7 +180,7 @@ def test_login_failure_is_401_and_no_session(web, email):
 
 
 def test_login_missing_fields_is_422(web):
-    response = web.post("/login", data={"email": "", "password": ""})
+    response = submit(web, web.get("/login"), "/login", email="", password="")
     assert response.status_code == 422
     assert "This field is required." in response.get_data(as_text=True)
 
@@ -206,7 +211,7 @@ def test_logout_requires_post_and_ends_session(web):
     login(web, buyer.user.email)
     assert web.get("/logout").status_code == 405
     assert _logged_in_as(web) == buyer.user.get_id()
-    response = web.post("/logout")
+    response = submit(web, web.get("/"), "/logout")
     assert response.status_code == 302 and response.headers["Location"] == "/"
     assert _logged_in_as(web) is None
     assert web.get("/vendor/").status_code == 302
@@ -271,30 +276,31 @@ def test_csrf_is_enforced_on_login_register_and_logout(app):
     before = _users()
     with page_app(WTF_CSRF_ENABLED=True) as csrf_app:
         web = csrf_app.test_client()
-        response = web.post("/login", data={"email": buyer.user.email, "password": PASSWORD})
+        # Deliberate: posts without the page's CSRF token.
+        fields = {"email": buyer.user.email, "password": PASSWORD}
+        response = web.post_raw("/login", data=fields)
         assert response.status_code == 400
         assert "CSRF" in response.get_data(as_text=True)
         assert _logged_in_as(web) is None
 
-        response = _register(web, email="csrf@example.com")
+        response = _register(web, raw=True, email="csrf@example.com")
         assert response.status_code == 400
         assert _users() == before
 
-        token = csrf_token_in(web.get("/login"))
-        response = web.post(
-            "/login", data={"email": buyer.user.email, "password": PASSWORD, "csrf_token": token}
-        )
+        page = web.get("/login")
+        token = csrf_token_in(page)
+        response = submit(web, page, "/login", **fields)
         assert response.status_code == 302
         assert _logged_in_as(web) == buyer.user.get_id()
 
-        assert web.post("/logout").status_code == 400
+        assert web.post_raw("/logout").status_code == 400
         assert _logged_in_as(web) == buyer.user.get_id()
 
         # The login started a new session, so the token from before login is dead too.
-        assert web.post("/logout", data={"csrf_token": token}).status_code == 400
-        fresh = csrf_token_in(web.get("/"))
-        assert fresh != token
-        assert web.post("/logout", data={"csrf_token": fresh}).status_code == 302
+        assert web.post_raw("/logout", data={"csrf_token": token}).status_code == 400
+        home = web.get("/")
+        assert csrf_token_in(home) != token
+        assert submit(web, home, "/logout").status_code == 302
         assert _logged_in_as(web) is None
 
 
@@ -319,6 +325,7 @@ def test_successful_and_malformed_logins_do_not_count(web):
     buyer = make_buyer()
     for _ in range(12):
         assert login(web, buyer.user.email).status_code == 302
+        # Signed in, the login page sends the client on: re-post the earlier page's form.
         assert web.post("/login", data={"email": "", "password": ""}).status_code == 422
     for _ in range(10):
         assert login(web, buyer.user.email, "wrong password!").status_code == 401

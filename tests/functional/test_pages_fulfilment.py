@@ -34,6 +34,7 @@ from tests.helpers import (
     make_product,
     make_vendor,
     page_app,
+    submit,
 )
 
 
@@ -116,10 +117,14 @@ def _vo(api: Any, shop: dict[str, Any]) -> dict[str, Any]:
     return response.get_json()
 
 
+def _act(web: FlaskClient, vo_id: int, action: str, **fields: str) -> Any:
+    """Open the order's page and submit its `action` form (ship, deliver, cancel...)."""
+    page = web.get(f"/vendor/orders/{vo_id}")
+    return submit(web, page, f"/vendor/orders/{vo_id}/{action}", **fields)
+
+
 def _ship(web: FlaskClient, vo_id: int, carrier: str = "UPS", tracking: str = "1Z999") -> Any:
-    return web.post(
-        f"/vendor/orders/{vo_id}/ship", data={"carrier": carrier, "tracking_number": tracking}
-    )
+    return _act(web, vo_id, "ship", carrier=carrier, tracking_number=tracking)
 
 
 # --- pages render ----------------------------------------------------------------------------
@@ -172,7 +177,8 @@ def test_anonymous_and_other_roles_are_kept_out(app, web):
     assert login(web, buyer.user.email).status_code == 302
     for path in ("/vendor/orders", "/vendor/low-stock", "/vendor/earnings", "/vendor/reviews"):
         assert web.get(path).status_code == 403, path
-    assert web.post("/vendor/orders/1/ship", data={"carrier": "x"}).status_code == 403
+    # Deliberate: no page offers a buyer the action.
+    assert web.post_raw("/vendor/orders/1/ship", data={"carrier": "x"}).status_code == 403
 
 
 # --- the queue -------------------------------------------------------------------------------
@@ -192,8 +198,8 @@ def test_queue_tabs_counts_search_and_pagination(api, webhooks, web, monkeypatch
 
     assert _ship(web, vo_ids[1]).status_code == 303
     assert _ship(web, vo_ids[2]).status_code == 303
-    assert web.post(f"/vendor/orders/{vo_ids[2]}/deliver").status_code == 303
-    cancelled = web.post(f"/vendor/orders/{vo_ids[3]}/cancel", data={"reason": "no stock"})
+    assert _act(web, vo_ids[2], "deliver").status_code == 303
+    cancelled = _act(web, vo_ids[3], "cancel", reason="no stock")
     assert cancelled.status_code == 303
 
     page = _text(web.get("/vendor/orders"))
@@ -252,7 +258,7 @@ def test_ship_and_deliver_through_the_forms_change_state_like_the_api(api, shop,
     page = _text(web.get(f"/vendor/orders/{vo_id}"))
     assert "Marked as shipped." in page and "JD0001" in page and "Mark as delivered" in page
 
-    assert web.post(f"/vendor/orders/{vo_id}/deliver").status_code == 303
+    assert _act(web, vo_id, "deliver").status_code == 303
     vo = _vo(api, shop)
     assert vo["status"] == "delivered"
     assert (
@@ -276,28 +282,31 @@ def test_bad_ship_input_and_illegal_transitions_change_nothing(api, shop, web):
     assert "must be 1 to 100 characters long" in _text(blank)
     assert _ship(web, vo_id, "UPS", "x" * 101).status_code == 422
     assert _ship(web, vo_id, "UPS\x00", "1Z").status_code == 422  # NUL: refused, not a 500
-    early = web.post(f"/vendor/orders/{vo_id}/deliver")
+    # The page offers no "delivered" button yet: post it as a stale page would.
+    early = web.post_raw(f"/vendor/orders/{vo_id}/deliver")
     assert early.status_code == 409
     assert "cannot become delivered" in html.unescape(_text(early))
     vo = _vo(api, shop)
     assert (vo["status"], vo["carrier"], vo["tracking_number"]) == ("paid", None, None)
 
     assert _ship(web, vo_id).status_code == 303
-    again = _ship(web, vo_id, "DHL", "2")
+    ship_again = {"carrier": "DHL", "tracking_number": "2"}  # from a stale page
+    again = web.post_raw(f"/vendor/orders/{vo_id}/ship", data=ship_again)
     assert again.status_code == 409
-    assert web.post(f"/vendor/orders/{vo_id}/cancel", data={"reason": "x"}).status_code == 409
+    stale_cancel = web.post_raw(f"/vendor/orders/{vo_id}/cancel", data={"reason": "x"})
+    assert stale_cancel.status_code == 409
     vo = _vo(api, shop)
     assert (vo["status"], vo["carrier"], vo["tracking_number"]) == ("shipped", "UPS", "1Z999")
 
 
 def test_cancel_through_the_form_releases_stock_like_the_api(api, shop, web):
     vo_id = shop["vo_id"]
-    blank = web.post(f"/vendor/orders/{vo_id}/cancel", data={"reason": " "})
+    blank = _act(web, vo_id, "cancel", reason=" ")
     assert blank.status_code == 422 and "must be 1 to 200 characters long" in _text(blank)
     assert _vo(api, shop)["status"] == "paid"
     assert _fresh().get(Variant, shop["variant_id"]).on_hand == 8
 
-    done = web.post(f"/vendor/orders/{vo_id}/cancel", data={"reason": "Out of walnut"})
+    done = _act(web, vo_id, "cancel", reason="Out of walnut")
     assert done.status_code == 303
     vo = _vo(api, shop)
     assert (vo["status"], vo["cancel_reason"]) == ("cancelled", "Out of walnut")
@@ -317,7 +326,7 @@ def test_cancel_through_the_form_releases_stock_like_the_api(api, shop, web):
 def test_refund_preview_shows_the_api_numbers_and_confirm_books_them(api, shop, web):
     vo_id, token = shop["vo_id"], shop["vendor"].token
     assert _ship(web, vo_id).status_code == 303
-    assert web.post(f"/vendor/orders/{vo_id}/deliver").status_code == 303  # transferred
+    assert _act(web, vo_id, "deliver").status_code == 303  # transferred
     item_id = _vo(api, shop)["items"][0]["id"]
 
     # by items (with shipping, no restock)
@@ -400,7 +409,8 @@ def test_refund_errors_are_shown_and_change_nothing(api, shop, web):
     # not captured yet (paid, not shipped): refused with the service's message
     early = web.get(f"/vendor/orders/{vo_id}/refund-preview", query_string={"amount": "1"})
     assert early.status_code == 409 and "cancel it instead" in _text(early)
-    refused = web.post(f"/vendor/orders/{vo_id}/refund", data={"amount": "1"})
+    # The preview refused: no confirm form to submit; post it as a stale page would.
+    refused = web.post_raw(f"/vendor/orders/{vo_id}/refund", data={"amount": "1"})
     assert refused.status_code == 409
     assert _ship(web, vo_id).status_code == 303
     item_id = _vo(api, shop)["items"][0]["id"]
@@ -415,9 +425,9 @@ def test_refund_errors_are_shown_and_change_nothing(api, shop, web):
         preview = web.get(f"/vendor/orders/{vo_id}/refund-preview", query_string=query)
         assert preview.status_code == status, query
         assert message in html.unescape(_text(preview)), query
-        posted = web.post(f"/vendor/orders/{vo_id}/refund", data=query)
+        posted = web.post_raw(f"/vendor/orders/{vo_id}/refund", data=query)
         assert posted.status_code == status, query
-    long_reason = web.post(f"/vendor/orders/{vo_id}/refund", data={"reason": "r" * 201})
+    long_reason = web.post_raw(f"/vendor/orders/{vo_id}/refund", data={"reason": "r" * 201})
     assert long_reason.status_code == 422
     assert _fresh().scalar(select(func.count()).select_from(Refund)) == 0
     vo = _vo(api, shop)
@@ -430,7 +440,7 @@ def test_refund_errors_are_shown_and_change_nothing(api, shop, web):
 def _delivered_with_returns(api: Any, shop: dict[str, Any], web: FlaskClient) -> list[int]:
     vo_id = shop["vo_id"]
     assert _ship(web, vo_id).status_code == 303
-    assert web.post(f"/vendor/orders/{vo_id}/deliver").status_code == 303
+    assert _act(web, vo_id, "deliver").status_code == 303
     item_id = _vo(api, shop)["items"][0]["id"]
     ids = []
     for reason in ("Too big", "Wrong colour"):
@@ -516,7 +526,8 @@ def test_another_vendor_gets_404_on_every_page_and_action(api, webhooks, shop, w
         (f"{base}/returns/{return_id}/accept", {"restock": "y"}),
         (f"{base}/returns/{return_id}/decline", {"reason": "no"}),
     ):
-        assert other_web.post(path, data=data).status_code == 404, path
+        # Deliberate: the rival's pages offer none of these.
+        assert other_web.post_raw(path, data=data).status_code == 404, path
     assert _snapshot(vo_id) == before
 
     # the rival's own (empty) queue does not list it, even when searched for
@@ -527,9 +538,9 @@ def test_another_vendor_gets_404_on_every_page_and_action(api, webhooks, shop, w
     rival_vo = rival_order["vendor_orders"][0]["id"]
     for action, data in (("accept", {"restock": "y"}), ("decline", {"reason": "no"})):
         path = f"/vendor/orders/{rival_vo}/returns/{return_id}/{action}"
-        assert other_web.post(path, data=data).status_code == 404
+        assert other_web.post_raw(path, data=data).status_code == 404
     # nor through another order of the first vendor
-    assert web.post(f"/vendor/orders/{rival_vo}/ship", data={}).status_code == 404
+    assert web.post_raw(f"/vendor/orders/{rival_vo}/ship", data={}).status_code == 404
     assert _snapshot(vo_id)[:7] == before[:7]
 
 
@@ -587,7 +598,7 @@ def test_low_stock_lists_only_this_vendors_active_variants_at_or_below_threshold
 def test_reviews_page_and_reply_once(api, shop, web, other_web):
     vo_id = shop["vo_id"]
     assert _ship(web, vo_id).status_code == 303
-    assert web.post(f"/vendor/orders/{vo_id}/deliver").status_code == 303
+    assert _act(web, vo_id, "deliver").status_code == 303
     item_id = _vo(api, shop)["items"][0]["id"]
     created = api.post(
         f"/orders/{shop['order']['id']}/items/{item_id}/review",
@@ -601,22 +612,22 @@ def test_reviews_page_and_reply_once(api, shop, web, other_web):
     assert "Walnut Board" in page and "Nice &lt;b&gt;board&lt;/b&gt;" in page
     assert "Post reply" in page
 
-    empty = web.post(f"/vendor/reviews/{review_id}/reply", data={"body": "  "})
+    reviews = web.get("/vendor/reviews")
+    empty = submit(web, reviews, f"/vendor/reviews/{review_id}/reply", body="  ")
     assert empty.status_code == 422 and "must be 1 to 5000 characters long" in _text(empty)
     rival = make_vendor("Rival")
     assert login(other_web, rival.user.email).status_code == 302
-    assert (
-        other_web.post(f"/vendor/reviews/{review_id}/reply", data={"body": "x"}).status_code == 404
-    )
-    assert other_web.post(f"/vendor/reviews/{review_id}/reply", data={}).status_code == 404
+    reply = f"/vendor/reviews/{review_id}/reply"  # deliberate: not on the rival's pages
+    assert other_web.post_raw(reply, data={"body": "x"}).status_code == 404
+    assert other_web.post_raw(reply, data={}).status_code == 404
     assert "Walnut Board" not in _text(other_web.get("/vendor/reviews"))
 
-    done = web.post(f"/vendor/reviews/{review_id}/reply", data={"body": "Thank you!"})
+    done = submit(web, reviews, f"/vendor/reviews/{review_id}/reply", body="Thank you!")
     assert done.status_code == 303
     assert _fresh().get(Review, review_id).reply == "Thank you!"
     page = _text(web.get("/vendor/reviews"))
     assert "Thank you!" in page and "Post reply" not in page
-    again = web.post(f"/vendor/reviews/{review_id}/reply", data={"body": "Changed"})
+    again = web.post(f"/vendor/reviews/{review_id}/reply", data={"body": "Changed"})  # stale
     assert again.status_code == 409 and "already replied" in _text(again)
     assert _fresh().get(Review, review_id).reply == "Thank you!"
 
@@ -635,20 +646,20 @@ def test_actions_need_their_csrf_token(api, webhooks, app):
     ship = {"carrier": "UPS", "tracking_number": "1Z"}
     with page_app(WTF_CSRF_ENABLED=True) as web_app:
         browser = web_app.test_client()
-        token = csrf_token_in(browser.get("/login"))
-        assert login(browser, vendor.user.email, csrf_token=token).status_code == 302
-        refused = browser.post(f"/vendor/orders/{vo_id}/ship", data=ship)
+        assert login(browser, vendor.user.email).status_code == 302
+        refused = browser.post_raw(f"/vendor/orders/{vo_id}/ship", data=ship)  # no token
         assert refused.status_code == 400 and "CSRF token" in _text(refused)
         assert _fresh().get(VendorOrder, vo_id).status.value == "paid"
 
-        token = csrf_token_in(browser.get(f"/vendor/orders/{vo_id}"))
-        shipped = browser.post(f"/vendor/orders/{vo_id}/ship", data={**ship, "csrf_token": token})
+        detail = browser.get(f"/vendor/orders/{vo_id}")
+        assert csrf_token_in(detail)
+        shipped = submit(browser, detail, f"/vendor/orders/{vo_id}/ship", **ship)
         assert shipped.status_code == 303
         page = _text(browser.get(f"/vendor/orders/{vo_id}/refund-preview?amount=2"))
         fields = _hidden_fields(page, f"/vendor/orders/{vo_id}/refund")
         assert fields["csrf_token"] and fields["amount"] == "2"
         bare = {k: v for k, v in fields.items() if k != "csrf_token"}
-        assert browser.post(f"/vendor/orders/{vo_id}/refund", data=bare).status_code == 400
+        assert browser.post_raw(f"/vendor/orders/{vo_id}/refund", data=bare).status_code == 400
         assert _fresh().scalar(select(func.count()).select_from(Refund)) == 0
         assert browser.post(f"/vendor/orders/{vo_id}/refund", data=fields).status_code == 303
         assert _fresh().scalar(select(Refund.amount_cents)) == 200
@@ -663,7 +674,8 @@ def test_unicode_digits_and_huge_numbers_are_refused_not_500(shop, web):
     for quantity in ("²", "٣", "9" * 30):
         preview = web.get(f"/vendor/orders/{vo_id}/refund-preview?qty_{item_id}={quantity}")
         assert preview.status_code in (400, 422), quantity
-        refund = web.post(f"/vendor/orders/{vo_id}/refund", data={f"qty_{item_id}": quantity})
+        tampered = {f"qty_{item_id}": quantity}  # the preview refused it: no form offers this
+        refund = web.post_raw(f"/vendor/orders/{vo_id}/refund", data=tampered)
         assert refund.status_code in (400, 422), quantity
     assert web.get(f"/vendor/orders/{vo_id}/refund-preview?qty_²=1").status_code < 500
     assert _snapshot(vo_id) == before

@@ -4,15 +4,45 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
+import pytest
 import requests
+from flask import Flask
 
 from marketplace.cart.models import CartItem
 from marketplace.db import db
 from marketplace.orders.models import Order
+from tests.conftest import FreshSessionClient
 from tests.functional.money import onboarded_vendor
-from tests.helpers import PASSWORD, login, make_buyer, make_product, make_vendor, submit
+from tests.helpers import (
+    PASSWORD,
+    Api,
+    PageClient,
+    forms_in,
+    login,
+    make_buyer,
+    make_product,
+    make_vendor,
+    submit,
+)
+
+
+class _Browser(FreshSessionClient, PageClient):
+    """The test app's browser: posts only forms of pages it fetched (see PageClient)."""
+
+
+@pytest.fixture
+def client(app: Flask) -> Any:
+    return _Browser(app, app.response_class, use_cookies=True)
+
+
+@pytest.fixture
+def api(app: Flask) -> Api:
+    """The JSON API on a client of its own (the browser posts only forms)."""
+    return Api(FreshSessionClient(app, app.response_class, use_cookies=True))
+
 
 ADDRESS_FORM = {
     "name": "Bea Buyer",
@@ -70,15 +100,13 @@ def test_checkout_pay_offline_and_follow_the_order(client, api, webhooks):
         re.search(r'href="([^"]*/_emulator/pay/[^"]*)">Enter card details', pay_html).group(1)
     )
     assert target.startswith(f"{webhooks.url}/_emulator/pay/")
-    query = parse_qs(urlsplit(target).query)
-    # The buyer picks the test card on the emulator's page.
+    # The buyer picks the test card on the emulator's page and presses Pay.
+    card_page = requests.get(target, timeout=10)
+    assert card_page.status_code == 200
+    (card_form,) = forms_in(card_page.text)
     submitted = requests.post(
-        target.split("?")[0],
-        data={
-            "payment_method": "pm_card_visa",
-            "client_secret": query["client_secret"][0],
-            "return_url": query["return_url"][0],
-        },
+        urljoin(target, card_form.action),
+        data=card_form.data(payment_method="pm_card_visa"),
         allow_redirects=False,
         timeout=10,
     )
@@ -129,7 +157,8 @@ def test_someone_elses_order_page_is_404(client, api):
     other = make_buyer()
     login(client, other.user.email)
     assert client.get(f"/orders/{order_id}").status_code == 404
-    assert client.post(f"/orders/{order_id}/cancel").status_code == 404
+    # Deliberate: another buyer's order, which no page of this buyer offers.
+    assert client.post_raw(f"/orders/{order_id}/cancel").status_code == 404
     assert client.get(f"/orders/{order_id}/pay").status_code == 404
     db.session.rollback()
     assert db.session.get(Order, order_id).status.value == "pending_payment"

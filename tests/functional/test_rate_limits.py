@@ -82,6 +82,7 @@ def test_html_login_is_limited_too(limited: Any) -> None:
     buyer = make_buyer()
     client = limited(LOGIN_RATE_LIMIT="1 per minute", LOGIN_ACCOUNT_RATE_LIMIT=HIGH)
     form = {"email": buyer.user.email, "password": "wrong"}
+    assert client.get("/login").status_code == 200  # the page with the form
     assert client.post("/login", data=form).status_code == 401
     response = client.post("/login", data={**form, "password": PASSWORD})
     assert response.status_code == 429
