@@ -366,6 +366,10 @@ OPERATIONS: dict[str, Op] = {
         body=f"{_ADMIN_MONEY}:DisputeRecoveryBody",
         response=f"{_ADMIN_MONEY}:DisputeRecoveryJson",
     ),
+    "admin_retry_dispute_return": Op(
+        "Send a dispute return Stripe refused again (the share is owed to the vendor until then)",
+        response="marketplace.settlement.recovery:RecoveryJson",
+    ),
     "admin_retry_void": Op(
         "Try a void Stripe refused again", response=f"{_ADMIN_MONEY}:VoidRetryJson"
     ),
