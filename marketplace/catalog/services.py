@@ -269,11 +269,15 @@ def _check_variant(fields: dict[str, str], prefix: str, variant: VariantInput) -
     _check_text(fields, f"{prefix}sku", variant.sku, 1, 64)
     require_range(fields, f"{prefix}price_cents", variant.price_cents, 1, MAX_PRICE_CENTS)
     require_range(fields, f"{prefix}stock", variant.stock, 0, MAX_STOCK)
-    if len(variant.attributes) > 20 or any(
+    _check_attributes(fields, f"{prefix}attributes", variant.attributes)
+
+
+def _check_attributes(fields: dict[str, str], name: str, attributes: dict[str, Any]) -> None:
+    if len(attributes) > 20 or any(
         not isinstance(v, str | int | float | bool) or len(str(k)) > 40 or len(str(v)) > 100
-        for k, v in variant.attributes.items()
+        for k, v in attributes.items()
     ):
-        fields[f"{prefix}attributes"] = "at most 20 short name/value pairs"
+        fields[name] = "at most 20 short name/value pairs"
 
 
 def _check_product(data: ProductInput) -> None:
@@ -411,8 +415,9 @@ def update_variant(
     price_cents: int | None = None,
     stock: int | None = None,
     low_stock_threshold: int | None = None,
+    attributes: dict[str, Any] | None = None,
 ) -> Variant:
-    """Change a variant's price or stock on hand (never below what is reserved).
+    """Change a variant's price, stock on hand (never below what is reserved) or attributes.
 
     :raises VariantNotFound, ValidationFailed, StockBelowReserved:
     """
@@ -420,12 +425,16 @@ def update_variant(
     require_range(fields, "price_cents", price_cents, 1, MAX_PRICE_CENTS)
     require_range(fields, "stock", stock, 0, MAX_STOCK)
     require_range(fields, "low_stock_threshold", low_stock_threshold, 0, MAX_STOCK)
+    if attributes is not None:
+        _check_attributes(fields, "attributes", attributes)
     if fields:
         raise ValidationFailed(fields)
     with transaction():
         variant = vendor_variant(vendor_id, variant_id)
         if price_cents is not None:
             variant.price_cents = price_cents
+        if attributes is not None:
+            variant.attributes = dict(attributes)
         if low_stock_threshold is not None:
             variant.low_stock_threshold = low_stock_threshold
         if stock is not None:
