@@ -151,7 +151,10 @@ def test_a_file_over_5_mb_is_explained(web: FlaskClient, app: Flask, seller: Ven
     [form] = forms_in(_edit_page(web, product.id), action)
     fields = form.data(file=FileStorage(io.BytesIO(noise_png((1400, 1300))), "big.png"))
     boundary, body = encode_multipart(fields)  # in memory: see test_api_images._upload
-    refused = web.post(action, data=body, content_type=f"multipart/form-data; boundary={boundary}")
+    # post_raw: the form's own fields, sent as a prebuilt body (the client cannot stream 5 MB).
+    refused = web.post_raw(
+        action, data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
     assert refused.status_code == 422
     assert "must be at most 5 MB" in refused.get_data(as_text=True)
     assert _images(product.id) == [] and _files(app) == 0
@@ -194,7 +197,7 @@ def test_alt_text_reorder_and_delete_through_their_forms(
 def test_another_vendors_product_is_missing(web: FlaskClient, seller: VendorAccount) -> None:
     other = make_vendor()
     product = make_product(other)
-    refused = web.post(
+    refused = web.post_raw(  # deliberate: no page of this vendor offers another's product
         f"/vendor/products/{product.id}/images",
         data={"file": _file(image_bytes(), "x.jpg")},
     )

@@ -136,7 +136,10 @@ def test_opposite_cart_orders_never_deadlock(pg_app: Flask, pg_config_dict: dict
             }
             jobs.append((workers.cart_then_checkout_rounds, payload))
 
-    results = workers.run_concurrently(pg_config_dict, jobs)
+    # Each buyer checks out every round and never pays: lift the per-buyer cap on unpaid orders,
+    # which would otherwise end the race after five rounds (it has its own test).
+    config = {**pg_config_dict, "MAX_UNPAID_ORDERS_PER_BUYER": rounds + 1}
+    results = workers.run_concurrently(config, jobs)
 
     adds = [a for process in results for round_adds, _ in process for a in round_adds]
     checkouts = [c for process in results for _, c in process]
