@@ -364,6 +364,41 @@ def checkout(session: requests.Session, base_url: str, buyer: Buyer, key: str) -
     return Outcome(response.status_code, code, elapsed)
 
 
+def run_threads(
+    concurrency: int,
+    seconds: float,
+    work: Callable[[Callable[[], None], Callable[[], bool]], None],
+    join_timeout: float,
+) -> float:
+    """Run `work(wait_for_start, running)` on `concurrency` threads.
+
+    Each thread sets up (a session, a connection), then calls `wait_for_start()`, so the
+    clock starts when all are ready; `running()` turns false `seconds` after the start.
+    Returns the wall time from the start to the last thread's end.
+    """
+    start = threading.Barrier(concurrency + 1)
+    deadline = 0.0
+
+    def wait_for_start() -> None:
+        start.wait(60)
+
+    def running() -> bool:
+        return time.monotonic() < deadline
+
+    threads = [
+        threading.Thread(target=work, args=(wait_for_start, running), daemon=True)
+        for _ in range(concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + seconds
+    began = time.perf_counter()
+    start.wait(60)
+    for thread in threads:
+        thread.join(timeout=join_timeout)
+    return time.perf_counter() - began
+
+
 def run_checkouts(base_url: str, buyers: list[Buyer], concurrency: int, max_seconds: float) -> Load:
     """Each buyer checks out once; `concurrency` threads, started together, one session each."""
     tasks: queue.SimpleQueue[Buyer] = queue.SimpleQueue()
@@ -371,13 +406,11 @@ def run_checkouts(base_url: str, buyers: list[Buyer], concurrency: int, max_seco
         tasks.put(buyer)
     load = Load()
     lock = threading.Lock()
-    start = threading.Barrier(concurrency + 1)
-    deadline = 0.0
 
-    def work() -> None:
+    def work(wait_for_start: Callable[[], None], running: Callable[[], bool]) -> None:
         with requests.Session() as session:
-            start.wait(60)
-            while time.monotonic() < deadline:
+            wait_for_start()
+            while running():
                 try:
                     buyer = tasks.get_nowait()
                 except queue.Empty:
@@ -386,20 +419,43 @@ def run_checkouts(base_url: str, buyers: list[Buyer], concurrency: int, max_seco
                 with lock:
                     load.outcomes.append(outcome)
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + max_seconds
-    began = time.perf_counter()
-    start.wait(60)
-    for thread in threads:
-        thread.join(timeout=max_seconds + REQUEST_TIMEOUT + 5)
-    load.wall_seconds = time.perf_counter() - began
+    load.wall_seconds = run_threads(
+        concurrency, max_seconds, work, join_timeout=max_seconds + REQUEST_TIMEOUT + 5
+    )
     load.not_started = len(buyers) - len(load.outcomes)
     return load
 
 
-# --- figures ---------------------------------------------------------------------------------
+def stock_of(variant_id: int, units: int) -> dict[str, int]:
+    """Orders holding the variant, its counters, units sold and units sold beyond `units`."""
+    from sqlalchemy import func, select
+
+    from marketplace.catalog.models import Variant
+    from marketplace.db import db
+    from marketplace.inventory.models import Reservation, ReservationStatus
+    from marketplace.orders.models import OrderItem
+
+    db.session.expire_all()
+    variant = db.session.get(Variant, variant_id)
+    sold = db.session.scalar(
+        select(func.coalesce(func.sum(Reservation.quantity), 0)).where(
+            Reservation.variant_id == variant_id,
+            Reservation.status == ReservationStatus.COMMITTED,
+        )
+    )
+    orders = db.session.scalar(
+        select(func.count(func.distinct(OrderItem.order_id))).where(
+            OrderItem.variant_id == variant_id
+        )
+    )
+    db.session.rollback()
+    return {
+        "orders": orders,
+        "reserved": variant.reserved,
+        "on_hand": variant.on_hand,
+        "sold": sold,
+        "oversold": max(0, variant.reserved + sold - units),
+    }
 
 
 def percentile(values: list[float], p: float) -> float:

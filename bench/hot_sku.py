@@ -18,6 +18,7 @@ from common import (
     print_memory,
     print_statuses,
     run_checkouts,
+    stock_of,
 )
 
 
@@ -32,7 +33,7 @@ def main() -> None:
         variant_id = make_variant(make_vendor("HotVendor"), "Hot item", 2500, args.units)
         buyers = make_buyers(args.buyers, lambda n: [(variant_id, 1)])
         load = run_checkouts(stack.base_url, buyers, args.concurrency, args.max_seconds)
-        stock = _stock(variant_id, args.units)
+        stock = stock_of(variant_id, args.units)
 
         created = sum(1 for o in load.outcomes if o.status == 201)
         print(
@@ -57,37 +58,6 @@ def main() -> None:
         print(latency_line("latency ms, 201", [o for o in load.outcomes if o.status == 201]))
         print(latency_line("latency ms, 409", [o for o in load.outcomes if o.status == 409]))
         print_memory(stack)
-
-
-def _stock(variant_id: int, stock: int) -> dict[str, int]:
-    from sqlalchemy import func, select
-
-    from marketplace.catalog.models import Variant
-    from marketplace.db import db
-    from marketplace.inventory.models import Reservation, ReservationStatus
-    from marketplace.orders.models import OrderItem
-
-    db.session.expire_all()
-    variant = db.session.get(Variant, variant_id)
-    sold = db.session.scalar(
-        select(func.coalesce(func.sum(Reservation.quantity), 0)).where(
-            Reservation.variant_id == variant_id,
-            Reservation.status == ReservationStatus.COMMITTED,
-        )
-    )
-    orders = db.session.scalar(
-        select(func.count(func.distinct(OrderItem.order_id))).where(
-            OrderItem.variant_id == variant_id
-        )
-    )
-    db.session.rollback()
-    return {
-        "orders": orders,
-        "reserved": variant.reserved,
-        "on_hand": variant.on_hand,
-        "sold": sold,
-        "oversold": max(0, variant.reserved + sold - stock),
-    }
 
 
 if __name__ == "__main__":

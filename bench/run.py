@@ -66,6 +66,8 @@ from common import (
     percentile,
     read_kib,
     run_checkouts,
+    run_threads,
+    stock_of,
 )
 
 from stripe_emulator.webhooks import DEFAULT_CONCURRENCY
@@ -211,28 +213,20 @@ def run_window(
     """`concurrency` threads call `task` until `seconds` pass (or it returns None: no work)."""
     load = Load()
     lock = threading.Lock()
-    start = threading.Barrier(concurrency + 1)
-    deadline = 0.0
 
-    def work() -> None:
+    def work(wait_for_start: Callable[[], None], running: Callable[[], bool]) -> None:
         with requests.Session() as session:
-            start.wait(60)
-            while time.monotonic() < deadline:
+            wait_for_start()
+            while running():
                 outcome = task(session)
                 if outcome is None:
                     return
                 with lock:
                     load.outcomes.append(outcome)
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + seconds
-    began = time.perf_counter()
-    start.wait(60)
-    for thread in threads:
-        thread.join(timeout=seconds + REQUEST_TIMEOUT + FLOW_TIMEOUT)
-    load.wall_seconds = time.perf_counter() - began
+    load.wall_seconds = run_threads(
+        concurrency, seconds, work, join_timeout=seconds + REQUEST_TIMEOUT + FLOW_TIMEOUT
+    )
     return load
 
 
@@ -432,8 +426,6 @@ def bare_sql_reference(url: str, concurrency: int, seconds: float) -> tuple[floa
     counter = iter(range(10**9))
     lock = threading.Lock()
     latencies: list[float] = []
-    start = threading.Barrier(concurrency + 1)
-    deadline = 0.0
 
     def one(connection: psycopg.Connection[Any], cart_id: int, key: str) -> None:
         with connection.transaction():
@@ -499,10 +491,10 @@ def bare_sql_reference(url: str, concurrency: int, seconds: float) -> tuple[floa
                 "UPDATE bench_ref.carts SET updated_at = now() WHERE id = %s", (cart_id,)
             )
 
-    def work() -> None:
+    def work(wait_for_start: Callable[[], None], running: Callable[[], bool]) -> None:
         with psycopg.connect(conninfo) as connection:
-            start.wait(60)
-            while time.monotonic() < deadline:
+            wait_for_start()
+            while running():
                 with lock:
                     n = next(counter)
                 began = time.perf_counter()
@@ -511,46 +503,13 @@ def bare_sql_reference(url: str, concurrency: int, seconds: float) -> tuple[floa
                 with lock:
                     latencies.append(elapsed)
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + seconds
-    began = time.perf_counter()
-    start.wait(60)
-    for thread in threads:
-        thread.join(seconds + 30)
-    wall = time.perf_counter() - began
+    wall = run_threads(concurrency, seconds, work, join_timeout=seconds + 30)
     with psycopg.connect(conninfo, autocommit=True) as connection:
         connection.execute("DROP SCHEMA bench_ref CASCADE")
     return len(latencies) / wall, percentile([s * 1000 for s in latencies], 50)
 
 
 # --- data --------------------------------------------------------------------------------------
-
-
-def stock_of(variant_id: int, units: int) -> dict[str, int]:
-    from sqlalchemy import func, select
-
-    from marketplace.catalog.models import Variant
-    from marketplace.db import db
-    from marketplace.inventory.models import Reservation, ReservationStatus
-    from marketplace.orders.models import OrderItem
-
-    db.session.expire_all()
-    variant = db.session.get(Variant, variant_id)
-    sold = db.session.scalar(
-        select(func.coalesce(func.sum(Reservation.quantity), 0)).where(
-            Reservation.variant_id == variant_id,
-            Reservation.status == ReservationStatus.COMMITTED,
-        )
-    )
-    orders = db.session.scalar(
-        select(func.count(func.distinct(OrderItem.order_id))).where(
-            OrderItem.variant_id == variant_id
-        )
-    )
-    db.session.rollback()
-    return {"orders": orders, "oversold": max(0, variant.reserved + sold - units)}
 
 
 def catalog_products(count: int) -> list[int]:
