@@ -12,6 +12,7 @@ from marketplace.api import bp
 from marketplace.api.common import int_arg, page_of, pagination
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import ImageJson, Product, VendorRefJson
+from marketplace.db import reads_only
 from marketplace.errors import BadRequest, ValidationFailed
 from marketplace.http_cache import conditional_json
 from marketplace.search import services as search
@@ -102,6 +103,7 @@ def catalog_filters() -> catalog.CatalogFilters:
 
 
 @bp.get("/products")
+@reads_only
 def list_products() -> Any:
     filters = catalog_filters()
     found = search.catalog_page(request.args.get("q"), filters)
@@ -118,5 +120,6 @@ def suggest() -> Any:
 
 
 @bp.get("/products/<int:product_id>")
+@reads_only
 def get_product(product_id: int) -> Any:
     return conditional_json(jsonify(catalog.public_product(product_id).to_dict()))

@@ -25,6 +25,7 @@ from marketplace.buyers.forms import (
 from marketplace.buyers.shop_forms import AddToCartForm
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Category
+from marketplace.db import reads_only
 from marketplace.errors import DomainError
 from marketplace.forms import add_domain_error
 from marketplace.http_cache import conditional_page
@@ -39,6 +40,7 @@ PER_PAGE = 24
 
 
 @bp.get("/")
+@reads_only
 def home() -> Any:
     products, total = catalog.browse(catalog.CatalogFilters(per_page=PER_PAGE))
     return render_template("buyers/home.html", products=products, total=total)
@@ -56,6 +58,7 @@ def _price_bound(cents: int | None) -> int | None:
 
 
 @bp.get("/products")
+@reads_only
 def products() -> Any:
     form = CatalogFilterForm(request.args)
     form.category.choices = [SelectChoice("", "All categories")] + [
@@ -121,6 +124,7 @@ def _catalog_url(args: dict[str, str], change: dict[str, Any]) -> str:
 
 
 @bp.get("/products/<int:product_id>")
+@reads_only
 def product(product_id: int) -> Any:
     shown = storefront.product_page(product_id)
     form = AddToCartForm()
@@ -131,6 +135,7 @@ def product(product_id: int) -> Any:
 
 
 @bp.get("/sellers/<int:vendor_id>")
+@reads_only
 def seller(vendor_id: int) -> Any:
     page = min(max(request.args.get("page", 1, type=int) or 1, 1), 10**6)
     shown = storefront.vendor_page(vendor_id, page, PER_PAGE)
