@@ -6,6 +6,7 @@ An event never moves a step backwards (a captured payment stays captured whateve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +54,10 @@ def apply_event(event: dict[str, Any]) -> str:
     any other database error fails the request, so Stripe delivers the event again.
     """
     event_id, event_type = str(event["id"]), str(event["type"])
+    apply = _HANDLERS.get(event_type)
+    if apply is None:
+        # an event the saga does not act on changes nothing: no dedupe row, no order lock
+        return "ignored"
     with transaction():
         if db.session.get(StripeEvent, event_id) is not None:
             return "duplicate"
@@ -65,7 +70,7 @@ def apply_event(event: dict[str, Any]) -> str:
         if event.get("account") and not event_type.startswith("account."):
             # a connected account's own payments are not the platform's orders
             return "ignored_connected_account"
-        return _apply(event_type, event["data"]["object"], _event_time(event))
+        return apply(event["data"]["object"], _event_time(event))
 
 
 def _event_time(event: dict[str, Any]) -> datetime:
@@ -74,22 +79,6 @@ def _event_time(event: dict[str, Any]) -> datetime:
     if isinstance(created, int) and created > 0:
         return datetime.fromtimestamp(created, UTC)
     return utcnow()
-
-
-def _apply(event_type: str, obj: dict[str, Any], happened_at: datetime) -> str:
-    if event_type.startswith("payment_intent."):
-        return _apply_payment_intent(event_type, obj, happened_at)
-    if event_type == "charge.succeeded":
-        return _apply_authorized_charge(obj)
-    if event_type == "charge.refunded":
-        return disputes.charge_refunded(obj)
-    if event_type == "charge.dispute.created":
-        return disputes.dispute_opened(obj)
-    if event_type == "charge.dispute.closed":
-        return disputes.dispute_closed(obj, happened_at)
-    if event_type == "account.updated":
-        return payments.apply_account_update(obj, happened_at)
-    return "ignored"
 
 
 def _order_for_intent(intent: dict[str, Any]) -> Order | None:
@@ -181,3 +170,26 @@ def _apply_payment_intent(event_type: str, intent: dict[str, Any], happened_at: 
         fulfilment.mark_payment_canceled(order)
         return "canceled"
     return "ignored"
+
+
+def _payment_intent_handler(event_type: str) -> Callable[[dict[str, Any], datetime], str]:
+    return lambda intent, happened_at: _apply_payment_intent(event_type, intent, happened_at)
+
+
+# Every event the saga acts on, and how; the webhook endpoint at Stripe needs only these.
+_HANDLERS: dict[str, Callable[[dict[str, Any], datetime], str]] = {
+    **{
+        event_type: _payment_intent_handler(event_type)
+        for event_type in (
+            *sorted(AUTHORIZED_EVENTS),
+            "payment_intent.payment_failed",
+            "payment_intent.canceled",
+        )
+    },
+    "charge.succeeded": lambda charge, _: _apply_authorized_charge(charge),
+    "charge.refunded": lambda charge, _: disputes.charge_refunded(charge),
+    "charge.dispute.created": lambda dispute, _: disputes.dispute_opened(dispute),
+    "charge.dispute.closed": disputes.dispute_closed,
+    "account.updated": payments.apply_account_update,
+}
+HANDLED_EVENTS = frozenset(_HANDLERS)
