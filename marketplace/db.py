@@ -155,6 +155,20 @@ def in_transaction() -> bool:
     return bool(db.session().info.get(_DEPTH, 0))
 
 
+def on_commit_collect(hook: Callable[[list[Any]], Any], item: Any) -> None:
+    """Add `item` to the list one `hook(items)` call gets once the surrounding `transaction()`
+    has committed (a rollback drops the list with the other hooks)."""
+    session = db.session()
+    if session.info.get(_DEPTH, 0) == 0:
+        raise RuntimeError("on_commit_collect() outside transaction()")
+    hooks = session.info.setdefault(_HOOKS, [])
+    for registered, args, _ in hooks:
+        if registered is hook:
+            args[0].append(item)
+            return
+    hooks.append((hook, ([item],), {}))
+
+
 def on_commit(hook: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """Call `hook(*args, **kwargs)` once the surrounding `transaction()` has committed."""
     session = db.session()

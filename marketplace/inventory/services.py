@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
 from sqlalchemy.orm.util import identity_key
 
 from marketplace import metrics
@@ -107,41 +107,79 @@ def _settle(
     *,
     event: str | None = None,
 ) -> int:
-    """Move the order's active reservations to `to`; stock moves only for rows that changed."""
+    """Move the order's active reservations to `to`; stock moves only for rows that changed.
+
+    One guarded UPDATE claims the rows still active (RETURNING what it claimed, so a row
+    settled by someone else meanwhile keeps their stock move), then one batched UPDATE moves
+    the stock, in variant-id order like `reserve`.
+    """
+    claim = (
+        update(Reservation)
+        .where(Reservation.order_id == order_id, Reservation.status == ReservationStatus.ACTIVE)
+        .values(status=to, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if variant_ids is not None:
+        claim = claim.where(Reservation.variant_id.in_(variant_ids))
+    if db.session.get_bind().dialect.update_returning:
+        claimed = sorted(
+            (variant_id, quantity)
+            for variant_id, quantity in db.session.execute(
+                claim.returning(Reservation.variant_id, Reservation.quantity)
+            )
+        )
+    else:  # SQLite before 3.35: claim row by row
+        claimed = _claim_one_by_one(order_id, to, variant_ids)
+    if claimed:
+        stock = {"reserved": Variant.reserved - bindparam("units")}
+        if to is ReservationStatus.COMMITTED:
+            stock["on_hand"] = Variant.on_hand - bindparam("units")
+        db.session.execute(
+            update(Variant.__table__).where(Variant.id == bindparam("variant")).values(**stock),
+            [{"variant": variant_id, "units": quantity} for variant_id, quantity in claimed],
+        )
+    moved = [variant_id for variant_id, _ in claimed]
+    if to is ReservationStatus.RELEASED:
+        # Committing leaves on_hand - reserved as it was: only a release can flip the flag.
+        search_index.stock_changed(variant_ids=moved)
+    _expire_stock_copies(moved)
+    metrics.reservations(event or to.value, len(moved))
+    return len(moved)
+
+
+def _claim_one_by_one(
+    order_id: int, to: ReservationStatus, variant_ids: list[int] | None
+) -> list[tuple[int, int]]:
     query = (
-        select(Reservation)
+        select(Reservation.id, Reservation.variant_id, Reservation.quantity)
         .where(Reservation.order_id == order_id, Reservation.status == ReservationStatus.ACTIVE)
         .order_by(Reservation.variant_id)
     )
     if variant_ids is not None:
         query = query.where(Reservation.variant_id.in_(variant_ids))
-    reservations = db.session.scalars(query).all()
-    moved: list[int] = []
-    for reservation in reservations:
-        claimed = db.session.execute(
+    claimed = []
+    for reservation_id, variant_id, quantity in db.session.execute(query).all():
+        moved = db.session.execute(
             update(Reservation)
-            .where(Reservation.id == reservation.id, Reservation.status == ReservationStatus.ACTIVE)
+            .where(Reservation.id == reservation_id, Reservation.status == ReservationStatus.ACTIVE)
             .values(status=to, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-        if claimed.rowcount != 1:
-            continue  # settled by someone else meanwhile: their stock move stands
-        stock = {"reserved": Variant.reserved - reservation.quantity}
-        if to is ReservationStatus.COMMITTED:
-            stock["on_hand"] = Variant.on_hand - reservation.quantity
-        db.session.execute(
-            update(Variant)
-            .where(Variant.id == reservation.variant_id)
-            .values(**stock)
-            .execution_options(synchronize_session=False)
-        )
-        moved.append(reservation.variant_id)
-    if to is ReservationStatus.RELEASED:
-        # Committing leaves on_hand - reserved as it was: only a release can flip the flag.
-        search_index.stock_changed(variant_ids=moved)
-    db.session.expire_all()
-    metrics.reservations(event or to.value, len(moved))
-    return len(moved)
+        if moved.rowcount == 1:
+            claimed.append((variant_id, quantity))
+    return claimed
+
+
+def _expire_stock_copies(variant_ids: list[int]) -> None:
+    """Loaded reservations and these variants are stale after the Core updates above; the
+    rest of the session (the order, its parts and items) is not, and stays loaded."""
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, Reservation):
+            db.session.expire(obj)
+    for variant_id in variant_ids:
+        loaded = db.session.identity_map.get(identity_key(Variant, variant_id))
+        if loaded is not None:
+            db.session.expire(loaded)
 
 
 def release(order_id: int, *, expired: bool = False) -> int:
@@ -166,7 +204,7 @@ def restock(variant_id: int, quantity: int) -> None:
         .execution_options(synchronize_session=False)
     )
     search_index.stock_changed(variant_ids=[variant_id])
-    db.session.expire_all()
+    _expire_stock_copies([variant_id])
 
 
 def commit(order_id: int) -> int:

@@ -23,11 +23,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import JSON, Enum, Integer, String, Text, delete, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Enum,
+    Integer,
+    String,
+    Text,
+    delete,
+    func,
+    inspect,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace.audit import services as audit
-from marketplace.db import UTCDateTime, db, on_commit, transaction, utcnow
+from marketplace.db import UTCDateTime, db, on_commit, on_commit_collect, transaction, utcnow
 from marketplace.errors import Conflict, NotFound
 from marketplace.observability import current_request_id, job_context
 
@@ -105,22 +117,34 @@ def backoff(attempts: int) -> timedelta:
 
 
 def add(job: str, *args: Any) -> OutboxMessage:
-    """Record `job(*args)` in the current transaction; it is dispatched after commit."""
+    """Record `job(*args)` in the current transaction; it is dispatched after commit.
+
+    The row is inserted by the commit (with the transaction's other rows), so its id is known
+    once the transaction committed.
+    """
     message = OutboxMessage(job=job, args=list(args), request_id=current_request_id())
     db.session.add(message)
-    db.session.flush()
-    on_commit(dispatch, [message.id])
+    # No flush: the commit inserts every row the transaction added in one batched statement,
+    # and one call dispatches them all.
+    on_commit_collect(_dispatch_added, message)
     return message
+
+
+def _dispatch_added(messages: list[OutboxMessage]) -> None:
+    # The committed rows' ids, without reloading the expired objects.
+    dispatch([inspect(message).identity[0] for message in messages])
 
 
 def dispatch(message_ids: list[int]) -> None:
     """Hand rows to RQ (or run them inline in synchronous mode); never raises on Redis errors."""
     from marketplace import jobs
 
-    for message_id in message_ids:
-        if current_app.config["JOBS_SYNCHRONOUS"]:
+    if current_app.config["JOBS_SYNCHRONOUS"]:
+        for message_id in message_ids:
             run_message(message_id)
-            continue
+        return
+    enqueued = []
+    for message_id in message_ids:
         try:
             jobs.get_queue().enqueue(
                 "marketplace.jobs.outbox.run_message",
@@ -132,10 +156,12 @@ def dispatch(message_ids: list[int]) -> None:
         except Exception:  # Redis down: the periodic redispatch will pick it up
             log.warning("outbox %s not dispatched; will retry", message_id, exc_info=True)
             continue
+        enqueued.append(message_id)
+    if enqueued:
         with transaction():
             db.session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == message_id, OutboxMessage.dispatched_at.is_(None))
+                .where(OutboxMessage.id.in_(enqueued), OutboxMessage.dispatched_at.is_(None))
                 .values(dispatched_at=utcnow())
             )
 

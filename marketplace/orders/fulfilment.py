@@ -44,10 +44,13 @@ class VendorSuspended(Forbidden):
 
 
 def locked_order(order_id: int) -> Order | None:
-    order = db.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
-    if order is not None:
-        db.session.refresh(order)
-    return order
+    # populate_existing: the locked row's values replace any copy loaded before the lock
+    return db.session.scalar(
+        select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 def vendor_order_for(vendor_id: int, vendor_order_id: int) -> VendorOrder:

@@ -49,7 +49,9 @@ def test_admin_lists_dead_letters_and_retries_one(app, api):
     first, second = _dead(app, 1), _dead(app, 2, "TransferNotReady()")
     app.config["JOBS_SYNCHRONOUS"] = False
     with transaction():
-        alive = outbox.add(HANDLER, 3).id  # pending: not a dead letter
+        pending = outbox.add(HANDLER, 3)  # not a dead letter
+    alive = pending.id
+    assert alive is not None
     app.config["JOBS_SYNCHRONOUS"] = True
 
     listed = api.get("/admin/outbox/dead", admin.token)

@@ -193,7 +193,8 @@ def test_prune_deletes_only_rows_completed_before_the_retention(app):
 
     def add(*args: object, job: str = HANDLER) -> int:
         with transaction():
-            return outbox.add(job, *args).id
+            message = outbox.add(job, *args)
+        return message.id  # inserted by the commit
 
     done = add("done")
     with pytest.raises(RuntimeError):

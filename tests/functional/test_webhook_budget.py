@@ -1,0 +1,42 @@
+"""The webhook that marks an order paid, held to a statement budget (issue 11).
+
+Under load every confirmation's webhook queues for the web workers behind checkouts, so its
+round trips are part of webhook → paid. Jobs are dispatched (not run inline) as in production.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marketplace.db import db
+from tests.functional.money import checkout, emulator_events, pay, post_event
+from tests.helpers import Api, make_buyer, make_product, make_vendor, statements_sent
+
+# A two-vendor order of two lines: the event's dedupe row (4, with its savepoint), the locked
+# order, its payment and parts, the held stock committed (a claim and one batched stock move),
+# the statuses and their history, the items, the outbox rows and their dispatch.
+PAID_WEBHOOK_BUDGET = 18
+
+
+def test_the_paid_webhook_stays_within_its_budget(
+    api: Api, client: Any, emulator: Any, app: Any
+) -> None:
+    sellers = make_vendor("Seller"), make_vendor("Other")
+    variants = [make_product(s, price_cents=1500, stock=5).variants[0].id for s in sellers]
+    buyer = make_buyer()
+    for variant_id in variants:
+        added = api.post("/cart/items", buyer.token, json={"variant_id": variant_id})
+        assert added.status_code == 201, added.get_json()
+    body = checkout(api, buyer)
+    assert pay(body)["status"] == "requires_capture"
+    (authorized,) = [
+        e
+        for e in emulator_events(emulator)
+        if e["type"] == "payment_intent.amount_capturable_updated"
+    ]
+    app.config["JOBS_SYNCHRONOUS"] = False
+    db.session.remove()
+    with statements_sent() as sent:
+        response = post_event(client, authorized)
+    assert response.get_json() == {"received": True, "outcome": "paid"}
+    assert len(sent) <= PAID_WEBHOOK_BUDGET, f"{len(sent)} statements:\n{sent}"
