@@ -401,3 +401,34 @@ def test_a_refused_return_stays_owed_to_the_vendor_is_listed_and_an_admin_retrie
 def _notifications(user_id: int) -> list[Any]:
     db.session.rollback()
     return list(db.session.scalars(select(Notification).where(Notification.user_id == user_id)))
+
+
+def test_a_return_retried_after_the_cause_was_fixed_is_asked_with_a_new_key(
+    api, webhooks, client
+):
+    """The refusal is stored under the first attempt's key: the retry asks with its own."""
+    admin = make_admin()
+    _set_mode(api, admin, "reverse_vendor_share")
+    paid = paid_order(api, webhooks, vendors=1)
+    _deliver_all(api, paid)
+    dispute = _dispute(webhooks)
+    (reversal,) = _stripe(webhooks, "transfer_reversals")
+    account = paid["sellers"][0].vendor.stripe_account_id
+    emulator_post(webhooks, f"/_emulator/accounts/{account}/restrict")  # a real 4xx, stored
+
+    _close(client, dispute, "won")
+
+    (recovery,) = _recoveries()
+    assert recovery.status is RecoveryStatus.RETURN_REFUSED and recovery.return_attempt == 1
+    emulator_post(webhooks, f"/_emulator/accounts/{account}/complete_onboarding")  # fixed
+    retried = api.post(f"/admin/dispute-recoveries/{recovery.id}/retry", admin.token)
+
+    assert retried.status_code == 200, retried.get_json()
+    assert retried.get_json()["status"] == "returned"
+    (returned,) = [t for t in _stripe(webhooks, "transfers") if t["transfer_group"].startswith("d")]
+    assert returned["amount"] == reversal["amount"]
+    (recovery,) = _recoveries()
+    assert recovery.return_attempt == 2
+    assert recovery.stripe_reversal_id == reversal["id"]  # from its reversal row
+    report = _assert_books_match_stripe()
+    assert report["failed_steps"] == []

@@ -686,3 +686,28 @@ def test_a_refused_transfer_stops_is_reported_and_can_be_tried_again(api, webhoo
     again = api.post(f"/admin/transfers/{transfer.id}/retry", admin.token)
     assert again.status_code == 409
     _assert_books_match_stripe()
+
+
+def test_a_transfer_retried_after_the_cause_was_fixed_is_asked_with_a_new_key(api, webhooks):
+    """Stripe stores a refusal under its key for 24 h: the retry must not replay it."""
+    paid = paid_order(api, webhooks, vendors=1)
+    admin = make_admin()
+    account = paid["sellers"][0].vendor.stripe_account_id
+    assert _ship(api, paid, 0).status_code == 200
+    emulator_post(webhooks, f"/_emulator/accounts/{account}/restrict")  # a real 4xx, stored
+    assert _deliver(api, paid, 0).status_code == 200
+    db.session.rollback()
+    (transfer,) = db.session.scalars(select(Transfer)).all()
+    assert transfer.status is TransferStatus.REFUSED and transfer.attempt == 1
+    assert _stripe(webhooks, "transfers") == []
+
+    emulator_post(webhooks, f"/_emulator/accounts/{account}/complete_onboarding")  # fixed
+    retried = api.post(f"/admin/transfers/{transfer.id}/retry", admin.token)
+
+    assert retried.status_code == 200, retried.get_json()
+    assert retried.get_json()["status"] == "sent"
+    (theirs,) = _stripe(webhooks, "transfers")  # exactly one at Stripe
+    assert theirs["amount"] == paid["vendor_orders"][0]["vendor_earnings_cents"]
+    db.session.rollback()
+    assert db.session.get(Transfer, transfer.id).attempt == 2
+    _assert_books_match_stripe()
