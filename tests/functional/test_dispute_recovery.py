@@ -403,9 +403,7 @@ def _notifications(user_id: int) -> list[Any]:
     return list(db.session.scalars(select(Notification).where(Notification.user_id == user_id)))
 
 
-def test_a_return_retried_after_the_cause_was_fixed_is_asked_with_a_new_key(
-    api, webhooks, client
-):
+def test_a_return_retried_after_the_cause_was_fixed_is_asked_with_a_new_key(api, webhooks, client):
     """The refusal is stored under the first attempt's key: the retry asks with its own."""
     admin = make_admin()
     _set_mode(api, admin, "reverse_vendor_share")
