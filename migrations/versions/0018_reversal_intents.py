@@ -3,8 +3,8 @@
 A refund's reversal was two columns of the refund (`stripe_reversal_id`,
 `reversal_failure_reason`) and a dispute share's one column of the recovery. Each becomes a
 `reversals` row (asked -> reversed | failed) pointing at the transfer it reverses; the columns
-go. Transfers and dispute shares' give-back transfers count their attempts, so an admin's
-retry asks Stripe with a key of its own.
+go. Transfers, dispute shares' give-back transfers and voids count their attempts, so a retry
+after a refusal asks Stripe with a key of its own.
 
 Revision ID: 0018_reversal_intents
 Revises: 0017_saga2_capture_reversal
@@ -114,6 +114,10 @@ def upgrade():
         " WHERE stripe_reversal_id IS NOT NULL AND transfer_id IS NOT NULL"
     )
     with _foreign_keys_off():
+        with op.batch_alter_table("payments") as batch_op:
+            batch_op.add_column(
+                sa.Column("void_attempt", sa.Integer(), nullable=False, server_default="1")
+            )
         with op.batch_alter_table("transfers") as batch_op:
             batch_op.add_column(
                 sa.Column("attempt", sa.Integer(), nullable=False, server_default="1")
@@ -152,6 +156,8 @@ def downgrade():
             )
         with op.batch_alter_table("transfers") as batch_op:
             batch_op.drop_column("attempt")
+        with op.batch_alter_table("payments") as batch_op:
+            batch_op.drop_column("void_attempt")
     op.execute(
         "UPDATE refunds SET stripe_reversal_id = (SELECT reversals.stripe_reversal_id"
         " FROM reversals WHERE reversals.refund_id = refunds.id AND reversals.status = 'reversed'),"
