@@ -58,6 +58,9 @@ class Payment(db.Model):
     # last refused it: the hold is still on the card, so the void is tried again.
     void_reason: Mapped[str | None] = mapped_column(String(32))
     void_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Each refusal ends a void attempt: the next asks with its own key (`void:order:<id>`,
+    # then `void:order:<id>:<attempt>`), since Stripe replays a refusal under a key for 24 h.
+    void_attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     captured_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

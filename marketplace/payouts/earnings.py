@@ -14,10 +14,12 @@ from marketplace.payouts.models import (
     RecoveryStatus,
     Refund,
     RefundStatus,
+    Reversal,
+    ReversalStatus,
     Transfer,
     TransferStatus,
 )
-from marketplace.payouts.transfers import vendor_share_refunded
+from marketplace.payouts.transfers import refund_reversed, vendor_share_refunded
 
 EARNING = (
     VendorOrderStatus.PAID,
@@ -88,7 +90,7 @@ def vendor_earnings(vendor_id: int) -> EarningsJson:
         .join(VendorOrder, VendorOrder.id == Refund.vendor_order_id)
         .where(
             VendorOrder.vendor_id == vendor_id,
-            Refund.stripe_reversal_id.is_not(None),
+            refund_reversed(),
             Refund.status == RefundStatus.SUCCEEDED,
         )
     )
@@ -114,7 +116,7 @@ def _dispute_shares(vendor_id: int) -> dict[str, int]:
         select(
             func.coalesce(
                 func.sum(DisputeRecovery.amount_cents).filter(
-                    DisputeRecovery.stripe_reversal_id.is_not(None)
+                    Reversal.status == ReversalStatus.REVERSED
                 ),
                 0,
             ),
@@ -124,6 +126,9 @@ def _dispute_shares(vendor_id: int) -> dict[str, int]:
                 ),
                 0,
             ),
-        ).where(DisputeRecovery.vendor_id == vendor_id)
+        )
+        .select_from(DisputeRecovery)
+        .outerjoin(Reversal, Reversal.dispute_recovery_id == DisputeRecovery.id)
+        .where(DisputeRecovery.vendor_id == vendor_id)
     ).one()
     return {"dispute_recovered_cents": int(recovered), "dispute_returned_cents": int(returned)}

@@ -137,7 +137,7 @@ def record_refund(refund: Refund, vendor_order: VendorOrder) -> None:
     )
 
 
-def record_reversal(refund: Refund, vendor_order: VendorOrder) -> None:
+def record_reversal(refund: Refund, vendor_order: VendorOrder, stripe_reversal_id: str) -> None:
     post(
         f"reversal:{refund.id}",
         "reversal",
@@ -149,7 +149,7 @@ def record_reversal(refund: Refund, vendor_order: VendorOrder) -> None:
         order_id=vendor_order.order_id,
         vendor_order_id=vendor_order.id,
         vendor_id=vendor_order.vendor_id,
-        stripe_object_id=refund.stripe_reversal_id,
+        stripe_object_id=stripe_reversal_id,
     )
 
 
@@ -184,12 +184,15 @@ def record_dispute_outcome(dispute: Dispute, won: bool, covered_cents: int = 0) 
 
 
 def record_dispute_recovery(
-    recovery: DisputeRecovery, dispute_status: DisputeStatus, *, reversed_at_stripe: bool
+    recovery: DisputeRecovery,
+    dispute_status: DisputeStatus,
+    *,
+    stripe_reversal_id: str | None = None,
 ) -> None:
     """The vendor covers its share of the dispute: cash back by a reversal, or owed by the
     vendor (a receivable). It covers the open dispute, or, when it is recorded after the
     decision, the loss (lost) or a debt of the platform to the vendor (won: given back)."""
-    taken = CASH if reversed_at_stripe else VENDOR_PAYABLE
+    taken = CASH if stripe_reversal_id is not None else VENDOR_PAYABLE
     covers = {
         DisputeStatus.OPEN: DISPUTED,
         DisputeStatus.LOST: DISPUTE_LOSSES,
@@ -203,7 +206,7 @@ def record_dispute_recovery(
         order_id=_order_of(recovery.vendor_order_id),
         vendor_order_id=recovery.vendor_order_id,
         vendor_id=recovery.vendor_id,
-        stripe_object_id=recovery.stripe_reversal_id,
+        stripe_object_id=stripe_reversal_id,
     )
 
 

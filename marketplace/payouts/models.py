@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, CheckConstraint, Enum, ForeignKey, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.db import UTCDateTime, db, utcnow
 
@@ -25,6 +25,14 @@ class RefundStatus(enum.StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+class ReversalStatus(enum.StrEnum):
+    """One transfer reversal asked of Stripe (a refund's vendor share, a dispute share)."""
+
+    ASKED = "asked"  # written before Stripe is asked; no answer recorded yet
+    REVERSED = "reversed"  # Stripe made it (`stripe_reversal_id`)
+    FAILED = "failed"  # Stripe refused it (`failure_reason`): the vendor owes it instead
 
 
 class RecoveryStatus(enum.StrEnum):
@@ -63,6 +71,9 @@ class Transfer(db.Model):
     # Held back from this transfer to settle what the vendor owed (refused reversals).
     netted_cents: Mapped[int] = mapped_column(Integer, default=0)
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    # an admin's retry of a refused transfer is a new attempt with its own key
+    # (`transfer:<vendor_order_id>`, then `transfer:<vendor_order_id>:<attempt>`)
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -92,11 +103,24 @@ class Refund(db.Model):
     actor: Mapped[str] = mapped_column(String(60))
     status: Mapped[RefundStatus] = mapped_column(_enum(RefundStatus))
     stripe_refund_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    stripe_reversal_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    # What Stripe answered when it refused the refund (status failed) or the reversal.
+    # What Stripe answered when it refused the refund (status failed).
     failure_reason: Mapped[str | None] = mapped_column(Text)
-    reversal_failure_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the reversal of the vendor's share, once asked of Stripe
+    reversal: Mapped[Reversal | None] = relationship(
+        primaryjoin="Reversal.refund_id == Refund.id", viewonly=True, uselist=False
+    )
+
+    @property
+    def stripe_reversal_id(self) -> str | None:
+        return self.reversal.stripe_reversal_id if self.reversal is not None else None
+
+    @property
+    def reversal_failure_reason(self) -> str | None:
+        """What Stripe answered when it refused the reversal."""
+        if self.reversal is None or self.reversal.status is not ReversalStatus.FAILED:
+            return None
+        return self.reversal.failure_reason or ""
 
 
 class LedgerEntry(db.Model):
@@ -141,10 +165,59 @@ class DisputeRecovery(db.Model):
     return_cents: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[RecoveryStatus] = mapped_column(_enum(RecoveryStatus))
-    stripe_reversal_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     stripe_return_transfer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    # the give-back transfer's attempt: an admin's retry asks with a new key
+    # (`dispute_return:<id>`, then `dispute_return:<id>:<attempt>`)
+    return_attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reversal: Mapped[Reversal | None] = relationship(
+        primaryjoin="Reversal.dispute_recovery_id == DisputeRecovery.id",
+        viewonly=True,
+        uselist=False,
+    )
+
+    @property
+    def stripe_reversal_id(self) -> str | None:
+        return self.reversal.stripe_reversal_id if self.reversal is not None else None
+
+
+class Reversal(db.Model):
+    """One transfer reversal asked of Stripe: for a refund's vendor share (key
+    `reversal:<refund_id>`) or for a dispute share (`dispute_recovery:<id>`); a later attempt
+    appends `:<attempt>`. Written (`asked`) before Stripe is asked, outside any transaction
+    for the call; the answer moves it to `reversed` or `failed`, never back."""
+
+    __tablename__ = "reversals"
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        CheckConstraint("(refund_id IS NULL) <> (dispute_recovery_id IS NULL)", name="one_owner"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id"), index=True)
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"), unique=True)
+    dispute_recovery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dispute_recoveries.id"), unique=True
+    )
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[ReversalStatus] = mapped_column(_enum(ReversalStatus))
+    stripe_reversal_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def key(self) -> str:
+        """The idempotency key of this attempt, derived from our ids."""
+        base = (
+            f"reversal:{self.refund_id}"
+            if self.refund_id is not None
+            else f"dispute_recovery:{self.dispute_recovery_id}"
+        )
+        return base if self.attempt == 1 else f"{base}:{self.attempt}"
 
 
 class VendorReceivable(db.Model):

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from typing_extensions import TypedDict
 
 from marketplace.db import db
@@ -34,10 +34,13 @@ from marketplace.payouts.models import (
     RecoveryStatus,
     Refund,
     RefundStatus,
+    Reversal,
+    ReversalStatus,
     Transfer,
     TransferStatus,
     VendorReceivable,
 )
+from marketplace.payouts.transfers import recovery_reversed, refund_reversed
 
 
 @dataclass
@@ -406,7 +409,7 @@ def _check_charges(since: datetime | None, until: datetime | None) -> list[Misma
             select(Refund).where(
                 Refund.status == RefundStatus.SUCCEEDED,
                 Refund.transfer_reversal_cents > 0,
-                Refund.stripe_reversal_id.is_(None),
+                ~refund_reversed(),
             ),
             Refund.created_at,
             since,
@@ -587,23 +590,35 @@ def _check_reversals(transfer: Transfer) -> list[Mismatch]:
     step's own `reversal_pending` / `dispute_recovery_pending`."""
     ours: dict[str, tuple[str, int]] = {}
     awaited: set[tuple[str, str]] = set()
-    for refund in db.session.scalars(
-        select(Refund).where(
-            Refund.vendor_order_id == transfer.vendor_order_id, Refund.transfer_reversal_cents > 0
+    for row in db.session.scalars(
+        select(Reversal).where(Reversal.transfer_id == transfer.id).order_by(Reversal.id)
+    ):
+        owner = (
+            ("refund_id", str(row.refund_id))
+            if row.refund_id is not None
+            else ("dispute_recovery_id", str(row.dispute_recovery_id))
+        )
+        if row.status is ReversalStatus.REVERSED and row.stripe_reversal_id is not None:
+            ours[row.stripe_reversal_id] = (f"reversal {row.id}", row.amount_cents)
+        elif row.status is ReversalStatus.ASKED:
+            awaited.add(owner)
+    # refunds whose reversal is due but not asked yet (no row): Stripe may not have it either
+    for refund_id in db.session.scalars(
+        select(Refund.id).where(
+            Refund.vendor_order_id == transfer.vendor_order_id,
+            Refund.transfer_reversal_cents > 0,
+            Refund.status == RefundStatus.SUCCEEDED,
+            ~exists().where(Reversal.refund_id == Refund.id),
         )
     ):
-        if refund.stripe_reversal_id is not None:
-            owner = f"refund {refund.id}"
-            ours[refund.stripe_reversal_id] = (owner, refund.transfer_reversal_cents)
-        elif refund.reversal_failure_reason is None:
-            awaited.add(("refund_id", str(refund.id)))
-    for row in db.session.scalars(
-        select(DisputeRecovery).where(DisputeRecovery.transfer_id == transfer.id)
+        awaited.add(("refund_id", str(refund_id)))
+    for recovery_id in db.session.scalars(
+        select(DisputeRecovery.id).where(
+            DisputeRecovery.transfer_id == transfer.id,
+            DisputeRecovery.status == RecoveryStatus.PENDING,
+        )
     ):
-        if row.stripe_reversal_id is not None:
-            ours[row.stripe_reversal_id] = (f"dispute recovery {row.id}", row.amount_cents)
-        elif row.status is RecoveryStatus.PENDING:
-            awaited.add(("dispute_recovery_id", str(row.id)))
+        awaited.add(("dispute_recovery_id", str(recovery_id)))
     try:
         theirs = gateway.list_transfer_reversals(transfer.stripe_transfer_id)
     except gateway.PaymentProviderRejected:
@@ -659,7 +674,7 @@ def _recovered_from(transfer_id: int) -> int:
         db.session.scalar(
             select(func.coalesce(func.sum(DisputeRecovery.amount_cents), 0)).where(
                 DisputeRecovery.transfer_id == transfer_id,
-                DisputeRecovery.stripe_reversal_id.is_not(None),
+                recovery_reversed(),
             )
         )
         or 0
@@ -764,7 +779,7 @@ def payouts_csv() -> str:
     reversals = db.session.execute(
         select(Refund, VendorOrder)
         .join(VendorOrder, VendorOrder.id == Refund.vendor_order_id)
-        .where(Refund.stripe_reversal_id.is_not(None))
+        .where(refund_reversed())
         .order_by(Refund.id)
     ).all()
     for refund, vendor_order in reversals:

@@ -1,4 +1,5 @@
-"""The transfer's and the refund's state machines, and the one guarded move each step makes.
+"""The transfer's, refund's, reversal's and dispute recovery's state machines, and the one
+guarded move each step makes.
 
 A move is a claim: `UPDATE … SET status = to WHERE id = ? AND status = from`, so of two
 runners racing (a retry, a webhook, an admin) exactly one makes it; the others see False.
@@ -10,17 +11,19 @@ from typing import Any
 
 from sqlalchemy import update
 
-from marketplace.db import db
+from marketplace.db import db, utcnow
 from marketplace.payouts.models import (
     DisputeRecovery,
     RecoveryStatus,
     Refund,
     RefundStatus,
+    Reversal,
+    ReversalStatus,
     Transfer,
     TransferStatus,
 )
 
-T, R, D = TransferStatus, RefundStatus, RecoveryStatus
+T, R, D, V = TransferStatus, RefundStatus, RecoveryStatus, ReversalStatus
 
 TRANSFER_TRANSITIONS: dict[TransferStatus, frozenset[TransferStatus]] = {
     T.PENDING: frozenset({T.SENDING, T.SKIPPED}),
@@ -35,6 +38,13 @@ REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
     R.PENDING: frozenset({R.SUCCEEDED, R.FAILED}),
     R.SUCCEEDED: frozenset(),
     R.FAILED: frozenset(),
+}
+
+REVERSAL_TRANSITIONS: dict[ReversalStatus, frozenset[ReversalStatus]] = {
+    # asked of Stripe: made, or refused (the vendor owes it: a receivable)
+    V.ASKED: frozenset({V.REVERSED, V.FAILED}),
+    V.REVERSED: frozenset(),
+    V.FAILED: frozenset(),
 }
 
 
@@ -93,5 +103,19 @@ def move_recovery(
         update(DisputeRecovery)
         .where(DisputeRecovery.id == recovery_id, DisputeRecovery.status == source)
         .values(status=target, **values)
+    )
+    return claimed.rowcount == 1
+
+
+def move_reversal(
+    reversal_id: int, source: ReversalStatus, target: ReversalStatus, **values: Any
+) -> bool:
+    """Claim the move (inside the caller's transaction); False when another run made it."""
+    if target not in REVERSAL_TRANSITIONS[source]:
+        raise IllegalMove(f"reversal {source.value} → {target.value}")
+    claimed = db.session.execute(
+        update(Reversal)
+        .where(Reversal.id == reversal_id, Reversal.status == source)
+        .values(status=target, answered_at=utcnow(), **values)
     )
     return claimed.rowcount == 1

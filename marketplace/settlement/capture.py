@@ -208,6 +208,9 @@ def void_payment(order_id: int, reason: str) -> Payment | None:
     if payment is None or payment.status in (PaymentStatus.CANCELED, PaymentStatus.CAPTURED):
         return payment
     pi_id = payment.payment_intent_id
+    key = f"void:order:{order_id}"
+    if payment.void_attempt > 1:  # tried again after a refusal
+        key = f"{key}:{payment.void_attempt}"
     if payment.void_reason is None:
         with transaction():
             db.session.execute(
@@ -218,7 +221,7 @@ def void_payment(order_id: int, reason: str) -> Payment | None:
     db.session.rollback()
     stripe_reason = _STRIPE_CANCELLATION_REASONS.get(reason, "abandoned")
     try:
-        gateway.cancel_payment_intent(pi_id, key=f"void:order:{order_id}", reason=stripe_reason)
+        gateway.cancel_payment_intent(pi_id, key=key, reason=stripe_reason)
     except gateway.PaymentProviderRejected as refusal:
         current = gateway.retrieve_payment_intent(pi_id)
         if current.get("status") != "canceled":
@@ -243,6 +246,7 @@ def _void_refused(order_id: int, refusal: gateway.PaymentProviderRejected) -> No
             return  # a webhook recorded the outcome first
         first = payment.void_refused_at is None
         payment.void_refused_at = utcnow()
+        payment.void_attempt += 1  # that attempt is over: the next one asks with a new key
         payment.last_error = refusal.message[:2000]
         if first:
             outbox.add("marketplace.notifications.jobs.void_refused", order_id)

@@ -29,7 +29,12 @@ from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger, receivables
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
 from marketplace.payouts.state import move_transfer
-from marketplace.payouts.transfers import PAYABLE, started_transfer, vendor_share_refunded
+from marketplace.payouts.transfers import (
+    PAYABLE,
+    refund_reversed,
+    started_transfer,
+    vendor_share_refunded,
+)
 from marketplace.settlement import ANSWER_LOST_AFTER, disputes
 from marketplace.settlement.capture import capture_order
 
@@ -118,12 +123,16 @@ def _send(vendor_order: VendorOrder, payment: Payment, transfer: Transfer) -> Tr
         },
     }
     transfer_id = transfer.id
-    asked_long_ago = utcnow() - transfer.created_at > ANSWER_LOST_AFTER
+    key = f"transfer:{vendor_order_id}"
+    if transfer.attempt > 1:  # an admin's retry: Stripe would replay the refusal
+        key = f"{key}:{transfer.attempt}"
+    # a retry looks first: an earlier attempt's answer may have been lost
+    asked_long_ago = transfer.attempt > 1 or utcnow() - transfer.created_at > ANSWER_LOST_AFTER
     db.session.rollback()
     sent = _made_already(vendor_order_id, params["transfer_group"]) if asked_long_ago else None
     if sent is None:
         try:
-            sent = gateway.create_transfer(key=f"transfer:{vendor_order_id}", **params)
+            sent = gateway.create_transfer(key=key, **params)
         except gateway.PaymentProviderRejected as refusal:
             sent = _made_already(vendor_order_id, params["transfer_group"])
             if sent is None:
@@ -168,7 +177,7 @@ def _transfer_refused(transfer_id: int, refusal: gateway.PaymentProviderRejected
             update(Refund)
             .where(
                 Refund.vendor_order_id == vendor_order.id,
-                Refund.stripe_reversal_id.is_(None),
+                ~refund_reversed(),
                 Refund.transfer_reversal_cents > 0,
             )
             .values(transfer_reversal_cents=0)
@@ -182,8 +191,13 @@ def retry_refused_transfer(transfer_id: int) -> Transfer:
     :raises TransferNotRefused:
     """
     with transaction():
+        # a new attempt, a new key: under the old one Stripe replays its refusal for 24 h
         if not move_transfer(
-            transfer_id, TransferStatus.REFUSED, TransferStatus.PENDING, failure_reason=None
+            transfer_id,
+            TransferStatus.REFUSED,
+            TransferStatus.PENDING,
+            failure_reason=None,
+            attempt=Transfer.attempt + 1,
         ):
             raise TransferNotRefused()
         transfer = db.session.get(Transfer, transfer_id)
@@ -218,7 +232,7 @@ def _reversals_waiting(vendor_order_id: int) -> list[int]:
                 Refund.vendor_order_id == vendor_order_id,
                 Refund.status != RefundStatus.FAILED,
                 Refund.transfer_reversal_cents > 0,
-                Refund.stripe_reversal_id.is_(None),
+                ~refund_reversed(),
             )
         )
     )

@@ -45,10 +45,17 @@ from marketplace.payouts.models import (
     RecoveryStatus,
     Refund,
     RefundStatus,
+    Reversal,
+    ReversalStatus,
     Transfer,
 )
-from marketplace.payouts.state import move_recovery
-from marketplace.payouts.transfers import sent_transfer, vendor_share_refunded
+from marketplace.payouts.state import move_recovery, move_reversal
+from marketplace.payouts.transfers import (
+    ask_reversal,
+    refund_reversal_answered,
+    sent_transfer,
+    vendor_share_refunded,
+)
 from marketplace.settlement import ANSWER_LOST_AFTER
 
 log = logging.getLogger(__name__)
@@ -157,8 +164,7 @@ def _reversible(transfer: Transfer) -> int:
             select(func.coalesce(func.sum(Refund.transfer_reversal_cents), 0)).where(
                 Refund.vendor_order_id == transfer.vendor_order_id,
                 Refund.status != RefundStatus.FAILED,
-                Refund.stripe_reversal_id.is_(None),
-                Refund.reversal_failure_reason.is_(None),
+                ~refund_reversal_answered(),
             )
         )
         or 0
@@ -189,7 +195,7 @@ def _start(dispute: Dispute, vendor_order: VendorOrder, share: int) -> DisputeRe
     db.session.add(recovery)
     db.session.flush()
     receivables.record_for_dispute(recovery)
-    ledger.record_dispute_recovery(recovery, DisputeStatus.OPEN, reversed_at_stripe=False)
+    ledger.record_dispute_recovery(recovery, DisputeStatus.OPEN)
     return recovery
 
 
@@ -201,23 +207,39 @@ def recover_share(recovery_id: int) -> DisputeRecovery | None:
     recovery = db.session.get(DisputeRecovery, recovery_id)
     if recovery is None or recovery.status is not RecoveryStatus.PENDING:
         return recovery
-    transfer = db.session.get(Transfer, recovery.transfer_id)
-    dispute = db.session.get(Dispute, recovery.dispute_id)
-    stripe_transfer_id, amount = transfer.stripe_transfer_id, recovery.amount_cents
-    look_first = dispute.status is DisputeStatus.WON or (
-        utcnow() - recovery.created_at > ANSWER_LOST_AFTER
-    )
-    won_already = dispute.status is DisputeStatus.WON
+    with transaction():
+        recovery, dispute = _locked(recovery_id)
+        transfer = db.session.get(Transfer, recovery.transfer_id)
+        stripe_transfer_id, amount = transfer.stripe_transfer_id, recovery.amount_cents
+        won_already = dispute.status is DisputeStatus.WON
+        reversal = recovery.reversal
+        if reversal is None and not won_already:
+            # the intent row, written before Stripe is asked
+            reversal = ask_reversal(transfer, amount, dispute_recovery_id=recovery_id)
+        reversal_id = reversal.id if reversal is not None else None
+        key = reversal.key if reversal is not None else ""
+        # asked since the share was planned, maybe by a run from before reversals had rows
+        look_first = won_already or utcnow() - recovery.created_at > ANSWER_LOST_AFTER
     db.session.rollback()
     made = _reversal_made(stripe_transfer_id, recovery_id) if look_first else None
     if made is None:
         if won_already:  # decided before anything was taken: take nothing
             with transaction():
-                move_recovery(recovery_id, RecoveryStatus.PENDING, RecoveryStatus.CANCELED)
+                _locked(recovery_id)
+                canceled = move_recovery(
+                    recovery_id, RecoveryStatus.PENDING, RecoveryStatus.CANCELED
+                )
+                if canceled and reversal_id is not None:
+                    move_reversal(
+                        reversal_id,
+                        ReversalStatus.ASKED,
+                        ReversalStatus.FAILED,
+                        failure_reason="the dispute was won before the reversal was made",
+                    )
             return db.session.get(DisputeRecovery, recovery_id)
         try:
             made = gateway.create_transfer_reversal(
-                key=f"dispute_recovery:{recovery_id}",
+                key=key,
                 transfer_id=stripe_transfer_id,
                 amount_cents=amount,
                 metadata={"dispute_recovery_id": str(recovery_id)},
@@ -225,7 +247,7 @@ def recover_share(recovery_id: int) -> DisputeRecovery | None:
         except gateway.PaymentProviderRejected as refusal:
             made = _reversal_made(stripe_transfer_id, recovery_id)
             if made is None:
-                _refused(recovery_id, refusal)
+                _refused(recovery_id, reversal_id, refusal)
                 return db.session.get(DisputeRecovery, recovery_id)
     _record_reversed(recovery_id, made)
     return db.session.get(DisputeRecovery, recovery_id)
@@ -247,20 +269,26 @@ def _locked(recovery_id: int) -> tuple[DisputeRecovery, Dispute]:
     return recovery, dispute
 
 
-def _record_reversed(recovery_id: int, reversal: dict[str, Any]) -> None:
+def _record_reversed(recovery_id: int, made: dict[str, Any]) -> None:
     with transaction():
         recovery, dispute = _locked(recovery_id)
-        if not move_recovery(
-            recovery_id,
-            RecoveryStatus.PENDING,
-            RecoveryStatus.REVERSED,
-            stripe_reversal_id=reversal["id"],
-        ):
+        if not move_recovery(recovery_id, RecoveryStatus.PENDING, RecoveryStatus.REVERSED):
             return
         db.session.refresh(recovery)
+        reversal = db.session.scalar(
+            select(Reversal).where(Reversal.dispute_recovery_id == recovery_id)
+        )
+        if reversal is None:  # asked by a run from before reversals had their own rows
+            transfer = db.session.get(Transfer, recovery.transfer_id)
+            reversal = ask_reversal(
+                transfer, recovery.amount_cents, dispute_recovery_id=recovery_id
+            )
+        move_reversal(
+            reversal.id, reversal.status, ReversalStatus.REVERSED, stripe_reversal_id=made["id"]
+        )
         transfer = db.session.get(Transfer, recovery.transfer_id)
         transfer.reversed_cents += recovery.amount_cents
-        ledger.record_dispute_recovery(recovery, dispute.status, reversed_at_stripe=True)
+        ledger.record_dispute_recovery(recovery, dispute.status, stripe_reversal_id=made["id"])
         if dispute.status is DisputeStatus.WON:  # decided meanwhile: it goes straight back
             move_recovery(
                 recovery_id,
@@ -271,12 +299,18 @@ def _record_reversed(recovery_id: int, reversal: dict[str, Any]) -> None:
             outbox.add(RETURN_JOB, recovery_id)
 
 
-def _refused(recovery_id: int, refusal: gateway.PaymentProviderRejected) -> None:
+def _refused(
+    recovery_id: int, reversal_id: int | None, refusal: gateway.PaymentProviderRejected
+) -> None:
     """Stripe refused the reversal: the vendor owes the share (unless the dispute was won
     meanwhile: then it owes nothing)."""
     with transaction():
         recovery, dispute = _locked(recovery_id)
         reason = refusal.message[:2000]
+        if reversal_id is not None:
+            move_reversal(
+                reversal_id, ReversalStatus.ASKED, ReversalStatus.FAILED, failure_reason=reason
+            )
         if dispute.status is DisputeStatus.WON:
             move_recovery(
                 recovery_id,
@@ -291,7 +325,7 @@ def _refused(recovery_id: int, refusal: gateway.PaymentProviderRejected) -> None
             return
         db.session.refresh(recovery)
         receivables.record_for_dispute(recovery)
-        ledger.record_dispute_recovery(recovery, dispute.status, reversed_at_stripe=False)
+        ledger.record_dispute_recovery(recovery, dispute.status)
         log.warning("dispute recovery %s refused by Stripe; owed: %s", recovery_id, reason)
 
 
@@ -359,11 +393,14 @@ def return_share(recovery_id: int) -> DisputeRecovery | None:
             "vendor_order_id": str(vendor_order.id),
         },
     }
+    key = f"dispute_return:{recovery_id}"
+    if recovery.return_attempt > 1:  # an admin's retry: Stripe would replay the refusal
+        key = f"{key}:{recovery.return_attempt}"
     db.session.rollback()
     made = _return_made(group, recovery_id)
     if made is None:
         try:
-            made = gateway.create_transfer(key=f"dispute_return:{recovery_id}", **params)
+            made = gateway.create_transfer(key=key, **params)
         except gateway.PaymentProviderRejected as refusal:
             made = _return_made(group, recovery_id)  # made by a run we never heard back from
             if made is None:
@@ -407,7 +444,13 @@ def retry_refused_return(recovery_id: int) -> DisputeRecovery:
     :raises ReturnNotRefused:
     """
     with transaction():
-        if not move_recovery(recovery_id, RecoveryStatus.RETURN_REFUSED, RecoveryStatus.RETURNING):
+        # a new attempt, a new key: under the old one Stripe replays its refusal for 24 h
+        if not move_recovery(
+            recovery_id,
+            RecoveryStatus.RETURN_REFUSED,
+            RecoveryStatus.RETURNING,
+            return_attempt=DisputeRecovery.return_attempt + 1,
+        ):
             raise ReturnNotRefused()
         outbox.add(RETURN_JOB, recovery_id)
     return db.session.get(DisputeRecovery, recovery_id)

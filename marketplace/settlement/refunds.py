@@ -34,9 +34,15 @@ from marketplace.payments import gateway
 from marketplace.payments.models import Payment, PaymentStatus
 from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger, receivables
-from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
-from marketplace.payouts.state import move_refund
-from marketplace.payouts.transfers import PAYABLE, sent_transfer, started_transfer
+from marketplace.payouts.models import (
+    Refund,
+    RefundStatus,
+    ReversalStatus,
+    Transfer,
+    TransferStatus,
+)
+from marketplace.payouts.state import move_refund, move_reversal
+from marketplace.payouts.transfers import PAYABLE, ask_reversal, sent_transfer, started_transfer
 from marketplace.settlement import ANSWER_LOST_AFTER, disputes
 from marketplace.validation import MAX_ID
 
@@ -545,8 +551,7 @@ def execute_refund(refund_id: int) -> None:
     if (
         refund.status is RefundStatus.SUCCEEDED
         and refund.transfer_reversal_cents > 0
-        and refund.stripe_reversal_id is None
-        and refund.reversal_failure_reason is None
+        and (refund.reversal is None or refund.reversal.status is ReversalStatus.ASKED)
     ):
         _reverse_transfer(refund)
 
@@ -585,20 +590,32 @@ def _refund_refused(refund_id: int, refusal: gateway.PaymentProviderRejected) ->
 
 
 def _reverse_transfer(refund: Refund) -> None:
-    transfer = sent_transfer(refund.vendor_order_id)
-    if transfer is None or transfer.status is not TransferStatus.SENT:
-        return
-    refund_id, transfer_row_id = refund.id, transfer.id
-    stripe_transfer_id, amount = transfer.stripe_transfer_id, refund.transfer_reversal_cents
-    transfer_currency = transfer.currency
-    asked_long_ago = utcnow() - refund.created_at > ANSWER_LOST_AFTER
+    """Reverse the vendor's share from its sent transfer: the `reversals` row is written
+    (`asked`) under the order's lock, Stripe is asked outside any transaction with the row's
+    key, and the answer moves the row to `reversed` (books) or `failed` (a receivable)."""
+    refund_id = refund.id
+    with transaction():
+        refund = db.session.get(Refund, refund_id)
+        vendor_order = db.session.get(VendorOrder, refund.vendor_order_id)
+        fulfilment.locked_order(vendor_order.order_id)
+        transfer = sent_transfer(refund.vendor_order_id)
+        if transfer is None or transfer.status is not TransferStatus.SENT:
+            return
+        reversal = ask_reversal(transfer, refund.transfer_reversal_cents, refund_id=refund_id)
+        if reversal.status is not ReversalStatus.ASKED:
+            return
+        reversal_id, key, amount = reversal.id, reversal.key, reversal.amount_cents
+        stripe_transfer_id, transfer_row_id = transfer.stripe_transfer_id, transfer.id
+        transfer_currency = transfer.currency
+        # maybe asked by a run from before reversals had rows: the refund's time counts
+        asked_long_ago = utcnow() - refund.created_at > ANSWER_LOST_AFTER
     db.session.rollback()
-    reversal = _reversal_made(refund_id, stripe_transfer_id) if asked_long_ago else None
+    made = _reversal_made(refund_id, stripe_transfer_id) if asked_long_ago else None
     refused = ""
     try:
-        if reversal is None:
-            reversal = gateway.create_transfer_reversal(
-                key=f"reversal:{refund_id}",
+        if made is None:
+            made = gateway.create_transfer_reversal(
+                key=key,
                 transfer_id=stripe_transfer_id,
                 amount_cents=amount,
                 metadata={"refund_id": str(refund_id)},
@@ -606,39 +623,35 @@ def _reverse_transfer(refund: Refund) -> None:
     except gateway.PaymentProviderRejected as refusal:
         # e.g. "already reversed": made by a run whose answer we never heard
         refused = refusal.message[:2000]
-        reversal = _reversal_made(refund_id, stripe_transfer_id)
-    if reversal is None:
+        made = _reversal_made(refund_id, stripe_transfer_id)
+    if made is None:
         with transaction():
-            claimed = db.session.execute(
-                update(Refund)
-                .where(
-                    Refund.id == refund_id,
-                    Refund.stripe_reversal_id.is_(None),
-                    Refund.reversal_failure_reason.is_(None),
-                )
-                .values(reversal_failure_reason=refused)
-            )
-            if claimed.rowcount == 1:
-                refund = db.session.get(Refund, refund_id)
-                vendor_order = db.session.get(VendorOrder, refund.vendor_order_id)
+            refund = db.session.get(Refund, refund_id)
+            vendor_order = db.session.get(VendorOrder, refund.vendor_order_id)
+            fulfilment.locked_order(vendor_order.order_id)
+            if move_reversal(
+                reversal_id, ReversalStatus.ASKED, ReversalStatus.FAILED, failure_reason=refused
+            ):
                 receivables.record(refund, vendor_order.vendor_id, transfer_currency)
                 outbox.add("marketplace.notifications.jobs.reversal_refused", refund_id)
         return
     with transaction():
-        claimed = db.session.execute(
-            update(Refund)
-            .where(Refund.id == refund_id, Refund.stripe_reversal_id.is_(None))
-            .values(stripe_reversal_id=reversal["id"])
-        )
-        if claimed.rowcount == 1:
+        refund = db.session.get(Refund, refund_id)
+        vendor_order = db.session.get(VendorOrder, refund.vendor_order_id)
+        fulfilment.locked_order(vendor_order.order_id)
+        if move_reversal(
+            reversal_id,
+            ReversalStatus.ASKED,
+            ReversalStatus.REVERSED,
+            stripe_reversal_id=made["id"],
+        ):
             db.session.execute(
                 update(Transfer)
                 .where(Transfer.id == transfer_row_id)
                 .values(reversed_cents=Transfer.reversed_cents + amount)
             )
-            refund = db.session.get(Refund, refund_id)
             db.session.refresh(refund)
-            ledger.record_reversal(refund, db.session.get(VendorOrder, refund.vendor_order_id))
+            ledger.record_reversal(refund, vendor_order, made["id"])
 
 
 class RefundLineJson(TypedDict):
@@ -686,9 +699,10 @@ def reversal_status(refund: Refund) -> str | None:
     """None when no reversal is due; else pending, succeeded or failed (Stripe refused it)."""
     if refund.transfer_reversal_cents <= 0:
         return None
-    if refund.stripe_reversal_id is not None:
-        return "succeeded"
-    return "failed" if refund.reversal_failure_reason is not None else "pending"
+    reversal = refund.reversal
+    if reversal is None or reversal.status is ReversalStatus.ASKED:
+        return "pending"
+    return "succeeded" if reversal.status is ReversalStatus.REVERSED else "failed"
 
 
 def accept_return(vendor_id: int, return_id: int, *, restock: bool) -> ReturnRequest:

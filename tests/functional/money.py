@@ -154,3 +154,67 @@ def clear_faults(emulator: Any) -> None:
 def objects(state: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     value = state[kind]
     return value if isinstance(value, list) else list(value.values())
+
+
+# --- the paid order's later steps and disputes (test_stripe_says_no, test_dispute_recovery,
+# test_payment_faults) ------------------------------------------------------------------------
+
+SHIP = {"carrier": "UPS", "tracking_number": "1Z1"}
+# Stripe answers every POST with a 400 (a refusal) until the faults are cleared.
+REFUSED = {"status": 400, "count": 100, "method": "POST"}
+
+
+def stripe_objects(emulator: Any, kind: str) -> list[dict[str, Any]]:
+    return objects(emulator_state(emulator), kind)
+
+
+def deliver_all(api: Any, paid: dict[str, Any]) -> None:
+    """Ship and deliver every part of a paid order (captured, then transferred)."""
+    for part, seller in zip(paid["vendor_orders"], paid["sellers"], strict=True):
+        shipped = api.post(f"/vendor/orders/{part['id']}/ship", seller.token, json=SHIP)
+        assert shipped.status_code == 200, shipped.get_json()
+        delivered = api.post(f"/vendor/orders/{part['id']}/deliver", seller.token)
+        assert delivered.status_code == 200, delivered.get_json()
+
+
+def set_dispute_mode(api: Any, admin: Any, mode: str) -> None:
+    response = api.put("/admin/dispute-recovery", admin.token, json={"dispute_recovery": mode})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["dispute_recovery"] == mode
+
+
+def open_dispute(emulator: Any, amount: int | None = None) -> dict[str, Any]:
+    """The buyer disputes the captured charge; its webhooks are delivered."""
+    (charge,) = [c for c in stripe_objects(emulator, "charges") if c["captured"]]
+    body = {} if amount is None else {"amount": amount}
+    dispute = emulator_post(emulator, f"/_emulator/charges/{charge['id']}/dispute", body)
+    assert emulator.flush_webhooks()
+    db.session.rollback()  # the webhook committed in the server's thread
+    return dispute
+
+
+def close_dispute(client: Any, dispute: dict[str, Any], status: str) -> None:
+    """The bank decides (`won` / `lost`): Stripe's `charge.dispute.closed`."""
+    from marketplace.db import utcnow
+
+    event = {
+        "id": f"evt_close_{dispute['id']}",
+        "object": "event",
+        "type": "charge.dispute.closed",
+        "created": int(utcnow().timestamp()),
+        "data": {"object": {**dispute, "status": status}},
+    }
+    response = post_event(client, event)
+    assert response.status_code == 200, response.get_json()
+    db.session.rollback()
+
+
+def assert_books_match_stripe() -> dict[str, Any]:
+    """The ledger sums to zero and reconciliation finds nothing: the report."""
+    from marketplace.payouts import ledger, reconciliation
+
+    db.session.rollback()
+    assert ledger.balance_all() == 0
+    report = reconciliation.reconcile()
+    assert report["mismatches"] == [] and report["ok"] is True
+    return report

@@ -21,74 +21,28 @@ from marketplace.payouts import ledger, reconciliation
 from marketplace.payouts.models import DisputeRecovery, RecoveryStatus
 from marketplace.settlement import recovery as recovery_steps
 from tests.functional.money import (
+    REFUSED,
+    SHIP,
     add_fault,
+    assert_books_match_stripe,
     checkout,
     clear_faults,
+    close_dispute,
+    deliver_all,
     emulator_post,
-    emulator_state,
-    objects,
+    open_dispute,
     paid_order,
     pay,
-    post_event,
+    set_dispute_mode,
+    stripe_objects,
 )
 from tests.helpers import make_admin, make_buyer, make_product
-
-SHIP = {"carrier": "UPS", "tracking_number": "1Z1"}
-REFUSED = {"status": 400, "count": 100, "method": "POST"}
-
-
-def _deliver_all(api: Any, paid: dict[str, Any]) -> None:
-    for part, seller in zip(paid["vendor_orders"], paid["sellers"], strict=True):
-        shipped = api.post(f"/vendor/orders/{part['id']}/ship", seller.token, json=SHIP)
-        assert shipped.status_code == 200, shipped.get_json()
-        delivered = api.post(f"/vendor/orders/{part['id']}/deliver", seller.token)
-        assert delivered.status_code == 200, delivered.get_json()
-
-
-def _set_mode(api: Any, admin: Any, mode: str) -> None:
-    response = api.put("/admin/dispute-recovery", admin.token, json={"dispute_recovery": mode})
-    assert response.status_code == 200, response.get_json()
-    assert response.get_json()["dispute_recovery"] == mode
-
-
-def _stripe(emulator: Any, kind: str) -> list[dict[str, Any]]:
-    return objects(emulator_state(emulator), kind)
-
-
-def _dispute(emulator: Any, amount: int | None = None) -> dict[str, Any]:
-    (charge,) = [c for c in _stripe(emulator, "charges") if c["captured"]]
-    body = {} if amount is None else {"amount": amount}
-    dispute = emulator_post(emulator, f"/_emulator/charges/{charge['id']}/dispute", body)
-    assert emulator.flush_webhooks()
-    db.session.rollback()
-    return dispute
-
-
-def _close(client: Any, dispute: dict[str, Any], status: str) -> None:
-    event = {
-        "id": f"evt_close_{dispute['id']}",
-        "object": "event",
-        "type": "charge.dispute.closed",
-        "created": int(utcnow().timestamp()),
-        "data": {"object": {**dispute, "status": status}},
-    }
-    response = post_event(client, event)
-    assert response.status_code == 200, response.get_json()
-    db.session.rollback()
-
-
-def _assert_books_match_stripe() -> dict[str, Any]:
-    db.session.rollback()
-    assert ledger.balance_all() == 0
-    report = reconciliation.reconcile()
-    assert report["mismatches"] == [] and report["ok"] is True
-    return report
 
 
 def _vendor_net_at_stripe(emulator: Any, account_id: str) -> int:
     return sum(
         t["amount"] - t["amount_reversed"]
-        for t in _stripe(emulator, "transfers")
+        for t in stripe_objects(emulator, "transfers")
         if t["destination"] == account_id
     )
 
@@ -125,7 +79,7 @@ def test_the_setting_defaults_to_the_platform_absorbing_and_rejects_unknown_valu
     assert api.get("/admin/dispute-recovery", admin.token).get_json()["dispute_recovery"] == (
         "platform_absorbs"
     )
-    _set_mode(api, admin, "reverse_vendor_share")
+    set_dispute_mode(api, admin, "reverse_vendor_share")
     assert api.get("/admin/dispute-recovery", admin.token).get_json()["dispute_recovery"] == (
         "reverse_vendor_share"
     )
@@ -141,17 +95,17 @@ def test_the_setting_defaults_to_the_platform_absorbing_and_rejects_unknown_valu
 
 def test_the_platform_absorbs_a_lost_dispute_by_default(api, webhooks, client):
     paid = paid_order(api, webhooks, vendors=1)
-    _deliver_all(api, paid)
-    (transfer,) = _stripe(webhooks, "transfers")
-    dispute = _dispute(webhooks)
-    _close(client, dispute, "lost")
+    deliver_all(api, paid)
+    (transfer,) = stripe_objects(webhooks, "transfers")
+    dispute = open_dispute(webhooks)
+    close_dispute(client, dispute, "lost")
 
-    assert _stripe(webhooks, "transfer_reversals") == []
+    assert stripe_objects(webhooks, "transfer_reversals") == []
     assert _recoveries() == []
     assert ledger.balance(ledger.DISPUTE_LOSSES) == paid["order"]["total_cents"]
     account = paid["sellers"][0].vendor.stripe_account_id
     assert _vendor_net_at_stripe(webhooks, account) == transfer["amount"]
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
 
 # --- the vendor's share reversed ------------------------------------------------------------
@@ -161,14 +115,14 @@ def test_a_lost_dispute_reverses_each_vendors_share_and_the_platform_keeps_the_r
     api, webhooks, client
 ):
     admin = make_admin()
-    _set_mode(api, admin, "reverse_vendor_share")
+    set_dispute_mode(api, admin, "reverse_vendor_share")
     paid = paid_order(api, webhooks, vendors=2)
-    _deliver_all(api, paid)
+    deliver_all(api, paid)
     disputed = paid["order"]["total_cents"] - 700  # a partial dispute
-    dispute = _dispute(webhooks, amount=disputed)
+    dispute = open_dispute(webhooks, amount=disputed)
 
     shares = [_share(paid, 0, disputed), _share(paid, 1, disputed)]
-    reversals = _stripe(webhooks, "transfer_reversals")
+    reversals = stripe_objects(webhooks, "transfer_reversals")
     assert sorted(r["amount"] for r in reversals) == sorted(shares)
     recoveries = _recoveries()
     assert [r.status for r in recoveries] == [RecoveryStatus.REVERSED] * 2
@@ -177,9 +131,9 @@ def test_a_lost_dispute_reverses_each_vendors_share_and_the_platform_keeps_the_r
     }
     # while the bank decides, the vendors cover their shares of the withdrawn amount
     assert ledger.balance(ledger.DISPUTED) == disputed - sum(shares)
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
-    _close(client, dispute, "lost")
+    close_dispute(client, dispute, "lost")
     assert ledger.balance(ledger.DISPUTED) == 0
     assert ledger.balance(ledger.DISPUTE_LOSSES) == disputed - sum(shares)
     for part, seller, share in zip(paid["vendor_orders"], paid["sellers"], shares, strict=True):
@@ -188,25 +142,27 @@ def test_a_lost_dispute_reverses_each_vendors_share_and_the_platform_keeps_the_r
         assert _vendor_net_at_stripe(webhooks, account) == kept
         earnings = api.get("/vendor/earnings", seller.token).get_json()
         assert earnings["owed_cents"] == 0
-    report = _assert_books_match_stripe()
+    report = assert_books_match_stripe()
     assert report["failed_steps"] == []
 
 
 def test_a_won_dispute_gives_the_vendors_share_back_by_a_new_transfer(api, webhooks, client):
     admin = make_admin()
-    _set_mode(api, admin, "reverse_vendor_share")
+    set_dispute_mode(api, admin, "reverse_vendor_share")
     paid = paid_order(api, webhooks, vendors=1)
-    _deliver_all(api, paid)
-    dispute = _dispute(webhooks)
-    (reversal,) = _stripe(webhooks, "transfer_reversals")
+    deliver_all(api, paid)
+    dispute = open_dispute(webhooks)
+    (reversal,) = stripe_objects(webhooks, "transfer_reversals")
     earned = paid["vendor_orders"][0]["vendor_earnings_cents"]
     assert reversal["amount"] == _share(paid, 0, paid["order"]["total_cents"]) == earned
 
-    _close(client, dispute, "won")
-    _close(client, dispute, "won")  # a repeated decision gives nothing twice
+    close_dispute(client, dispute, "won")
+    close_dispute(client, dispute, "won")  # a repeated decision gives nothing twice
 
     account = paid["sellers"][0].vendor.stripe_account_id
-    returned = [t for t in _stripe(webhooks, "transfers") if t["transfer_group"].startswith("d")]
+    returned = [
+        t for t in stripe_objects(webhooks, "transfers") if t["transfer_group"].startswith("d")
+    ]
     assert [t["amount"] for t in returned] == [reversal["amount"]]
     assert returned[0]["destination"] == account
     assert _vendor_net_at_stripe(webhooks, account) == earned  # whole again
@@ -221,32 +177,32 @@ def test_a_won_dispute_gives_the_vendors_share_back_by_a_new_transfer(api, webho
     assert ledger.balance(ledger.DISPUTED) == 0
     assert ledger.balance(ledger.DISPUTE_LOSSES) == 0
     assert ledger.balance(ledger.VENDOR_PAYABLE, vendor_id=paid["sellers"][0].vendor.id) == 0
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
 
 def test_a_refused_recovery_is_owed_and_netted_from_the_vendors_next_transfer(
     api, webhooks, client
 ):
     admin = make_admin()
-    _set_mode(api, admin, "reverse_vendor_share")
+    set_dispute_mode(api, admin, "reverse_vendor_share")
     paid = paid_order(api, webhooks, vendors=1)
-    _deliver_all(api, paid)
-    (transfer,) = _stripe(webhooks, "transfers")
+    deliver_all(api, paid)
+    (transfer,) = stripe_objects(webhooks, "transfers")
     add_fault(webhooks, f"/v1/transfers/{transfer['id']}/reversals", **REFUSED)
-    dispute = _dispute(webhooks)
+    dispute = open_dispute(webhooks)
     clear_faults(webhooks)
 
-    assert _stripe(webhooks, "transfer_reversals") == []
+    assert stripe_objects(webhooks, "transfer_reversals") == []
     (recovery,) = _recoveries()
     assert recovery.status is RecoveryStatus.OWED and recovery.failure_reason
     seller = paid["sellers"][0]
     owed = recovery.amount_cents
     assert api.get("/vendor/earnings", seller.token).get_json()["owed_cents"] == owed
-    report = _assert_books_match_stripe()
+    report = assert_books_match_stripe()
     assert [(s["kind"], s["id"]) for s in report["failed_steps"]] == [
         ("dispute_recovery_refused", recovery.id)
     ]
-    _close(client, dispute, "lost")
+    close_dispute(client, dispute, "lost")
     assert ledger.balance(ledger.DISPUTE_LOSSES) == paid["order"]["total_cents"] - owed
 
     # the vendor's next sale pays it back
@@ -260,64 +216,64 @@ def test_a_refused_recovery_is_owed_and_netted_from_the_vendors_next_transfer(
     assert next_part["vendor_earnings_cents"] > owed
     api.post(f"/vendor/orders/{next_part['id']}/ship", seller.token, json=SHIP)
     assert api.post(f"/vendor/orders/{next_part['id']}/deliver", seller.token).status_code == 200
-    second = [t for t in _stripe(webhooks, "transfers") if t["id"] != transfer["id"]]
+    second = [t for t in stripe_objects(webhooks, "transfers") if t["id"] != transfer["id"]]
     assert [t["amount"] for t in second] == [next_part["vendor_earnings_cents"] - owed]
     assert api.get("/vendor/earnings", seller.token).get_json()["owed_cents"] == 0
-    report = _assert_books_match_stripe()
+    report = assert_books_match_stripe()
     assert report["failed_steps"] == []
 
 
 def test_a_dispute_before_the_payout_holds_the_vendors_share_back_from_it(api, webhooks, client):
     admin = make_admin()
-    _set_mode(api, admin, "reverse_vendor_share")
+    set_dispute_mode(api, admin, "reverse_vendor_share")
     paid = paid_order(api, webhooks, vendors=1)
     part, seller = paid["vendor_orders"][0], paid["sellers"][0]
     assert api.post(f"/vendor/orders/{part['id']}/ship", seller.token, json=SHIP).status_code == 200
     disputed = 1500
-    dispute = _dispute(webhooks, amount=disputed)  # captured, nothing sent yet
+    dispute = open_dispute(webhooks, amount=disputed)  # captured, nothing sent yet
     share = _share(paid, 0, disputed)
     (recovery,) = _recoveries()
     assert (recovery.status, recovery.amount_cents) == (RecoveryStatus.OWED, share)
     assert api.post(f"/vendor/orders/{part['id']}/deliver", seller.token).status_code == 200
-    assert _stripe(webhooks, "transfers") == []  # held while the bank decides
-    _assert_books_match_stripe()
+    assert stripe_objects(webhooks, "transfers") == []  # held while the bank decides
+    assert_books_match_stripe()
 
-    _close(client, dispute, "lost")
-    (transfer,) = _stripe(webhooks, "transfers")
+    close_dispute(client, dispute, "lost")
+    (transfer,) = stripe_objects(webhooks, "transfers")
     assert transfer["amount"] == part["vendor_earnings_cents"] - share
     assert ledger.balance(ledger.DISPUTE_LOSSES) == disputed - share
-    report = _assert_books_match_stripe()
+    report = assert_books_match_stripe()
     assert report["failed_steps"] == []
 
 
 def test_a_won_dispute_drops_a_share_still_owed(api, webhooks, client):
     admin = make_admin()
-    _set_mode(api, admin, "reverse_vendor_share")
+    set_dispute_mode(api, admin, "reverse_vendor_share")
     paid = paid_order(api, webhooks, vendors=1)
     part, seller = paid["vendor_orders"][0], paid["sellers"][0]
     api.post(f"/vendor/orders/{part['id']}/ship", seller.token, json=SHIP)
-    dispute = _dispute(webhooks)
+    dispute = open_dispute(webhooks)
     assert api.post(f"/vendor/orders/{part['id']}/deliver", seller.token).status_code == 200
-    _close(client, dispute, "won")
+    close_dispute(client, dispute, "won")
 
     (recovery,) = _recoveries()
     assert recovery.status is RecoveryStatus.WAIVED
-    (transfer,) = _stripe(webhooks, "transfers")
+    (transfer,) = stripe_objects(webhooks, "transfers")
     assert transfer["amount"] == part["vendor_earnings_cents"]  # paid in full
     assert api.get("/vendor/earnings", seller.token).get_json()["owed_cents"] == 0
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
 
 def test_a_recovery_whose_answer_was_lost_is_found_at_stripe_not_taken_twice(
     api, webhooks, client, app
 ):
     admin = make_admin()
-    _set_mode(api, admin, "reverse_vendor_share")
+    set_dispute_mode(api, admin, "reverse_vendor_share")
     paid = paid_order(api, webhooks, vendors=1)
-    _deliver_all(api, paid)
-    (transfer,) = _stripe(webhooks, "transfers")
+    deliver_all(api, paid)
+    (transfer,) = stripe_objects(webhooks, "transfers")
     app.config["JOBS_SYNCHRONOUS"] = False  # the recovery job waits in the queue
-    _dispute(webhooks, amount=1000)  # a small share: reversing it twice would fit
+    open_dispute(webhooks, amount=1000)  # a small share: reversing it twice would fit
     (recovery,) = _recoveries()
     assert recovery.status is RecoveryStatus.PENDING
     assert "dispute_recovery_pending" in [
@@ -338,10 +294,10 @@ def test_a_recovery_whose_answer_was_lost_is_found_at_stripe_not_taken_twice(
 
     recovery_steps.recover_share(recovery.id)
 
-    assert len(_stripe(webhooks, "transfer_reversals")) == 1
+    assert len(stripe_objects(webhooks, "transfer_reversals")) == 1
     (recovery,) = _recoveries()
     assert recovery.status is RecoveryStatus.REVERSED
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
 
 # --- the return of a won dispute's share, refused ------------------------------------------
@@ -351,23 +307,25 @@ def test_a_refused_return_stays_owed_to_the_vendor_is_listed_and_an_admin_retrie
     api, webhooks, client
 ):
     admin = make_admin()
-    _set_mode(api, admin, "reverse_vendor_share")
+    set_dispute_mode(api, admin, "reverse_vendor_share")
     paid = paid_order(api, webhooks, vendors=1)
-    _deliver_all(api, paid)
-    dispute = _dispute(webhooks)
-    (reversal,) = _stripe(webhooks, "transfer_reversals")
+    deliver_all(api, paid)
+    dispute = open_dispute(webhooks)
+    (reversal,) = stripe_objects(webhooks, "transfer_reversals")
     vendor_id = paid["sellers"][0].vendor.id
     add_fault(webhooks, "/v1/transfers", **REFUSED)
 
-    _close(client, dispute, "won")
+    close_dispute(client, dispute, "won")
 
     (recovery,) = _recoveries()
     assert recovery.status is RecoveryStatus.RETURN_REFUSED and recovery.failure_reason
-    assert [t for t in _stripe(webhooks, "transfers") if t["transfer_group"].startswith("d")] == []
+    assert [
+        t for t in stripe_objects(webhooks, "transfers") if t["transfer_group"].startswith("d")
+    ] == []
     # compensation: nothing booked as given back, so the books still owe the vendor its share
     assert ledger.balance(ledger.VENDOR_PAYABLE, vendor_id=vendor_id) == -reversal["amount"]
     assert ledger.total("dispute_return", ledger.CASH) == 0
-    report = _assert_books_match_stripe()  # matches Stripe: nothing was sent
+    report = assert_books_match_stripe()  # matches Stripe: nothing was sent
     assert [(s["kind"], s["id"]) for s in report["failed_steps"]] == [
         ("dispute_return_refused", recovery.id)
     ]
@@ -384,7 +342,9 @@ def test_a_refused_return_stays_owed_to_the_vendor_is_listed_and_an_admin_retrie
 
     assert retried.status_code == 200, retried.get_json()
     assert retried.get_json()["status"] == "returned"
-    (returned,) = [t for t in _stripe(webhooks, "transfers") if t["transfer_group"].startswith("d")]
+    (returned,) = [
+        t for t in stripe_objects(webhooks, "transfers") if t["transfer_group"].startswith("d")
+    ]
     assert returned["amount"] == reversal["amount"]
     account = paid["sellers"][0].vendor.stripe_account_id
     assert (
@@ -394,10 +354,41 @@ def test_a_refused_return_stays_owed_to_the_vendor_is_listed_and_an_admin_retrie
     assert ledger.balance(ledger.VENDOR_PAYABLE, vendor_id=vendor_id) == 0
     again = api.post(f"/admin/dispute-recoveries/{recovery.id}/retry", admin.token)
     assert again.status_code == 409
-    report = _assert_books_match_stripe()
+    report = assert_books_match_stripe()
     assert report["failed_steps"] == []
 
 
 def _notifications(user_id: int) -> list[Any]:
     db.session.rollback()
     return list(db.session.scalars(select(Notification).where(Notification.user_id == user_id)))
+
+
+def test_a_return_retried_after_the_cause_was_fixed_is_asked_with_a_new_key(api, webhooks, client):
+    """The refusal is stored under the first attempt's key: the retry asks with its own."""
+    admin = make_admin()
+    set_dispute_mode(api, admin, "reverse_vendor_share")
+    paid = paid_order(api, webhooks, vendors=1)
+    deliver_all(api, paid)
+    dispute = open_dispute(webhooks)
+    (reversal,) = stripe_objects(webhooks, "transfer_reversals")
+    account = paid["sellers"][0].vendor.stripe_account_id
+    emulator_post(webhooks, f"/_emulator/accounts/{account}/restrict")  # a real 4xx, stored
+
+    close_dispute(client, dispute, "won")
+
+    (recovery,) = _recoveries()
+    assert recovery.status is RecoveryStatus.RETURN_REFUSED and recovery.return_attempt == 1
+    emulator_post(webhooks, f"/_emulator/accounts/{account}/complete_onboarding")  # fixed
+    retried = api.post(f"/admin/dispute-recoveries/{recovery.id}/retry", admin.token)
+
+    assert retried.status_code == 200, retried.get_json()
+    assert retried.get_json()["status"] == "returned"
+    (returned,) = [
+        t for t in stripe_objects(webhooks, "transfers") if t["transfer_group"].startswith("d")
+    ]
+    assert returned["amount"] == reversal["amount"]
+    (recovery,) = _recoveries()
+    assert recovery.return_attempt == 2
+    assert recovery.stripe_reversal_id == reversal["id"]  # from its reversal row
+    report = assert_books_match_stripe()
+    assert report["failed_steps"] == []

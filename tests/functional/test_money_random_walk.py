@@ -60,6 +60,8 @@ from marketplace.payouts.models import (
     RecoveryStatus,
     Refund,
     RefundStatus,
+    Reversal,
+    ReversalStatus,
     Transfer,
     TransferStatus,
 )
@@ -802,6 +804,27 @@ class Walk:
                     f"buyer {buyer.id}: Stripe charged net {stripe_net[buyer.id]}, "
                     f"books {books_net[buyer.id]}"
                 )
+
+        # 3b. reversal by reversal: every `reversed` row is a Stripe reversal of its transfer for
+        #     its amount, none is left `asked`, and every Stripe reversal is one of our rows
+        rows = db.session.scalars(select(Reversal)).all()
+        mine = {r.stripe_reversal_id: r for r in rows if r.status is ReversalStatus.REVERSED}
+        for row in rows:
+            if row.status is ReversalStatus.ASKED:
+                problems.append(f"reversal {row.id} still asked, never answered")
+        for stripe_id, row in mine.items():
+            theirs = reversals.get(stripe_id)
+            transfer_row = db.session.get(Transfer, row.transfer_id)
+            if theirs is None:
+                problems.append(f"reversal {row.id}: {stripe_id} not at Stripe")
+            elif (theirs["amount"], theirs["transfer"]) != (
+                row.amount_cents,
+                transfer_row.stripe_transfer_id,
+            ):
+                problems.append(f"reversal {row.id}: Stripe has {theirs} for it")
+        for stripe_id in reversals:
+            if stripe_id not in mine:
+                problems.append(f"Stripe reversal {stripe_id} has no reversals row")
 
         # 4. per vendor: transfers − reversals at Stripe = our books = the earnings API =
         #    what it earned on what was settled, plus what it owes back from refused reversals

@@ -23,15 +23,27 @@ from marketplace.payments import gateway
 from marketplace.payments.models import CaptureStatus, PaymentStatus
 from marketplace.payments.services import payment_of
 from marketplace.payouts import ledger, reconciliation
-from marketplace.payouts.models import Refund, Transfer, TransferStatus
+from marketplace.payouts.models import (
+    DisputeRecovery,
+    RecoveryStatus,
+    Refund,
+    ReversalStatus,
+    Transfer,
+    TransferStatus,
+)
 from marketplace.settlement import capture
+from marketplace.settlement.recovery import RECOVER_JOB, RETURN_JOB
 from tests.functional.money import (
     add_fault,
+    close_dispute,
     emulator_post,
     emulator_state,
     objects,
+    open_dispute,
     paid_order,
+    set_dispute_mode,
 )
+from tests.helpers import make_admin
 
 SHIP = {"carrier": "UPS", "tracking_number": "1Z1"}
 
@@ -548,3 +560,136 @@ def test_a_transfer_stuck_sending_is_finished_after_the_part_was_refunded_whole(
     assert transfer["amount"] == vo["vendor_earnings_cents"]
     assert transfer["amount_reversed"] == refunded.get_json()["transfer_reversal_cents"]
     _assert_books_balance()
+
+
+# --- dispute recovery: the reversal of the vendor's share and the give-back transfer ------
+
+RECOVERY_FAULTS = {
+    **REFUND_FAULTS,
+    "500 before, retried": FAULTS["500 before, retried"],
+    "stall, retried": FAULTS["stall, retried"],
+}
+
+
+def _disputed_after_payout(api: Any, webhooks: Any) -> tuple[dict[str, Any], Any]:
+    """A delivered and paid-out part under `reverse_vendor_share`, the charge then disputed:
+    the recovery's reversal waits in the outbox."""
+    set_dispute_mode(api, make_admin(), "reverse_vendor_share")
+    paid = paid_order(api, webhooks)
+    _capture(api, paid)
+    _transfer(api, paid)
+    (transfer,) = db.session.scalars(select(Transfer)).all()
+    return paid, transfer
+
+
+def _recovery() -> DisputeRecovery:
+    db.session.rollback()
+    (row,) = db.session.scalars(select(DisputeRecovery)).all()
+    return row
+
+
+@pytest.mark.parametrize("fault", RECOVERY_FAULTS.values(), ids=RECOVERY_FAULTS.keys())
+def test_dispute_recovery_reversal_survives_stripe_faults(api, webhooks, fast_stripe, fault):
+    fast_stripe(fault)
+    paid, transfer = _disputed_after_payout(api, webhooks)
+    add_fault(webhooks, f"/v1/transfers/{transfer.stripe_transfer_id}/reversals", **fault.params())
+    open_dispute(webhooks, amount=2000)
+    message_id = _pending_message(RECOVER_JOB)
+
+    def still_asked() -> None:  # the intent row is written, no answer recorded
+        recovery = _recovery()
+        assert recovery.status is RecoveryStatus.PENDING
+        assert recovery.reversal is not None
+        assert recovery.reversal.status is ReversalStatus.ASKED
+
+    started = time.monotonic()
+    acted = lambda: bool(_stripe(webhooks, "transfer_reversals"))  # noqa: E731
+    _run(message_id, fault, started, acted, still_asked)
+
+    recovery = _recovery()
+    assert recovery.status is RecoveryStatus.REVERSED
+    (theirs,) = _stripe(webhooks, "transfer_reversals")  # reversed once
+    assert (theirs["id"], theirs["amount"]) == (recovery.stripe_reversal_id, recovery.amount_cents)
+    assert recovery.reversal.status is ReversalStatus.REVERSED
+    assert db.session.get(Transfer, transfer.id).reversed_cents == recovery.amount_cents
+    _assert_books_balance()
+
+
+def test_dispute_recovery_reversal_refused_is_owed_not_retried(api, webhooks, fast_stripe):
+    fault = Fault(status=400, count=100)
+    fast_stripe(fault)
+    paid, transfer = _disputed_after_payout(api, webhooks)
+    add_fault(webhooks, f"/v1/transfers/{transfer.stripe_transfer_id}/reversals", **fault.params())
+    open_dispute(webhooks, amount=2000)
+
+    outbox.run_message(_pending_message(RECOVER_JOB))  # the refusal is an answer: no raise
+
+    recovery = _recovery()
+    assert recovery.status is RecoveryStatus.OWED and recovery.failure_reason
+    assert recovery.reversal.status is ReversalStatus.FAILED
+    assert recovery.stripe_reversal_id is None
+    assert _stripe(webhooks, "transfer_reversals") == []
+    assert db.session.get(Transfer, transfer.id).reversed_cents == 0
+    seller = paid["sellers"][0]
+    owed = api.get("/vendor/earnings", seller.token).get_json()["owed_cents"]
+    assert owed == recovery.amount_cents
+    db.session.rollback()
+    assert ledger.balance_all() == 0
+    report = reconciliation.reconcile()
+    assert report["mismatches"] == [] and report["ok"] is True
+    assert [(s["kind"], s["id"]) for s in report["failed_steps"]] == [
+        ("dispute_recovery_refused", recovery.id)
+    ]
+
+
+@pytest.mark.parametrize("fault", RECOVERY_FAULTS.values(), ids=RECOVERY_FAULTS.keys())
+def test_dispute_return_survives_stripe_faults(api, webhooks, client, fast_stripe, fault):
+    fast_stripe(fault)
+    paid, _ = _disputed_after_payout(api, webhooks)
+    dispute = open_dispute(webhooks, amount=2000)
+    outbox.run_message(_pending_message(RECOVER_JOB))
+    assert _recovery().status is RecoveryStatus.REVERSED
+    add_fault(webhooks, "/v1/transfers", **fault.params())
+    close_dispute(client, dispute, "won")
+    message_id = _pending_message(RETURN_JOB)
+
+    def still_returning() -> None:
+        assert _recovery().status is RecoveryStatus.RETURNING
+
+    def returns() -> list[dict[str, Any]]:
+        return [t for t in _stripe(webhooks, "transfers") if t["transfer_group"].startswith("d")]
+
+    started = time.monotonic()
+    _run(message_id, fault, started, lambda: bool(returns()), still_returning)
+
+    recovery = _recovery()
+    assert recovery.status is RecoveryStatus.RETURNED
+    (returned,) = returns()  # given back once
+    assert (returned["id"], returned["amount"]) == (
+        recovery.stripe_return_transfer_id,
+        recovery.amount_cents,
+    )
+    _assert_books_balance()
+
+
+def test_dispute_return_refused_stays_owed_to_the_vendor(api, webhooks, client, fast_stripe):
+    fault = Fault(status=400, count=100)
+    fast_stripe(fault)
+    paid, _ = _disputed_after_payout(api, webhooks)
+    dispute = open_dispute(webhooks, amount=2000)
+    outbox.run_message(_pending_message(RECOVER_JOB))
+    add_fault(webhooks, "/v1/transfers", **fault.params())
+    close_dispute(client, dispute, "won")
+
+    outbox.run_message(_pending_message(RETURN_JOB))  # the refusal is an answer: no raise
+
+    recovery = _recovery()
+    assert recovery.status is RecoveryStatus.RETURN_REFUSED and recovery.failure_reason
+    assert [t for t in _stripe(webhooks, "transfers") if t["transfer_group"].startswith("d")] == []
+    db.session.rollback()
+    assert ledger.balance_all() == 0
+    report = reconciliation.reconcile()
+    assert report["mismatches"] == [] and report["ok"] is True
+    assert [(s["kind"], s["id"]) for s in report["failed_steps"]] == [
+        ("dispute_return_refused", recovery.id)
+    ]

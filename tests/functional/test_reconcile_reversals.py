@@ -10,7 +10,7 @@ from sqlalchemy import update
 from marketplace.db import db
 from marketplace.payments import gateway
 from marketplace.payouts import reconciliation
-from marketplace.payouts.models import Refund, Transfer
+from marketplace.payouts.models import Refund, Reversal, Transfer
 from tests.functional.money import paid_order
 
 SHIP = {"carrier": "UPS", "tracking_number": "1Z1"}
@@ -60,15 +60,17 @@ def test_a_recorded_reversal_stripe_does_not_have_or_of_another_amount_is_report
     refund, _ = _paid_out_and_refunded(api, webhooks)
     real = refund.stripe_reversal_id
     db.session.execute(
-        update(Refund)
-        .where(Refund.id == refund.id)
-        .values(transfer_reversal_cents=refund.transfer_reversal_cents - 1)
+        update(Reversal)
+        .where(Reversal.refund_id == refund.id)
+        .values(amount_cents=refund.transfer_reversal_cents - 1)
     )
     db.session.commit()
     assert ("reversal_amount", real) in _mismatches()
 
     db.session.execute(
-        update(Refund).where(Refund.id == refund.id).values(stripe_reversal_id="trr_not_at_stripe")
+        update(Reversal)
+        .where(Reversal.refund_id == refund.id)
+        .values(stripe_reversal_id="trr_not_at_stripe")
     )
     db.session.commit()
     found = _mismatches()

@@ -26,21 +26,22 @@ from marketplace.payouts import ledger, reconciliation
 from marketplace.payouts.models import Refund, RefundStatus, Transfer, TransferStatus
 from marketplace.settlement import capture, payout
 from tests.functional.money import (
+    REFUSED,
+    SHIP,
     add_fault,
+    assert_books_match_stripe,
     checkout,
     clear_faults,
+    close_dispute,
     emulator_post,
-    emulator_state,
-    objects,
     onboarded_vendor,
+    open_dispute,
     paid_order,
     pay,
     post_event,
+    stripe_objects,
 )
 from tests.helpers import make_admin, make_buyer, make_product
-
-SHIP = {"carrier": "UPS", "tracking_number": "1Z1"}
-REFUSED = {"status": 400, "count": 100, "method": "POST"}
 
 
 def _vo(paid: dict[str, Any], index: int) -> tuple[int, Any]:
@@ -92,17 +93,6 @@ def _mismatch_kinds() -> list[str]:
     return sorted(m["kind"] for m in reconciliation.reconcile()["mismatches"])
 
 
-def _assert_books_match_stripe() -> None:
-    db.session.rollback()
-    assert ledger.balance_all() == 0
-    report = reconciliation.reconcile()
-    assert report["mismatches"] == [] and report["ok"] is True
-
-
-def _stripe(emulator: Any, kind: str) -> list[dict[str, Any]]:
-    return objects(emulator_state(emulator), kind)
-
-
 def _notification_kinds(user_id: int) -> list[str]:
     db.session.rollback()
     return list(
@@ -131,12 +121,12 @@ def test_a_part_cancelled_while_the_capture_waits_in_the_queue_is_never_refunded
 
     _run_pending_jobs()  # the capture (first part only), then the cancellation's settlement
 
-    (charge,) = [c for c in _stripe(webhooks, "charges") if c["captured"]]
+    (charge,) = [c for c in stripe_objects(webhooks, "charges") if c["captured"]]
     assert charge["amount_captured"] == first["total_cents"]
-    assert _stripe(webhooks, "refunds") == []  # the second part was never charged
+    assert stripe_objects(webhooks, "refunds") == []  # the second part was never charged
     db.session.rollback()
     assert db.session.scalars(select(Refund)).all() == []
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
 
 # --- 2. an authorization that lapses --------------------------------------------------------
@@ -160,12 +150,12 @@ def test_a_lapsed_authorization_cancels_what_has_not_shipped_and_stops_shipping(
     assert refused.status_code == 409
     assert "payment_lapsed" in _notification_kinds(paid["buyer"].id)
     assert "payment_lapsed" in _notification_kinds(admin.id)
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
 
 def test_the_capture_deadline_comes_from_stripe_not_from_when_the_webhook_arrived(api, webhooks):
     paid = paid_order(api, webhooks, vendors=1)
-    (charge,) = _stripe(webhooks, "charges")
+    (charge,) = stripe_objects(webhooks, "charges")
     payment = _payment(paid["order"]["id"])
     capture_before = charge["payment_method_details"]["card"]["capture_before"]
     assert int(payment.capture_before.timestamp()) == capture_before
@@ -200,7 +190,7 @@ def test_a_capture_refused_because_the_authorization_lapsed_unwedges_the_order(a
         select(OutboxMessage.job).where(OutboxMessage.completed_at.is_(None))
     ).all()
     assert pending == []
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
 
 def test_a_capture_refused_for_another_reason_goes_back_to_authorized(api, webhooks, app):
@@ -220,9 +210,9 @@ def test_a_capture_refused_for_another_reason_goes_back_to_authorized(api, webho
 
     clear_faults(webhooks)
     assert capture.capture_order(paid["order"]["id"]).status is PaymentStatus.CAPTURED
-    (charge,) = [c for c in _stripe(webhooks, "charges") if c["captured"]]
+    (charge,) = [c for c in stripe_objects(webhooks, "charges") if c["captured"]]
     assert charge["amount_captured"] == paid["vendor_orders"][0]["total_cents"]
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
 
 def test_one_refused_capture_does_not_stop_the_hourly_job_for_the_others(api, webhooks):
@@ -285,7 +275,7 @@ def test_a_refund_stripe_refuses_books_nothing_and_can_be_tried_again(api, webho
     assert _vendor_order(api, paid, 0)["status"] == "refunded"
     assert _on_hand(variant_id) == on_hand + 2
     assert "refund" in _notification_kinds(paid["buyer"].id)
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
 
 def test_a_refused_refund_does_not_lower_the_vendors_transfer(api, webhooks):
@@ -298,9 +288,9 @@ def test_a_refused_refund_does_not_lower_the_vendors_transfer(api, webhooks):
     )
     assert refused.status_code == 409
     assert _deliver(api, paid, 0).status_code == 200
-    (transfer,) = _stripe(webhooks, "transfers")
+    (transfer,) = stripe_objects(webhooks, "transfers")
     assert transfer["amount"] == paid["vendor_orders"][0]["vendor_earnings_cents"]
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
 
 # --- 5. returns after a refusal -------------------------------------------------------------
@@ -334,7 +324,9 @@ def test_accepting_a_return_after_a_refused_refund_refunds_and_restocks_once(api
     assert accepted.status_code == 200, accepted.get_json()
     assert api.post(accept, seller.token, json={"restock": True}).status_code == 409
     unit = paid["vendor_orders"][0]["items"][0]["unit_price_cents"]
-    assert [r["amount"] - unit for r in _stripe(webhooks, "refunds")] == [0]  # one unit, once
+    assert [r["amount"] - unit for r in stripe_objects(webhooks, "refunds")] == [
+        0
+    ]  # one unit, once
     assert _on_hand(paid["variant_ids"][0]) == on_hand + 1
 
 
@@ -344,13 +336,13 @@ def test_accepting_a_return_whose_reversal_is_refused_still_accepts_it_once(api,
     assert _deliver(api, paid, 0).status_code == 200
     return_id = _return_one(api, paid)
     seller = paid["sellers"][0]
-    (transfer,) = _stripe(webhooks, "transfers")
+    (transfer,) = stripe_objects(webhooks, "transfers")
     add_fault(webhooks, f"/v1/transfers/{transfer['id']}/reversals", **REFUSED)
     accept = f"/vendor/returns/{return_id}/accept"
     accepted = api.post(accept, seller.token, json={"restock": True})
     assert accepted.status_code == 200, accepted.get_json()
     assert api.post(accept, seller.token, json={"restock": True}).status_code == 409
-    assert len(_stripe(webhooks, "refunds")) == 1
+    assert len(stripe_objects(webhooks, "refunds")) == 1
     assert "reversal_refused" in _mismatch_kinds()
 
 
@@ -363,7 +355,7 @@ def test_a_refused_reversal_answers_with_the_refund_and_is_reported(api, webhook
     assert _ship(api, paid, 0).status_code == 200
     assert _deliver(api, paid, 0).status_code == 200
     vo_id, seller = _vo(paid, 0)
-    (transfer,) = _stripe(webhooks, "transfers")
+    (transfer,) = stripe_objects(webhooks, "transfers")
     add_fault(webhooks, f"/v1/transfers/{transfer['id']}/reversals", **REFUSED)
 
     response = api.post(
@@ -397,11 +389,11 @@ def test_a_refused_reversal_answers_with_the_refund_and_is_reported(api, webhook
     shipped = api.post(f"/vendor/orders/{next_part['id']}/ship", seller.token, json=SHIP)
     assert shipped.status_code == 200
     assert api.post(f"/vendor/orders/{next_part['id']}/deliver", seller.token).status_code == 200
-    second = [t for t in _stripe(webhooks, "transfers") if t["id"] != transfer["id"]]
+    second = [t for t in stripe_objects(webhooks, "transfers") if t["id"] != transfer["id"]]
     assert [t["amount"] for t in second] == [next_part["vendor_earnings_cents"] - owed]
     earnings = api.get("/vendor/earnings", seller.token).get_json()
     assert (earnings["owed_cents"], earnings["pending_cents"]) == (0, 0)
-    _assert_books_match_stripe()  # the refused reversal is settled: nothing left to report
+    assert_books_match_stripe()  # the refused reversal is settled: nothing left to report
 
 
 # --- 12. restocking only what came back -----------------------------------------------------
@@ -418,7 +410,7 @@ def test_refunding_a_shipped_part_does_not_restock_unless_asked(api, webhooks):
         assert refunded.status_code == 201, refunded.get_json()
     assert _on_hand(paid["variant_ids"][0]) == shipped_stock  # the buyer still has them
     assert _on_hand(paid["variant_ids"][1]) == unshipped_stock + 2  # never left the shelf
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
 
 # --- 10. suspended vendors ------------------------------------------------------------------
@@ -438,13 +430,13 @@ def test_a_suspended_vendor_can_neither_ship_nor_be_paid_until_reinstated(api, w
     assert _ship(api, paid, 0).status_code == 200
     assert api.post(suspend, admin.token).status_code == 200
     assert _deliver(api, paid, 0).status_code == 200  # the parcel arrived all the same
-    assert _stripe(webhooks, "transfers") == []  # ... but a suspended vendor is not paid
+    assert stripe_objects(webhooks, "transfers") == []  # ... but a suspended vendor is not paid
 
     assert api.post(approve, admin.token).status_code == 200
     payout.transfer_vendor_order(paid["vendor_orders"][0]["id"])
-    (transfer,) = _stripe(webhooks, "transfers")
+    (transfer,) = stripe_objects(webhooks, "transfers")
     assert transfer["amount"] == paid["vendor_orders"][0]["vendor_earnings_cents"]
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
 
 @pytest.fixture(autouse=True)
@@ -491,23 +483,7 @@ def _dispute(api: Any, emulator: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """A delivered-to-be order (shipped, so captured) whose charge the buyer disputes."""
     paid = paid_order(api, emulator, vendors=1)
     assert _ship(api, paid, 0).status_code == 200
-    (charge,) = [c for c in _stripe(emulator, "charges") if c["captured"]]
-    dispute = emulator_post(emulator, f"/_emulator/charges/{charge['id']}/dispute", {})
-    assert emulator.flush_webhooks()
-    db.session.rollback()  # the webhook committed in the server's thread
-    return paid, dispute
-
-
-def _close(client: Any, dispute: dict[str, Any], status: str) -> None:
-    event = {
-        "id": f"evt_close_{dispute['id']}",
-        "object": "event",
-        "type": "charge.dispute.closed",
-        "created": int(utcnow().timestamp()),
-        "data": {"object": {**dispute, "status": status}},
-    }
-    response = post_event(client, event)
-    assert response.status_code == 200, response.get_json()
+    return paid, open_dispute(emulator)
 
 
 def test_a_dispute_is_booked_blocks_refunds_and_holds_the_payout_until_won(api, webhooks, client):
@@ -524,42 +500,42 @@ def test_a_dispute_is_booked_blocks_refunds_and_holds_the_payout_until_won(api, 
     refused = api.post(f"/vendor/orders/{vo_id}/refund", seller.token, json={"reason": "x"})
     assert refused.status_code == 409
     assert refused.get_json()["error"]["code"] == "charge_disputed"
-    assert _stripe(webhooks, "refunds") == []
+    assert stripe_objects(webhooks, "refunds") == []
     assert _deliver(api, paid, 0).status_code == 200
-    assert _stripe(webhooks, "transfers") == []  # not paid out of a disputed charge yet
+    assert stripe_objects(webhooks, "transfers") == []  # not paid out of a disputed charge yet
 
-    _close(client, dispute, "won")
-    _close(client, dispute, "lost")  # a decision is final: a later event does not flip it
+    close_dispute(client, dispute, "won")
+    close_dispute(client, dispute, "lost")  # a decision is final: a later event does not flip it
     db.session.rollback()
     assert ledger.balance(ledger.DISPUTED) == 0
     assert ledger.balance(ledger.DISPUTE_LOSSES) == 0
-    (transfer,) = _stripe(webhooks, "transfers")  # the held payout went
+    (transfer,) = stripe_objects(webhooks, "transfers")  # the held payout went
     assert transfer["amount"] == paid["vendor_orders"][0]["vendor_earnings_cents"]
     allowed = api.post(
         f"/vendor/orders/{vo_id}/refund", seller.token, json={"amount_cents": 500, "reason": "x"}
     )
     assert allowed.status_code == 201, allowed.get_json()
     assert api.get("/admin/reconciliation", admin.token).get_json()["open_disputes"] == []
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
 
 def test_a_lost_dispute_is_the_platforms_loss_and_keeps_refunds_blocked(api, webhooks, client):
     paid, dispute = _dispute(api, webhooks)
-    _close(client, dispute, "lost")
+    close_dispute(client, dispute, "lost")
     db.session.rollback()
     assert ledger.balance(ledger.DISPUTED) == 0
     assert ledger.balance(ledger.DISPUTE_LOSSES) == paid["order"]["total_cents"]
     vo_id, seller = _vo(paid, 0)
     refused = api.post(f"/vendor/orders/{vo_id}/refund", seller.token, json={"reason": "x"})
     assert refused.get_json()["error"]["code"] == "charge_disputed"
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
 
 
 def test_a_refund_made_outside_the_marketplace_is_reported(api, webhooks):
     admin = make_admin()
     paid = paid_order(api, webhooks, vendors=1)
     assert _ship(api, paid, 0).status_code == 200
-    (charge,) = [c for c in _stripe(webhooks, "charges") if c["captured"]]
+    (charge,) = [c for c in stripe_objects(webhooks, "charges") if c["captured"]]
     gateway.client().v1.refunds.create(params={"charge": charge["id"], "amount": 700})
     assert webhooks.flush_webhooks()
 
@@ -642,13 +618,15 @@ def test_one_cart_cannot_be_paid_twice_after_a_decline(api, webhooks):
     first = api.get(f"/orders/{declined['order']['id']}", buyer.token).get_json()
     assert (first["status"], first["cancel_reason"]) == ("cancelled", "checked_out_again")
     assert _stripe_intent_status(webhooks, declined["payment"]["payment_intent_id"]) == "canceled"
-    held = [i for i in _stripe(webhooks, "payment_intents") if i["status"] == "requires_capture"]
+    held = [
+        i for i in stripe_objects(webhooks, "payment_intents") if i["status"] == "requires_capture"
+    ]
     assert [i["id"] for i in held] == [again["payment"]["payment_intent_id"]]
     assert _on_hand(variant_id) == 8  # two units sold once
 
 
 def _stripe_intent_status(emulator: Any, intent_id: str) -> str:
-    (intent,) = [i for i in _stripe(emulator, "payment_intents") if i["id"] == intent_id]
+    (intent,) = [i for i in stripe_objects(emulator, "payment_intents") if i["id"] == intent_id]
     return intent["status"]
 
 
@@ -662,7 +640,7 @@ def test_a_refused_transfer_stops_is_reported_and_can_be_tried_again(api, webhoo
     add_fault(webhooks, "/v1/transfers", **REFUSED)
     assert _deliver(api, paid, 0).status_code == 200  # the delivery stands
 
-    assert _stripe(webhooks, "transfers") == []
+    assert stripe_objects(webhooks, "transfers") == []
     db.session.rollback()
     (transfer,) = db.session.scalars(select(Transfer)).all()
     assert transfer.status is TransferStatus.REFUSED and transfer.failure_reason
@@ -681,8 +659,33 @@ def test_a_refused_transfer_stops_is_reported_and_can_be_tried_again(api, webhoo
     retried = api.post(f"/admin/transfers/{transfer.id}/retry", admin.token)
     assert retried.status_code == 200, retried.get_json()
     assert retried.get_json()["status"] == "sent"
-    (theirs,) = _stripe(webhooks, "transfers")
+    (theirs,) = stripe_objects(webhooks, "transfers")
     assert theirs["amount"] == paid["vendor_orders"][0]["vendor_earnings_cents"]
     again = api.post(f"/admin/transfers/{transfer.id}/retry", admin.token)
     assert again.status_code == 409
-    _assert_books_match_stripe()
+    assert_books_match_stripe()
+
+
+def test_a_transfer_retried_after_the_cause_was_fixed_is_asked_with_a_new_key(api, webhooks):
+    """Stripe stores a refusal under its key for 24 h: the retry must not replay it."""
+    paid = paid_order(api, webhooks, vendors=1)
+    admin = make_admin()
+    account = paid["sellers"][0].vendor.stripe_account_id
+    assert _ship(api, paid, 0).status_code == 200
+    emulator_post(webhooks, f"/_emulator/accounts/{account}/restrict")  # a real 4xx, stored
+    assert _deliver(api, paid, 0).status_code == 200
+    db.session.rollback()
+    (transfer,) = db.session.scalars(select(Transfer)).all()
+    assert transfer.status is TransferStatus.REFUSED and transfer.attempt == 1
+    assert stripe_objects(webhooks, "transfers") == []
+
+    emulator_post(webhooks, f"/_emulator/accounts/{account}/complete_onboarding")  # fixed
+    retried = api.post(f"/admin/transfers/{transfer.id}/retry", admin.token)
+
+    assert retried.status_code == 200, retried.get_json()
+    assert retried.get_json()["status"] == "sent"
+    (theirs,) = stripe_objects(webhooks, "transfers")  # exactly one at Stripe
+    assert theirs["amount"] == paid["vendor_orders"][0]["vendor_earnings_cents"]
+    db.session.rollback()
+    assert db.session.get(Transfer, transfer.id).attempt == 2
+    assert_books_match_stripe()

@@ -21,6 +21,7 @@ from marketplace.settlement import capture
 from tests.functional.money import (
     add_fault,
     clear_faults,
+    emulator_post,
     emulator_state,
     objects,
     paid_order,
@@ -116,3 +117,28 @@ def test_an_admin_retries_a_refused_void(api, webhooks):
     assert again.status_code == 409
     assert again.get_json()["error"]["code"] == "void_not_refused"
     assert api.post("/admin/orders/999999/void/retry", admin.token).status_code == 404
+
+
+def test_a_void_retried_after_the_cause_was_fixed_is_asked_with_a_new_key(api, webhooks):
+    """Stripe stores its refusal under the key for 24 h: the retry asks as a new attempt."""
+    admin = make_admin()
+    paid = paid_order(api, webhooks, vendors=1)
+    intent_id = paid["payment_intent_id"]
+    # Stripe's own state refuses the cancel (a real 400, stored under the key) ...
+    emulator_post(webhooks, f"/_emulator/objects/{intent_id}", {"status": "succeeded"})
+    (part,) = paid["vendor_orders"]
+    seller = paid["sellers"][0]
+    cancelled = api.post(f"/vendor/orders/{part['id']}/cancel", seller.token, json={"reason": "x"})
+    assert cancelled.status_code == 200, cancelled.get_json()
+    db.session.rollback()
+    payment = payment_of(paid["order"]["id"])
+    assert payment.status is PaymentStatus.AUTHORIZED and payment.void_refused_at is not None
+    assert payment.void_attempt == 2  # the refused attempt is over
+    # ... until the cause is gone
+    emulator_post(webhooks, f"/_emulator/objects/{intent_id}", {"status": "requires_capture"})
+
+    retried = api.post(f"/admin/orders/{paid['order']['id']}/void/retry", admin.token)
+
+    assert retried.status_code == 200, retried.get_json()
+    assert retried.get_json()["payment_status"] == "canceled"
+    assert _intent_status(webhooks, intent_id) == "canceled"
