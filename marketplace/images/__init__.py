@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from marketplace.images import processing, services, serving, storage
+from marketplace.images import processing, serving, storage
 
 # Upload routes take a body up to this size (the rest of the app keeps MAX_CONTENT_LENGTH):
 # the 5 MB file plus room for the form's other fields, so a file just over 5 MB gets the
@@ -23,5 +23,3 @@ def init_app(app: Flask) -> None:
     storage.init_app(app)
     app.register_blueprint(serving.bp)
     app.url_value_preprocessor(_allow_upload_size)
-    # `{% set covers = product_covers(ids) %}`: line pictures of a cart or an order page.
-    app.jinja_env.globals["product_covers"] = services.covers

@@ -170,19 +170,3 @@ def delete_image(vendor_id: int, product_id: int, image_id: int) -> None:
         for index, each in enumerate(product.images):
             each.position = index
         on_commit(_delete_files, product_id, image.sha256, list(image.keys.values()))
-
-
-def covers(product_ids: list[int]) -> dict[int, ProductImage]:
-    """Each product's cover (first image), for pages listing lines of many products (cart,
-    orders) in one statement; products without images are absent."""
-    ids = sorted({int(i) for i in product_ids})
-    if not ids:
-        return {}
-    found: dict[int, ProductImage] = {}
-    for image in db.session.scalars(
-        select(ProductImage)
-        .where(ProductImage.product_id.in_(ids))
-        .order_by(ProductImage.product_id, ProductImage.position, ProductImage.id)
-    ):
-        found.setdefault(image.product_id, image)
-    return found

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from marketplace.catalog.models import Vendor
+from marketplace.catalog.models import Product, Vendor
 from marketplace.db import UTCDateTime, db, utcnow
 
 
@@ -166,6 +166,8 @@ class OrderItem(db.Model):
     refunded_quantity: Mapped[int] = mapped_column(Integer, default=0)
 
     vendor_order: Mapped[VendorOrder] = relationship(back_populates="items")
+    # The product as it is now (its pictures for the line); the snapshots above are the order's.
+    product: Mapped[Product] = relationship(viewonly=True)
 
 
 class OrderHistory(db.Model):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from marketplace import jobs, metrics, money
 from marketplace.accounts.services import require_verified_email
 from marketplace.cart import services as carts
 from marketplace.cart.models import Cart, CartItem
-from marketplace.catalog.models import Variant, Vendor, VendorStatus
+from marketplace.catalog.models import Product, ProductImage, Variant, Vendor, VendorStatus
 from marketplace.db import db, on_commit, transaction, utcnow
 from marketplace.errors import Conflict, DomainError, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
@@ -423,6 +424,7 @@ class CartPage:
 
     quote: Quote
     unavailable: list[tuple[int, str, int]]
+    covers: dict[int, ProductImage] = field(default_factory=dict)  # product id → its picture
 
     @property
     def empty(self) -> bool:
@@ -440,14 +442,28 @@ def cart_page(buyer_id: int) -> CartPage:
         for i in items
         if i not in sellable
     ]
-    return CartPage(_price(sellable, variants, _pricing_context(None)), unavailable)
+    quote = _price(sellable, variants, _pricing_context(None))
+    return CartPage(quote, unavailable, _covers(variants.values()))
+
+
+def _covers(variants: Iterable[Variant]) -> dict[int, ProductImage]:
+    """The pictures of the variants' products, loaded with them."""
+    return {v.product_id: v.product.cover for v in variants if v.product.cover is not None}
 
 
 def guest_cart_page(lines: list[tuple[int, int]]) -> CartPage:
     """A guest's cart, `(variant_id, quantity)` at today's prices (refs are variant ids)."""
     priced, unavailable = [], []
+    variants = {
+        v.id: v
+        for v in db.session.scalars(
+            select(Variant)
+            .where(Variant.id.in_([variant_id for variant_id, _ in lines]))
+            .options(joinedload(Variant.product).joinedload(Product.images))
+        ).unique()
+    }
     for variant_id, quantity in lines:
-        variant = db.session.get(Variant, variant_id)
+        variant = variants.get(variant_id)
         if variant is None or quantity < 1:
             continue
         if carts.is_sellable(variant):
@@ -455,7 +471,7 @@ def guest_cart_page(lines: list[tuple[int, int]]) -> CartPage:
         else:
             unavailable.append((variant.id, quotes.item_title(variant), quantity))
     quote = quotes.price(priced, current_app.config["CURRENCY"], None, commission.default_bps())
-    return CartPage(quote, unavailable)
+    return CartPage(quote, unavailable, _covers(variants.values()))
 
 
 def _can_sell(vendor: Vendor) -> bool:
@@ -565,7 +581,7 @@ _ORDER_DETAILS = (
     joinedload(Order.history),
     selectinload(Order.vendor_orders).options(
         joinedload(VendorOrder.vendor),
-        joinedload(VendorOrder.items),
+        joinedload(VendorOrder.items).joinedload(OrderItem.product).joinedload(Product.images),
         joinedload(VendorOrder.history),
     ),
 )

@@ -17,7 +17,7 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from marketplace.accounts.models import User
 from marketplace.catalog.models import Product, ProductStatus, Variant, Vendor
@@ -132,7 +132,9 @@ def vendor_order_queue(
     rows = db.session.execute(
         _joined(select(VendorOrder, User.email))
         .where(*clauses)
-        .options(selectinload(VendorOrder.items))
+        .options(
+            selectinload(VendorOrder.items).joinedload(OrderItem.product).joinedload(Product.images)
+        )
         .order_by(order)
         .limit(per_page)
         .offset((page - 1) * per_page)
@@ -241,6 +243,18 @@ def _vendor_order(vendor_order_id: int) -> tuple[Vendor, VendorOrder]:
     return vendor, fulfilment.vendor_order_for(vendor.id, vendor_order_id)
 
 
+def _items_with_pictures(vendor_order_id: int) -> list[OrderItem]:
+    """A part's lines with their products' pictures, in one statement."""
+    return list(
+        db.session.scalars(
+            select(OrderItem)
+            .where(OrderItem.vendor_order_id == vendor_order_id)
+            .order_by(OrderItem.id)
+            .options(joinedload(OrderItem.product).joinedload(Product.images))
+        ).unique()
+    )
+
+
 def _detail(
     vendor_order_id: int,
     *,
@@ -266,7 +280,7 @@ def _detail(
         currency=order.currency,
         buyer=buyer,
         address=order.shipping_address or {},
-        items=vendor_order.items,
+        items=_items_with_pictures(vendor_order.id),
         history=vendor_order.history,
         refunds=refunds_of(vendor_order.id),
         return_requests=returns_of(vendor_order.id),
