@@ -34,6 +34,8 @@ from marketplace.reviews import storefront
 from marketplace.search import services as search
 
 PER_PAGE = 24
+# Session key: guest orders whose receipt link this browser opened, {order id: link token}.
+RECEIPTS = "guest_receipts"
 
 
 # --- storefront ------------------------------------------------------------------------------
@@ -171,8 +173,13 @@ def _landing(user: User) -> str:
 
 
 def _start_session(user: User) -> None:
-    """Log `user` in on a fresh session, so a session planted before login is worthless."""
+    """Log `user` in on a fresh session, so a session planted before login is worthless.
+
+    Receipt links opened in it are kept (they are proofs, not access: docs/checkout.md)."""
+    receipts = session.get(RECEIPTS)
     session.clear()
+    if receipts:
+        session[RECEIPTS] = receipts
     # Flask-WTF caches the CSRF token of the old session for the rest of the request.
     g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
     login_user(user)
@@ -206,7 +213,7 @@ def login() -> Any:
     form = LoginForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
-        if current_user.is_authenticated:
+        if current_user.is_authenticated and not current_user.is_guest:
             return redirect(form.next.data or _landing(current_user))
     if not form.validate_on_submit():
         status = 422 if form.is_submitted() else 200

@@ -17,6 +17,7 @@ from marketplace.accounts import guests
 from marketplace.accounts.models import Role, User
 from marketplace.buyers import bp
 from marketplace.buyers.account_forms import KeepOrderForm
+from marketplace.buyers.guest import attach_offers, receipt_link_for
 from marketplace.buyers.shop_forms import (
     AddToCartForm,
     CheckoutForm,
@@ -254,7 +255,10 @@ def order_list() -> Any:
         abort(403)
     page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
     items, total = orders.buyer_orders(current_user.id, page, 20)
-    return render_template("buyers/orders.html", orders=items, total=total, page=page)
+    offers = [] if current_user.is_guest else attach_offers()
+    return render_template(
+        "buyers/orders.html", orders=items, total=total, page=page, attach_offers=offers
+    )
 
 
 @bp.get("/orders/<int:order_id>")
@@ -277,15 +281,18 @@ def order_detail(order_id: int) -> Any:
         confirm_form=ConfirmForm(),
         review_form=ReviewForm(),
         return_form=ReturnForm(),
-        keep=_keep_offer(),
+        keep=_keep_offer(order.id),
     )
 
 
-def _keep_offer() -> dict[str, Any] | None:
-    """For a guest: the "set a password to keep track of this order" form."""
+def _keep_offer(order_id: int) -> dict[str, Any] | None:
+    """For a guest: the "set a password to keep track of this order" form, or (an account
+    has the email) the way to attach the order to it, if this browser opened its receipt."""
     if not current_user.is_guest:
         return None
-    return {"form": KeepOrderForm(), "taken": guests.has_account(current_user.email)}
+    taken = guests.has_account(current_user.email)
+    attach = receipt_link_for(order_id) if taken else None
+    return {"form": KeepOrderForm(), "taken": taken, "attach": attach}
 
 
 @bp.post("/orders/<int:order_id>/cancel")
