@@ -52,6 +52,7 @@ def _buyer_pages(scene: Scene) -> dict[str, str]:
         "checkout": "/checkout",
         "pay": f"/orders/{scene.order_id}/pay",
         "order": f"/orders/{scene.order_id}",
+        "orders": "/orders",
     }
 
 
