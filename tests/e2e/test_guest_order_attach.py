@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from marketplace.db import db
@@ -66,6 +67,8 @@ def test_a_guest_order_joins_the_account_after_the_receipt_link_and_a_login(
     confirm = reader.get_by_role("button", name=f"Attach order #{order.id} to my account")
     expect(confirm).to_be_visible()
     pages.shot(reader, "attach-confirm")
+    violations = Axe().run(reader).response["violations"]
+    assert not [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
     confirm.click()
     expect(reader.get_by_text(f"Order #{order.id} is now in your account.")).to_be_visible()
     pages.shot(reader, "attached")
