@@ -18,7 +18,7 @@ from datetime import timedelta
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.accounts.models import Role, User
@@ -165,45 +165,3 @@ def attachable(token: str, order_id: int, account: User) -> User:
     if account.is_guest or account.role is not Role.BUYER or account.email != guest.email:
         raise GuestOrderNotYours()
     return guest
-
-
-def attach_orders(account_id: int, token: str, order_id: int) -> list[int]:
-    """Move the guest's orders (with their returns and reviews) into the buyer account that
-    has the guest's email, given the receipt link of one of them; the guest is closed, so
-    its links and sessions stop working. Returns the ids of the orders moved.
-
-    :raises GuestLinkInvalid: forged, mangled, for another order, or attached already.
-    :raises GuestLinkExpired: older than LINK_MAX_AGE.
-    :raises GuestOrderNotYours: see `attachable`.
-    """
-    from marketplace.orders.models import Order, ReturnRequest
-    from marketplace.reviews.models import Review
-
-    with transaction():
-        guest = open_link(token, order_id)
-        locked = {
-            user.id: user
-            for user in db.session.scalars(
-                select(User)
-                .where(User.id.in_([account_id, guest.id]))
-                .order_by(User.id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        }
-        account, guest = locked.get(account_id), locked[guest.id]
-        if account is None:
-            raise GuestOrderNotYours()
-        attachable(token, order_id, account)  # again, on the locked rows
-        moved = list(
-            db.session.scalars(
-                select(Order.id).where(Order.buyer_id == guest.id).order_by(Order.id)
-            )
-        )
-        for model in (Order, ReturnRequest, Review):
-            db.session.execute(
-                update(model).where(model.buyer_id == guest.id).values(buyer_id=account.id)
-            )
-        guest.active = False
-        guest.session_token = new_session_token()
-    return moved

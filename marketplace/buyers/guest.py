@@ -20,6 +20,7 @@ from marketplace.buyers.account_forms import ButtonForm, GuestCheckoutForm, Keep
 from marketplace.buyers.routes import RECEIPTS, _start_session
 from marketplace.errors import DomainError
 from marketplace.forms import add_domain_error
+from marketplace.orders import guest_orders
 from marketplace.orders import services as orders
 from marketplace.ratelimits import guest_checkout_limit
 
@@ -123,7 +124,7 @@ def guest_attach(order_id: int, token: str) -> Any:
             "buyers/guest_attach.html", order_id=order_id, email=guest.email, form=form
         ), status
     try:
-        moved = guests.attach_orders(current_user.id, token, order_id)
+        moved = guest_orders.attach_orders(current_user.id, token, order_id)
     except DomainError as error:
         return render_template("error.html", status=error.status, message=error.message), (
             error.status

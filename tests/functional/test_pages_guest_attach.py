@@ -14,6 +14,7 @@ from marketplace.accounts import guests
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import register
 from marketplace.db import db
+from marketplace.orders import guest_orders
 from marketplace.orders.models import Order
 from tests.functional.test_pages_guest_checkout import _paid_guest_order, _receipt_link
 from tests.helpers import PASSWORD, forms_in, login, make_buyer, page_app, submit
@@ -157,5 +158,5 @@ def test_another_accounts_login_cannot_attach_even_with_the_link(
     assert refused.status_code == 403
     assert _buyer_of(order.id) == guest_id
     with pytest.raises(guests.GuestOrderNotYours):
-        guests.attach_orders(other.id, attach.split("/")[-1], order.id)
+        guest_orders.attach_orders(other.id, attach.split("/")[-1], order.id)
     assert _buyer_of(order.id) == guest_id
