@@ -18,7 +18,7 @@ Rules (docs/coupons.md):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -142,22 +142,20 @@ def line_discounts(
     terms: CouponTerms,
     lines: Sequence[Any],
     currency_code: str,
-    platform_bps: int,
+    commission_bps: Callable[[Any], int],
 ) -> dict[int, int]:
     """The discount on each of `lines` (`orders.quote.Line`), keyed by `id(line)`; lines the
-    coupon does not apply to are absent.
+    coupon does not apply to are absent. `commission_bps(line)` is the line's commission rate.
 
     :raises CouponNotApplicable: out of scope, below the minimum.
     """
-    from marketplace.orders import commission
-
     eligible: list[tuple[Any, EligibleLine]] = []
     for line in lines:
         product = line.variant.product
         if not terms.applies_to(product.vendor_id, product.id, _category_ids(product.category)):
             continue
         amount = line.quantity * line.unit_price_cents
-        bps = commission.resolve_bps(product.vendor, product.category, platform_bps)
+        bps = commission_bps(line)
         eligible.append((line, EligibleLine(amount, apply_bps(amount, bps))))
     weights = [e for _, e in eligible]
     discount = discount_total(terms, weights, currency_code)

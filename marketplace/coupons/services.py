@@ -12,6 +12,7 @@ checkout) keeps that buyer's checkouts apart.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -27,7 +28,6 @@ from marketplace.coupons.pricing import CouponNotApplicable, CouponTerms
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import NotFound, ValidationFailed
 from marketplace.money import currency
-from marketplace.orders.models import Order, OrderStatus
 
 CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{2,39}")
 MAX_AMOUNT = 10**9
@@ -60,10 +60,15 @@ def terms_of(coupon: Coupon) -> CouponTerms:
 
 
 def for_checkout(
-    code: str, buyer_id: int, now: datetime | None = None
+    code: str,
+    buyer_id: int,
+    now: datetime | None = None,
+    *,
+    releasing_order_ids: Collection[int] = (),
 ) -> tuple[Coupon, CouponTerms]:
     """The coupon behind `code` if `buyer_id` may use it now (its window and limits; its scope
-    and minimum are checked when the cart is priced).
+    and minimum are checked when the cart is priced). Uses by `releasing_order_ids` (declined
+    orders this very checkout abandons, which gives their uses back) do not count.
 
     :raises CouponNotApplicable: unknown, not started, expired, exhausted, buyer_limit.
     """
@@ -76,15 +81,13 @@ def for_checkout(
         raise CouponNotApplicable("unknown")
     terms = terms_of(coupon)
     terms.check_window(now or utcnow())
-    # A declined order of this buyer is abandoned by this very checkout, which gives its use
-    # back: it does not count against the new one.
     mine, releasing = db.session.execute(
         select(
             func.count(CouponRedemption.id),
-            func.count(Order.id).filter(Order.status == OrderStatus.PAYMENT_FAILED),
-        )
-        .join(Order, Order.id == CouponRedemption.order_id)
-        .where(CouponRedemption.coupon_id == coupon.id, CouponRedemption.buyer_id == buyer_id)
+            func.count(CouponRedemption.id).filter(
+                CouponRedemption.order_id.in_(list(releasing_order_ids))
+            ),
+        ).where(CouponRedemption.coupon_id == coupon.id, CouponRedemption.buyer_id == buyer_id)
     ).one()
     if coupon.max_uses is not None and coupon.uses_count - releasing >= coupon.max_uses:
         raise CouponNotApplicable("exhausted")
@@ -93,7 +96,7 @@ def for_checkout(
     return coupon, terms
 
 
-def redeem(coupon: Coupon, order: Order) -> None:
+def redeem(coupon: Coupon, order: Any) -> None:
     """Count the order as a use of the coupon (in the checkout's transaction, after any declined
     order was abandoned).
 
@@ -121,7 +124,7 @@ def redeem(coupon: Coupon, order: Order) -> None:
     order.coupon_code = coupon.code
 
 
-def release(order: Order) -> None:
+def release(order: Any) -> None:
     """An order that ends unpaid (cancelled, abandoned, its hold expired) gives its use back."""
     if order.coupon_code is None:
         return
@@ -139,7 +142,7 @@ def release(order: Order) -> None:
         )
 
 
-def retake(order: Order) -> None:
+def retake(order: Any) -> None:
     """An expired order paid late takes its use again: it was priced with the coupon and is
     bought at that price, so it counts even if the limit was reached meanwhile."""
     if order.coupon_code is None:

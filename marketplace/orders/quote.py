@@ -146,7 +146,11 @@ def price(
 
     :raises CouponNotApplicable: the coupon applies to none of the lines, or too little.
     """
-    discounts = line_discounts(coupon, lines, currency, platform_bps) if coupon else {}
+    discounts = (
+        line_discounts(coupon, lines, currency, lambda line: _commission_bps(line, platform_bps))
+        if coupon
+        else {}
+    )
     by_vendor: dict[int, list[Line]] = {}
     for line in lines:
         by_vendor.setdefault(line.variant.vendor_id, []).append(line)
@@ -185,6 +189,11 @@ def price(
         vendors=tuple(vendors),
         coupon_code=coupon.code if coupon else None,
     )
+
+
+def _commission_bps(line: Line, platform_bps: int) -> int:
+    product = line.variant.product
+    return commission.resolve_bps(product.vendor, product.category, platform_bps)
 
 
 def _price_line(

@@ -20,6 +20,7 @@ from marketplace.cart import services as carts
 from marketplace.cart.models import Cart, CartItem
 from marketplace.catalog.models import Variant, Vendor, VendorStatus
 from marketplace.coupons import services as coupons
+from marketplace.coupons.models import Coupon
 from marketplace.coupons.pricing import CouponNotApplicable, CouponTerms
 from marketplace.db import db, on_commit, transaction, utcnow
 from marketplace.errors import Conflict, DomainError, NotFound, ValidationFailed
@@ -292,7 +293,7 @@ def _place_order(
     _validate_lines(items, variants)
     context = _pricing_context(address, buyer_id, figures)
     _check_buyer_caps(context, sum(item.quantity for item in items))
-    coupon = coupons.for_checkout(coupon_code, buyer_id) if coupon_code else None
+    coupon = _coupon_for(coupon_code, buyer_id, context) if coupon_code else None
     priced = _price(items, variants, context, coupon=coupon[1] if coupon else None)
     if expected_total_cents is not None and priced.total_cents != expected_total_cents:
         raise QuoteChanged(
@@ -343,6 +344,20 @@ def _place_order(
         coupons.redeem(coupon[0], order)
     db.session.flush()
     return order
+
+
+def _coupon_for(code: str, buyer_id: int, context: _PricingContext) -> tuple[Coupon, CouponTerms]:
+    """:raises CouponNotApplicable:"""
+    declined: list[int] = []
+    if context.has_declined_order:  # abandoned by this checkout: their uses come back
+        declined = list(
+            db.session.scalars(
+                select(Order.id).where(
+                    Order.buyer_id == buyer_id, Order.status == OrderStatus.PAYMENT_FAILED
+                )
+            )
+        )
+    return coupons.for_checkout(code, buyer_id, releasing_order_ids=declined)
 
 
 def _check_buyer_caps(context: _PricingContext, units: int) -> None:
