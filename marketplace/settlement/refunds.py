@@ -305,13 +305,18 @@ def _item_tax(item: Any, quantity: int) -> int:
 
 def _item_share(total: int, item: Any, quantity: int) -> int:
     """`quantity` units' part of an amount of the whole line (its tax, its discount, its
-    commission), taken from what the units not refunded yet hold, so parts refunded one by one
-    add up to the whole and never exceed it."""
-    done, left = item.refunded_quantity, item.quantity - item.refunded_quantity
-    if total == 0 or left <= 0:
-        return 0
-    left_total = total - split_by_weights(total, [done, left])[0] if done else total
-    return split_by_weights(left_total, [quantity, left - quantity])[0]
+    commission), after the units refunded already, so parts refunded one by one add up to the
+    whole and never exceed it."""
+    done = item.refunded_quantity
+    return _units_share(total, item.quantity, done + quantity) - _units_share(
+        total, item.quantity, done
+    )
+
+
+def _units_share(total: int, units: int, first: int) -> int:
+    """The first `first` of `units` units' part of `total`, rounded half up: the difference of
+    two of these is a batch's part, so parts refunded in any batches add up to the whole."""
+    return (total * first * 2 + units) // (units * 2)
 
 
 def _item_commission(item: Any, quantity: int) -> int:
