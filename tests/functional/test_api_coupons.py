@@ -307,3 +307,43 @@ def test_vendors_and_admins_manage_their_own_coupons(api):
         "coupon.update",
         "coupon.delete",
     ]
+
+
+def test_a_declined_order_does_not_count_against_the_next_checkout(api, webhooks):
+    from tests.functional.money import pay
+
+    product = make_product(make_vendor(), price_cents=1200, stock=5)
+    _coupon(api, make_admin().token, code="MINE", percent_bps=1000, max_uses=1,
+            max_uses_per_buyer=1)  # fmt: skip
+    buyer = make_buyer()
+    _add(api, buyer, product)
+    first = _checkout(api, buyer, "MINE").get_json()
+    assert pay(first, "pm_card_chargeDeclined").get("error")
+    assert webhooks.flush_webhooks()
+    # the declined order gave the lines back to the cart; checking out again abandons it
+    again = _checkout(api, buyer, "MINE", key="k2")
+    assert again.status_code == 201, again.get_json()
+    db.session.rollback()
+    assert db.session.get(Order, first["order"]["id"]).status.value == "cancelled"
+    assert db.session.scalar(select(Coupon.uses_count)) == 1
+    (redemption,) = db.session.scalars(select(CouponRedemption)).all()
+    assert redemption.order_id == again.get_json()["order"]["id"]
+
+
+def test_an_expired_order_paid_late_takes_its_use_again(api, webhooks):
+    from tests.functional.money import pay
+
+    product = make_product(make_vendor(), price_cents=1200, stock=5)
+    _coupon(api, make_admin().token, code="LATE", percent_bps=1000, max_uses=1)
+    buyer = make_buyer()
+    _add(api, buyer, product)
+    body = _checkout(api, buyer, "LATE").get_json()
+    assert orders.expire_order(body["order"]["id"], now=utcnow() + timedelta(days=1))
+    db.session.rollback()
+    assert db.session.scalar(select(Coupon.uses_count)) == 0
+    assert pay(body)["status"] == "requires_capture"
+    assert webhooks.flush_webhooks()
+    db.session.rollback()
+    assert db.session.get(Order, body["order"]["id"]).status.value == "paid"
+    assert db.session.scalar(select(Coupon.uses_count)) == 1
+    assert db.session.scalar(select(CouponRedemption.order_id)) == body["order"]["id"]
