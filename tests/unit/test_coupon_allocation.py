@@ -121,3 +121,81 @@ def test_below_the_minimum_and_the_window():
             window.check_window(moment)
         assert refused.value.reason == reason
     window.check_window(now)
+
+
+def _cart(raw, vendor_bps):
+    """`orders.quote.Line`s over plain objects: (vendor, price, quantity) each; vendor n has
+    commission `vendor_bps[n]` and $4.99 shipping."""
+    from marketplace.orders.quote import Line
+
+    vendors = {
+        n: SimpleNamespace(
+            id=n + 1,
+            display_name=f"V{n}",
+            commission_bps=bps,
+            shipping_flat_cents=499,
+            free_shipping_threshold_cents=None,
+        )
+        for n, bps in enumerate(vendor_bps)
+    }
+    lines = []
+    for index, (vendor, price, quantity) in enumerate(raw):
+        seller = vendors[vendor % len(vendors)]
+        product = SimpleNamespace(
+            id=index + 1, title=f"P{index}", vendor=seller, vendor_id=seller.id, category=None
+        )
+        variant = SimpleNamespace(
+            id=index + 1,
+            product=product,
+            product_id=product.id,
+            vendor_id=seller.id,
+            sku=f"S{index}",
+            attributes={},
+            available=99,
+        )
+        lines.append(Line(variant, quantity, price, ref=index))
+    return lines
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    terms=terms_st,
+    raw=st.lists(
+        st.tuples(st.integers(0, 2), st.integers(1, 30_000), st.integers(1, 5)),
+        min_size=1,
+        max_size=6,
+    ),
+    vendor_bps=st.lists(st.integers(0, 3000), min_size=3, max_size=3),
+    tax_bps=st.integers(0, 2500),
+)
+def test_random_carts_priced_with_a_coupon_add_up_per_vendor_order(terms, raw, vendor_bps, tax_bps):
+    from dataclasses import replace
+
+    from marketplace.orders.quote import price
+
+    if terms.vendor_id is not None:
+        terms = replace(terms, vendor_id=terms.vendor_id % 3 + 1)
+    lines = _cart(raw, vendor_bps)
+    plain = price(lines, "usd", tax_bps, 1000)
+    try:
+        quote = price(lines, "usd", tax_bps, 1000, coupon=terms)
+    except CouponNotApplicable as refused:
+        assert refused.reason == "out_of_scope"
+        return
+    assert quote.total_cents == sum(v.total_cents for v in quote.vendors)
+    assert quote.total_cents == (
+        quote.subtotal_cents + quote.shipping_cents + quote.tax_cents - quote.discount_cents
+    )
+    for vendor, before in zip(quote.vendors, plain.vendors, strict=True):
+        assert vendor.discount_cents == sum(line.discount_cents for line in vendor.lines)
+        assert vendor.shipping_cents == before.shipping_cents  # never on shipping
+        assert vendor.tax_cents <= before.tax_cents  # tax on the discounted lines
+        assert min(vendor.platform_fee_cents, vendor.vendor_earnings_cents, vendor.total_cents) >= 0
+        assert vendor.platform_fee_cents + vendor.vendor_earnings_cents == (
+            vendor.subtotal_cents + vendor.shipping_cents - vendor.discount_cents
+        )
+        if terms.platform_funded:
+            assert vendor.discount_cents <= before.platform_fee_cents
+            assert vendor.vendor_earnings_cents == before.vendor_earnings_cents
+        elif vendor.vendor_id != terms.vendor_id:
+            assert vendor.discount_cents == 0
