@@ -53,6 +53,17 @@ def create_coupon() -> Any:
     return redirect(url_for("admin.coupons_page"))
 
 
+@bp.post("/coupons/<int:coupon_id>/active")
+def toggle_coupon(coupon_id: int) -> Any:
+    """Pause a platform coupon (it answers `unknown` meanwhile) or resume it (audited)."""
+    if ConfirmCouponForm().validate_on_submit():
+        coupon = coupons.get(coupon_id, vendor_id=None)
+        wanted = {"active": not coupon.active}
+        coupons.update_coupon(coupon_id, coupons.input_from(wanted, set(wanted)), vendor_id=None)
+        flash("Coupon resumed." if wanted["active"] else "Coupon paused.", "success")
+    return redirect(url_for("admin.coupons_page"))
+
+
 @bp.post("/coupons/<int:coupon_id>/delete")
 def delete_coupon(coupon_id: int) -> Any:
     if ConfirmCouponForm().validate_on_submit():

@@ -49,6 +49,20 @@ def create_coupon() -> Any:
     return redirect(url_for("vendors.coupons_page"))
 
 
+@bp.post("/coupons/<int:coupon_id>/active")
+def toggle_coupon(coupon_id: int) -> Any:
+    """Pause a coupon (it answers `unknown` meanwhile) or resume it."""
+    if ConfirmCouponForm().validate_on_submit():
+        vendor_id = current_vendor().id
+        coupon = coupons.get(coupon_id, vendor_id=vendor_id)
+        wanted = {"active": not coupon.active}
+        coupons.update_coupon(
+            coupon_id, coupons.input_from(wanted, set(wanted)), vendor_id=vendor_id
+        )
+        flash("Coupon resumed." if wanted["active"] else "Coupon paused.", "success")
+    return redirect(url_for("vendors.coupons_page"))
+
+
 @bp.post("/coupons/<int:coupon_id>/delete")
 def delete_coupon(coupon_id: int) -> Any:
     if ConfirmCouponForm().validate_on_submit():

@@ -118,6 +118,11 @@ def test_a_vendor_manages_its_coupons_on_its_page(client):
     )
     html = client.get("/vendor/coupons").get_data(as_text=True)
     assert "SHOP5" in html
+    paused = submit(client, client.get("/vendor/coupons"), f"/vendor/coupons/{coupon.id}/active")
+    assert paused.status_code == 302
+    db.session.rollback()
+    assert db.session.get(Coupon, coupon.id).active is False
+    assert "Resume SHOP5" in client.get("/vendor/coupons").get_data(as_text=True)
     bad = submit(client, client.get("/vendor/coupons"), "/vendor/coupons", code="x", kind="fixed",
                  amount="1.00")  # fmt: skip
     assert bad.status_code == 422 and "3 to 40 letters" in bad.get_data(as_text=True)
@@ -140,7 +145,8 @@ def test_an_admin_manages_the_platforms_coupons_audited(client):
     coupon = db.session.scalars(select(Coupon)).one()
     assert (coupon.percent_bps, coupon.vendor_id, coupon.max_uses_per_buyer) == (1250, None, 1)
     assert "WELCOME" in client.get("/admin/coupons").get_data(as_text=True)
+    submit(client, client.get("/admin/coupons"), f"/admin/coupons/{coupon.id}/active")
     submit(client, client.get("/admin/coupons"), f"/admin/coupons/{coupon.id}/delete")
     db.session.rollback()
     actions = db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
-    assert actions[-2:] == ["coupon.create", "coupon.delete"]
+    assert actions[-3:] == ["coupon.create", "coupon.update", "coupon.delete"]
