@@ -83,6 +83,7 @@ def _import_models() -> None:
     import marketplace.audit.models
     import marketplace.cart.models
     import marketplace.catalog.models
+    import marketplace.coupons.models
     import marketplace.inventory.models
     import marketplace.jobs.outbox
     import marketplace.notifications.models

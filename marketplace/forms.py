@@ -1,5 +1,6 @@
 """Form helpers shared by the faces: money typed in the shop's currency (held in exact integer
-minor units) and service errors copied back onto a form."""
+minor units), service errors copied back onto a form, and the coupon form the vendor's and the
+admin's pages share."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 
 from babel.numbers import get_currency_symbol
 from flask import current_app, has_app_context
-from wtforms import Field, Form, StringField
+from flask_wtf import FlaskForm
+from wtforms import Field, Form, IntegerField, SelectChoice, SelectField, StringField
+from wtforms.validators import InputRequired, Length, Optional
 
 from marketplace.errors import DomainError, ValidationFailed
 from marketplace.money import input_text, parse_money
@@ -68,3 +71,88 @@ def add_domain_error(
     else:
         form.form_errors.append(error.message)
     return error.status
+
+
+def _percent_to_bps(text: str | None) -> int | None:
+    """'12.5' → 1250: percent as a person types it, to basis points (None when blank)."""
+    from decimal import Decimal, InvalidOperation
+
+    text = (text or "").strip().rstrip("%").strip()
+    if not text:
+        return None
+    try:
+        value = Decimal(text.replace(",", "."))
+    except InvalidOperation:
+        return -1  # the service names the field
+    bps = value * 100
+    return int(bps) if bps == bps.to_integral_value() else -1
+
+
+class CouponForm(FlaskForm):
+    """A coupon's terms on the vendor's and the admin's coupon pages (shape only: the rules are
+    `marketplace.coupons.services`)."""
+
+    code = StringField("Code", validators=[InputRequired(), Length(max=40)])
+    kind = SelectField(
+        "Discount",
+        choices=[SelectChoice("percent", "Percent off"), SelectChoice("fixed", "Amount off")],
+        default="percent",
+    )
+    percent = StringField(
+        "Percent off", validators=[Optional(), Length(max=8)], description="e.g. 10 or 12.5"
+    )
+    amount = MoneyField("Amount off", validators=[Optional(), Length(max=20)])
+    min_order = MoneyField(
+        "Minimum order",
+        validators=[Optional(), Length(max=20)],
+        description="of the lines it applies to",
+    )
+    starts_at = StringField(
+        "Valid from",
+        validators=[Optional(), Length(max=40)],
+        description="UTC, e.g. 2026-12-24T00:00",
+    )
+    ends_at = StringField("Valid until", validators=[Optional(), Length(max=40)])
+    max_uses = IntegerField("Uses in all", validators=[Optional()], description="blank: no limit")
+    max_uses_per_buyer = IntegerField("Uses per buyer", validators=[Optional()])
+    scope = SelectField(
+        "Applies to",
+        choices=[
+            SelectChoice("cart", "Everything"),
+            SelectChoice("categories", "Categories (ids below)"),
+            SelectChoice("products", "Products (ids below)"),
+        ],
+        default="cart",
+    )
+    scope_ids = StringField(
+        "Ids", validators=[Optional(), Length(max=2000)], description="comma separated"
+    )
+
+    def values(self) -> dict[str, Any]:
+        """The terms as `coupons.services.input_from` takes them; a money or id field that did
+        not parse has an error of its own already."""
+        ids: list[int] = []
+        for part in (self.scope_ids.data or "").replace(" ", "").split(","):
+            if part.isdigit():
+                ids.append(int(part))
+            elif part:
+                self.scope_ids.errors = [*self.scope_ids.errors, f"{part!r} is not an id"]
+        return {
+            "code": self.code.data or "",
+            "kind": self.kind.data,
+            "percent_bps": _percent_to_bps(self.percent.data)
+            if self.kind.data == "percent"
+            else None,
+            "amount_cents": self.amount.cents if self.kind.data == "fixed" else None,
+            "min_order_cents": self.min_order.cents or 0,
+            "starts_at": self.starts_at.data or None,
+            "ends_at": self.ends_at.data or None,
+            "max_uses": self.max_uses.data,
+            "max_uses_per_buyer": self.max_uses_per_buyer.data,
+            "scope": self.scope.data,
+            "scope_ids": ids,
+        }
+
+
+class ConfirmCouponForm(FlaskForm):
+    """A bare form: a button with its CSRF token (withdraw a coupon)."""

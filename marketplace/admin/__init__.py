@@ -8,6 +8,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 from marketplace.admin import (  # noqa: E402,F401
     audit_pages,
+    coupon_pages,
     money_pages,
     order_pages,
     outbox_pages,

@@ -14,6 +14,7 @@ from marketplace.api import (  # noqa: E402,F401
     auth,
     cart,
     catalog,
+    coupons,
     engagement,
     openapi,
     orders,

@@ -75,6 +75,8 @@ _REVIEWS = "marketplace.reviews.services"
 _REFUNDS = "marketplace.settlement.refunds"
 _EARNINGS = "marketplace.payouts.earnings"
 _RECONCILIATION = "marketplace.payouts.reconciliation"
+_API_COUPONS = "marketplace.api.coupons"
+_COUPONS = "marketplace.coupons.services"
 
 # Keyed by endpoint (view function name); routes missing here still appear, summarised from
 # their docstring or name, with a bare object as their answer until `response` names its shape
@@ -379,6 +381,38 @@ OPERATIONS: dict[str, Op] = {
         response="marketplace.audit.models:AuditEntryJson",
         page=True,
     ),
+    "list_vendor_coupons": Op(
+        "The vendor's coupons (it funds them; they apply to its lines only)",
+        response=f"{_COUPONS}:CouponListJson",
+    ),
+    "create_vendor_coupon": Op(
+        "Create a coupon funded by the vendor",
+        201,
+        f"{_API_COUPONS}:CouponBody",
+        response=f"{_COUPONS}:CouponJson",
+    ),
+    "patch_vendor_coupon": Op(
+        "Change one of the vendor's coupons",
+        body=f"{_API_COUPONS}:CouponPatch",
+        response=f"{_COUPONS}:CouponJson",
+    ),
+    "delete_vendor_coupon": Op("Withdraw a coupon (its code and uses stay)", 204),
+    "admin_list_coupons": Op(
+        "The platform's coupons (its commission pays them)",
+        response=f"{_COUPONS}:CouponListJson",
+    ),
+    "admin_create_coupon": Op(
+        "Create a coupon funded by the platform (audited)",
+        201,
+        f"{_API_COUPONS}:CouponBody",
+        response=f"{_COUPONS}:CouponJson",
+    ),
+    "admin_patch_coupon": Op(
+        "Change a platform coupon (audited)",
+        body=f"{_API_COUPONS}:CouponPatch",
+        response=f"{_COUPONS}:CouponJson",
+    ),
+    "admin_delete_coupon": Op("Withdraw a platform coupon (audited)", 204),
     "openapi": Op("This document", response="marketplace.api.openapi:OpenApiDocumentJson"),
 }
 

@@ -22,11 +22,13 @@ from marketplace.buyers.shop_forms import (
     AddToCartForm,
     CheckoutForm,
     ConfirmForm,
+    CouponForm,
     QuantityForm,
     ReturnForm,
     ReviewForm,
 )
 from marketplace.cart import services as carts
+from marketplace.coupons.pricing import CouponNotApplicable
 from marketplace.db import db
 from marketplace.errors import DomainError, ValidationFailed
 from marketplace.notifications import services as notifications
@@ -39,6 +41,7 @@ from marketplace.reviews.models import Review
 from marketplace.settlement import authorize
 
 GUEST_CART = "guest_cart"
+COUPON = "coupon_code"  # the code the buyer applied in the cart, kept for checkout
 MAX_PAGE = 10**6  # far past any real history; keeps OFFSET within the database's integers
 
 
@@ -74,11 +77,42 @@ def _merge_guest_cart(sender: Any, user: User, **extra: Any) -> None:
 def cart() -> Any:
     if current_user.is_authenticated and not _is_buyer():
         abort(403)
+    coupon_form = None
     if _is_buyer():
-        page = orders.cart_page(current_user.id)
+        page = orders.cart_page(current_user.id, session.get(COUPON))
+        coupon_form = CouponForm(coupon_code=session.get(COUPON))
+        if page.coupon_error:
+            coupon_form.coupon_code.errors = [page.coupon_error]
     else:
         page = orders.guest_cart_page([(int(v), int(q)) for v, q in _guest_lines().items()])
-    return render_template("buyers/cart.html", page=page, guest=not _is_buyer())
+    return render_template(
+        "buyers/cart.html", page=page, guest=not _is_buyer(), coupon_form=coupon_form
+    )
+
+
+@bp.post("/cart/coupon")
+@cart_limit
+@login_required
+def cart_coupon() -> Any:
+    """Apply a coupon code to the cart (shown with its discount) or remove it."""
+    if not _is_buyer():
+        abort(403)
+    form = CouponForm()
+    if not form.validate_on_submit():
+        flash("A coupon code is at most 40 characters.", "error")
+        return redirect(url_for("buyers.cart"))
+    code = (form.coupon_code.data or "").strip().upper()
+    if request.form.get("action") == "remove" or not code:
+        session.pop(COUPON, None)
+        flash("Coupon removed.", "success")
+    else:
+        session[COUPON] = code
+        page = orders.cart_page(current_user.id, code)
+        if page.coupon_error:
+            flash(page.coupon_error, "error")
+        else:
+            flash(f"Coupon {code} applied.", "success")
+    return redirect(url_for("buyers.cart"))
 
 
 @bp.post("/cart/add")
@@ -154,9 +188,11 @@ def checkout() -> Any:
     form = CheckoutForm()
     if request.method == "GET":
         form.idempotency_key.data = uuid.uuid4().hex
-        return _checkout_page(form, orders.cart_page(current_user.id).quote)
+        form.coupon_code.data = session.get(COUPON)
+        return _checkout_page(form, _cart_quote(session.get(COUPON)))
     if not form.validate_on_submit():
-        return _checkout_page(form, orders.cart_page(current_user.id).quote, 422)
+        return _checkout_page(form, _cart_quote(session.get(COUPON)), 422)
+    coupon_code = (form.coupon_code.data or "").strip().upper() or None
     address = orders.Address(
         name=form.name.data,
         line1=form.line1.data,
@@ -168,17 +204,25 @@ def checkout() -> Any:
     )
     try:
         if request.form.get("step") == "quote":
-            quote = orders.quote_checkout(current_user.id, address)
+            quote = orders.quote_checkout(current_user.id, address, coupon_code=coupon_code)
             form.quoted_total.data = str(quote.total_cents)
+            _keep_coupon(coupon_code)
             return _checkout_page(form, quote, quoted=True)
-        fingerprint = orders.request_fingerprint({"address": address.__dict__})
+        request_data: dict[str, Any] = {"address": address.__dict__}
+        if coupon_code:
+            request_data["coupon_code"] = coupon_code
         result = orders.checkout(
             current_user.id,
             address,
             form.idempotency_key.data,
-            fingerprint,
+            orders.request_fingerprint(request_data),
+            coupon_code=coupon_code,
             expected_total_cents=int(form.quoted_total.data) if form.quoted_total.data else None,
         )
+    except CouponNotApplicable as refused:
+        form.coupon_code.errors = [*form.coupon_code.errors, refused.message]
+        form.quoted_total.data = ""
+        return _checkout_page(form, _cart_quote(None), 422)
     except ValidationFailed as error:
         for name, message in error.fields.items():
             field = form._fields.get(name.removeprefix("shipping_address."))
@@ -186,16 +230,29 @@ def checkout() -> Any:
                 field.errors = [*field.errors, message]
             else:
                 form.form_errors.append(message)
-        return _checkout_page(form, orders.cart_page(current_user.id).quote, 422)
+        return _checkout_page(form, _cart_quote(coupon_code), 422)
     except orders.QuoteChanged as error:
         flash(error.message, "error")
-        quote = orders.quote_checkout(current_user.id, address)
+        quote = orders.quote_checkout(current_user.id, address, coupon_code=coupon_code)
         form.quoted_total.data = str(quote.total_cents)
         return _checkout_page(form, quote, 409, quoted=True)
     except DomainError as error:
         flash(error.message, "error")
         return redirect(url_for("buyers.cart"))
+    session.pop(COUPON, None)
     return redirect(url_for("buyers.pay", order_id=result.order.id))
+
+
+def _cart_quote(coupon_code: str | None) -> Any:
+    """The cart priced with the coupon when it applies (else without it)."""
+    return orders.cart_page(current_user.id, coupon_code).quote
+
+
+def _keep_coupon(coupon_code: str | None) -> None:
+    if coupon_code:
+        session[COUPON] = coupon_code
+    else:
+        session.pop(COUPON, None)
 
 
 def _checkout_page(form: CheckoutForm, quote: Any, status: int = 200, quoted: bool = False) -> Any:

@@ -33,6 +33,14 @@ class CheckoutForm(FlaskForm):
     country = StringField(
         "Country (2 letters, e.g. US)", default="US", validators=[InputRequired(), Length(2, 2)]
     )
+    coupon_code = StringField("Coupon code", validators=[Optional(), Length(max=40)])
+
+
+class CouponForm(FlaskForm):
+    """The cart's coupon field: "Apply" keeps the code for the cart and checkout, "Remove"
+    forgets it."""
+
+    coupon_code = StringField("Coupon code", validators=[Optional(), Length(max=40)])
 
 
 class ConfirmForm(FlaskForm):

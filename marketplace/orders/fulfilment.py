@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from marketplace.cart import services as carts
 from marketplace.catalog.models import VendorStatus
+from marketplace.coupons import services as coupons
 from marketplace.db import db, transaction, utcnow
 from marketplace.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
@@ -112,6 +113,7 @@ def mark_paid(order: Order, *, actor: str = "stripe") -> bool:
                 order.cancel_reason = "paid_after_expiry_out_of_stock"
             return False
     if expired_cancellation(order):
+        coupons.retake(order)
         reopen_after_expiry(order, actor=actor)
     if order.status is OrderStatus.PAYMENT_FAILED:
         # The failed attempt put the items back in the cart; they are bought after all.
@@ -166,6 +168,7 @@ def cancel_unpaid(order: Order, *, actor: str, reason: str) -> None:
             vendor_order.cancel_reason = reason
     transition_order(order, OrderStatus.CANCELLED, actor=actor, reason=reason)
     order.cancel_reason = reason
+    coupons.release(order)  # never paid: the use is given back
 
 
 def abandon_unpaid(order: Order, *, actor: str, reason: str) -> None:

@@ -82,6 +82,8 @@ class Order(db.Model):
     request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The coupon the order was placed with (its use: marketplace.coupons CouponRedemption).
+    coupon_code: Mapped[str | None] = mapped_column(String(40))
 
     vendor_orders: Mapped[list[VendorOrder]] = relationship(
         back_populates="order", order_by="VendorOrder.id"
@@ -148,6 +150,9 @@ class OrderItem(db.Model):
             "refunded_quantity >= 0 AND refunded_quantity <= quantity", name="refund_within"
         ),
         CheckConstraint("line_total_cents = quantity * unit_price_cents", name="line_adds_up"),
+        CheckConstraint(
+            "discount_cents >= 0 AND discount_cents <= line_total_cents", name="discount_within"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -164,6 +169,8 @@ class OrderItem(db.Model):
     commission_bps: Mapped[int] = mapped_column(Integer)
     platform_fee_cents: Mapped[int] = mapped_column(Integer)
     refunded_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    # This line's part of the order's coupon discount (tax and commission are on the rest).
+    discount_cents: Mapped[int] = mapped_column(Integer, default=0)
 
     vendor_order: Mapped[VendorOrder] = relationship(back_populates="items")
     # The product as it is now (its pictures for the line); the snapshots above are the order's.

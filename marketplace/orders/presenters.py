@@ -38,6 +38,7 @@ class ItemJson(TypedDict):
     line_total_cents: int
     tax_cents: int
     refunded_quantity: int
+    discount_cents: int  # this line's part of the coupon's discount
 
 
 class VendorOrderJson(TypedDict):
@@ -85,6 +86,7 @@ class OrderJson(TypedDict):
     created_at: str
     vendor_orders: list[VendorOrderJson]
     history: list[HistoryJson]
+    coupon_code: str | None
 
 
 def history_json(rows: list[OrderHistory]) -> list[HistoryJson]:
@@ -112,6 +114,7 @@ def item_json(item: OrderItem) -> ItemJson:
         "line_total_cents": item.line_total_cents,
         "tax_cents": item.tax_cents,
         "refunded_quantity": item.refunded_quantity,
+        "discount_cents": item.discount_cents,
     }
 
 
@@ -162,4 +165,5 @@ def order_json(order: Order) -> OrderJson:
         "created_at": order.created_at.isoformat(),
         "vendor_orders": [vendor_order_json(vo) for vo in order.vendor_orders],
         "history": history_json(order.history),
+        "coupon_code": order.coupon_code,
     }

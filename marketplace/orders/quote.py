@@ -17,6 +17,7 @@ from typing import Any
 from typing_extensions import TypedDict
 
 from marketplace.catalog.models import Variant, Vendor, VendorRefJson
+from marketplace.coupons.pricing import CouponTerms, discounted_commission, line_discounts
 from marketplace.money import apply_bps, round_to_step
 from marketplace.orders import commission
 
@@ -47,6 +48,7 @@ class LineQuote:
     tax_cents: int
     commission_bps: int
     platform_fee_cents: int
+    discount_cents: int = 0  # this line's part of the coupon's discount
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class Quote:
     currency: str
     tax_bps: int | None  # None: no address yet, so no tax in the totals
     vendors: tuple[VendorQuote, ...]
+    coupon_code: str | None = None
 
     @property
     def lines(self) -> list[LineQuote]:
@@ -130,8 +133,24 @@ def item_title(variant: Variant) -> str:
     return f"{title} ({attributes})"[:255] if attributes else title[:255]
 
 
-def price(lines: list[Line], currency: str, tax_bps: int | None, platform_bps: int) -> Quote:
-    """Price `lines` grouped by vendor (vendors in id order, lines in the order given)."""
+def price(
+    lines: list[Line],
+    currency: str,
+    tax_bps: int | None,
+    platform_bps: int,
+    *,
+    coupon: CouponTerms | None = None,
+) -> Quote:
+    """Price `lines` grouped by vendor (vendors in id order, lines in the order given), less
+    `coupon`'s discount (marketplace.coupons.pricing: tax is on the discounted amounts).
+
+    :raises CouponNotApplicable: the coupon applies to none of the lines, or too little.
+    """
+    discounts = (
+        line_discounts(coupon, lines, currency, lambda line: _commission_bps(line, platform_bps))
+        if coupon
+        else {}
+    )
     by_vendor: dict[int, list[Line]] = {}
     for line in lines:
         by_vendor.setdefault(line.variant.vendor_id, []).append(line)
@@ -139,7 +158,15 @@ def price(lines: list[Line], currency: str, tax_bps: int | None, platform_bps: i
     for vendor_id in sorted(by_vendor):
         vendor = by_vendor[vendor_id][0].variant.product.vendor
         priced = tuple(
-            _price_line(line, vendor, tax_bps or 0, platform_bps, currency)
+            _price_line(
+                line,
+                vendor,
+                tax_bps or 0,
+                platform_bps,
+                currency,
+                coupon=coupon,
+                discount_cents=discounts.get(id(line), 0),
+            )
             for line in by_vendor[vendor_id]
         )
         subtotal = sum(line.line_total_cents for line in priced)
@@ -150,21 +177,41 @@ def price(lines: list[Line], currency: str, tax_bps: int | None, platform_bps: i
                 lines=priced,
                 subtotal_cents=subtotal,
                 shipping_cents=shipping_cents(vendor, subtotal),
-                discount_cents=0,
+                discount_cents=sum(line.discount_cents for line in priced),
                 tax_cents=sum(line.tax_cents for line in priced),
                 platform_fee_cents=sum(line.platform_fee_cents for line in priced),
                 free_shipping_threshold_cents=vendor.free_shipping_threshold_cents,
             )
         )
-    return Quote(currency=currency, tax_bps=tax_bps, vendors=tuple(vendors))
+    return Quote(
+        currency=currency,
+        tax_bps=tax_bps,
+        vendors=tuple(vendors),
+        coupon_code=coupon.code if coupon else None,
+    )
+
+
+def _commission_bps(line: Line, platform_bps: int) -> int:
+    product = line.variant.product
+    return commission.resolve_bps(product.vendor, product.category, platform_bps)
 
 
 def _price_line(
-    line: Line, vendor: Vendor, tax_bps: int, platform_bps: int, currency: str
+    line: Line,
+    vendor: Vendor,
+    tax_bps: int,
+    platform_bps: int,
+    currency: str,
+    *,
+    coupon: CouponTerms | None = None,
+    discount_cents: int = 0,
 ) -> LineQuote:
     variant = line.variant
     line_total = line.quantity * line.unit_price_cents
     bps = commission.resolve_bps(vendor, variant.product.category, platform_bps)
+    fee = apply_bps(line_total, bps)
+    if coupon is not None and discount_cents:
+        fee = discounted_commission(coupon, line_total, fee, discount_cents, bps)
     return LineQuote(
         ref=line.ref,
         variant_id=variant.id,
@@ -177,9 +224,10 @@ def _price_line(
         available=variant.available,
         unit_price_cents=line.unit_price_cents,
         line_total_cents=line_total,
-        tax_cents=round_to_step(apply_bps(line_total, tax_bps), currency),
+        tax_cents=round_to_step(apply_bps(line_total - discount_cents, tax_bps), currency),
         commission_bps=bps,
-        platform_fee_cents=apply_bps(line_total, bps),
+        platform_fee_cents=fee,
+        discount_cents=discount_cents,
     )
 
 
@@ -192,6 +240,7 @@ class QuoteItemJson(TypedDict):
     unit_price_cents: int
     line_total_cents: int
     tax_cents: int
+    discount_cents: int
 
 
 class QuoteVendorJson(TypedDict):
@@ -216,6 +265,7 @@ class QuoteJson(TypedDict):
     tax_cents: int
     total_cents: int
     vendor_orders: list[QuoteVendorJson]
+    coupon_code: str | None
 
 
 def quote_json(quote: Quote) -> QuoteJson:
@@ -249,10 +299,12 @@ def quote_json(quote: Quote) -> QuoteJson:
                         "unit_price_cents": line.unit_price_cents,
                         "line_total_cents": line.line_total_cents,
                         "tax_cents": line.tax_cents,
+                        "discount_cents": line.discount_cents,
                     }
                     for line in v.lines
                 ],
             }
             for v in quote.vendors
         ],
+        "coupon_code": quote.coupon_code,
     }

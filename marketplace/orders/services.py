@@ -20,6 +20,9 @@ from marketplace.accounts.services import require_verified_email
 from marketplace.cart import services as carts
 from marketplace.cart.models import Cart, CartItem
 from marketplace.catalog.models import Product, ProductImage, Variant, Vendor, VendorStatus
+from marketplace.coupons import services as coupons
+from marketplace.coupons.models import Coupon
+from marketplace.coupons.pricing import CouponNotApplicable, CouponTerms
 from marketplace.db import db, on_commit, transaction, utcnow
 from marketplace.errors import Conflict, DomainError, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
@@ -163,11 +166,9 @@ def checkout(
         raise ValidationFailed({"Idempotency-Key": "must be 1 to 255 characters long"})
     require_verified_email(buyer_id)
     address = address.validated()
-    if coupon_code:
-        raise ValidationFailed({"coupon_code": "unknown coupon"})
     try:
         with transaction(keep_loaded=True):
-            order = _place_order(buyer_id, address, expected_total_cents)
+            order = _place_order(buyer_id, address, expected_total_cents, coupon_code=coupon_code)
             _claim_key(buyer_id, idempotency_key, request_hash, order.id)
             on_commit(_schedule_expiry, order.id, order.reservation_expires_at)
     except (_KeyTaken, CartEmpty, OutOfStock, PriceChanged, VendorUnavailable, QuoteChanged) as no:
@@ -278,7 +279,13 @@ def _pricing_context(
     )
 
 
-def _place_order(buyer_id: int, address: Address, expected_total_cents: int | None) -> Order:
+def _place_order(
+    buyer_id: int,
+    address: Address,
+    expected_total_cents: int | None,
+    *,
+    coupon_code: str | None = None,
+) -> Order:
     cart, figures = carts.for_checkout(buyer_id, *_pricing_columns(address, buyer_id))
     items = list(cart.items) if cart is not None else []
     if not items:
@@ -287,7 +294,8 @@ def _place_order(buyer_id: int, address: Address, expected_total_cents: int | No
     _validate_lines(items, variants)
     context = _pricing_context(address, buyer_id, figures)
     _check_buyer_caps(context, sum(item.quantity for item in items))
-    priced = _price(items, variants, context)
+    coupon = _coupon_for(coupon_code, buyer_id, context) if coupon_code else None
+    priced = _price(items, variants, context, coupon=coupon[1] if coupon else None)
     if expected_total_cents is not None and priced.total_cents != expected_total_cents:
         raise QuoteChanged(
             details={
@@ -333,8 +341,24 @@ def _place_order(buyer_id: int, address: Address, expected_total_cents: int | No
     carts.clear(cart)
     if context.has_declined_order:
         _abandon_declined(buyer_id, actor=f"buyer:{buyer_id}")
+    if coupon is not None:
+        coupons.redeem(coupon[0], order)
     db.session.flush()
     return order
+
+
+def _coupon_for(code: str, buyer_id: int, context: _PricingContext) -> tuple[Coupon, CouponTerms]:
+    """:raises CouponNotApplicable:"""
+    declined: list[int] = []
+    if context.has_declined_order:  # abandoned by this checkout: their uses come back
+        declined = list(
+            db.session.scalars(
+                select(Order.id).where(
+                    Order.buyer_id == buyer_id, Order.status == OrderStatus.PAYMENT_FAILED
+                )
+            )
+        )
+    return coupons.for_checkout(code, buyer_id, releasing_order_ids=declined)
 
 
 def _check_buyer_caps(context: _PricingContext, units: int) -> None:
@@ -378,13 +402,19 @@ def _variants_of(items: list[CartItem]) -> dict[int, Variant]:
     }
 
 
-def _price(items: list[CartItem], variants: dict[int, Variant], context: _PricingContext) -> Quote:
+def _price(
+    items: list[CartItem],
+    variants: dict[int, Variant],
+    context: _PricingContext,
+    *,
+    coupon: CouponTerms | None = None,
+) -> Quote:
     """The cart's lines priced at the price each was added at (the checkout's own numbers)."""
     lines = [
         quotes.Line(variants[i.variant_id], i.quantity, i.unit_price_cents, ref=i.id) for i in items
     ]
     return quotes.price(
-        lines, current_app.config["CURRENCY"], context.tax_bps, context.platform_bps
+        lines, current_app.config["CURRENCY"], context.tax_bps, context.platform_bps, coupon=coupon
     )
 
 
@@ -394,11 +424,10 @@ def quote_checkout(buyer_id: int, address: Address, coupon_code: str | None = No
 
     Refuses what the checkout would refuse, with the same errors.
 
-    :raises CartEmpty, OutOfStock, PriceChanged, VendorUnavailable, ValidationFailed:
+    :raises CartEmpty, OutOfStock, PriceChanged, VendorUnavailable, ValidationFailed,
+        CouponNotApplicable:
     """
     address = address.validated()
-    if coupon_code:
-        raise ValidationFailed({"coupon_code": "unknown coupon"})
     cart = db.session.scalar(select(Cart).where(Cart.buyer_id == buyer_id))
     items = list(cart.items) if cart is not None else []
     if not items:
@@ -414,7 +443,8 @@ def quote_checkout(buyer_id: int, address: Address, coupon_code: str | None = No
     short = sorted(i.variant_id for i in items if i.quantity > variants[i.variant_id].available)
     if short:
         raise OutOfStock(details={"variant_ids": short})
-    return _price(items, variants, _pricing_context(address))
+    coupon = coupons.for_checkout(coupon_code, buyer_id)[1] if coupon_code else None
+    return _price(items, variants, _pricing_context(address), coupon=coupon)
 
 
 @dataclass(frozen=True)
@@ -424,6 +454,7 @@ class CartPage:
 
     quote: Quote
     unavailable: list[tuple[int, str, int]]
+    coupon_error: str | None = None  # why the code entered does not apply (priced without it)
     covers: dict[int, ProductImage] = field(default_factory=dict)  # product id → its picture
 
     @property
@@ -431,8 +462,9 @@ class CartPage:
         return not self.quote.vendors and not self.unavailable
 
 
-def cart_page(buyer_id: int) -> CartPage:
-    """The buyer's cart priced as the checkout would price it, less the tax."""
+def cart_page(buyer_id: int, coupon_code: str | None = None) -> CartPage:
+    """The buyer's cart priced as the checkout would price it, less the tax; with
+    `coupon_code`, less its discount (or priced without it, saying why)."""
     cart = carts.get_cart(buyer_id)
     items = list(cart.items)
     variants = _variants_of(items) if items else {}
@@ -442,8 +474,19 @@ def cart_page(buyer_id: int) -> CartPage:
         for i in items
         if i not in sellable
     ]
-    quote = _price(sellable, variants, _pricing_context(None))
-    return CartPage(quote, unavailable, _covers(variants.values()))
+    context = _pricing_context(None)
+    covers = _covers(variants.values())
+    if coupon_code and sellable:
+        try:
+            coupon = coupons.for_checkout(coupon_code, buyer_id)[1]
+            return CartPage(
+                _price(sellable, variants, context, coupon=coupon), unavailable, covers=covers
+            )
+        except CouponNotApplicable as refused:
+            return CartPage(
+                _price(sellable, variants, context), unavailable, refused.message, covers=covers
+            )
+    return CartPage(_price(sellable, variants, context), unavailable, covers=covers)
 
 
 def _covers(variants: Iterable[Variant]) -> dict[int, ProductImage]:
@@ -471,7 +514,7 @@ def guest_cart_page(lines: list[tuple[int, int]]) -> CartPage:
         else:
             unavailable.append((variant.id, quotes.item_title(variant), quantity))
     quote = quotes.price(priced, current_app.config["CURRENCY"], None, commission.default_bps())
-    return CartPage(quote, unavailable, _covers(variants.values()))
+    return CartPage(quote, unavailable, covers=_covers(variants.values()))
 
 
 def _can_sell(vendor: Vendor) -> bool:
@@ -533,6 +576,7 @@ def _add_vendor_order(order: Order, priced: VendorQuote, vendor: Vendor) -> Vend
                 tax_cents=line.tax_cents,
                 commission_bps=line.commission_bps,
                 platform_fee_cents=line.platform_fee_cents,
+                discount_cents=line.discount_cents,
             )
             for line in priced.lines
         ],

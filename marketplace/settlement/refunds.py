@@ -204,7 +204,10 @@ def plan_refund(
             elif not 1 <= request.quantity <= left:
                 fields[f"items[{index}].quantity"] = f"must be between 1 and {left}"
             seen.add(request.order_item_id)
-            amount += item.unit_price_cents * request.quantity
+            # what was paid for these units: their price less their part of the discount
+            amount += item.unit_price_cents * request.quantity - _item_share(
+                item.discount_cents, item, min(request.quantity, left)
+            )
             plan_items.append({"order_item_id": item.id, "quantity": request.quantity})
             if restock:
                 restock_lines.append({"variant_id": item.variant_id, "quantity": request.quantity})
@@ -216,10 +219,7 @@ def plan_refund(
             )
         commission = min(
             sum(
-                apply_bps(
-                    by_id[line["order_item_id"]].unit_price_cents * line["quantity"],
-                    by_id[line["order_item_id"]].commission_bps,
-                )
+                _item_commission(by_id[line["order_item_id"]], line["quantity"])
                 for line in plan_items
             ),
             left_commission,
@@ -284,21 +284,47 @@ def _shipping_left(vendor_order: VendorOrder) -> int:
         if refund.items:
             value = sum(
                 by_id[line["order_item_id"]].unit_price_cents * line["quantity"]
+                - _discount_of(by_id[line["order_item_id"]], line["quantity"])
                 for line in refund.items
             )
             refunded += max(0, refund.amount_cents - refund.tax_cents - value)
     return max(0, vendor_order.shipping_cents - refunded)
 
 
+def _discount_of(item: Any, quantity: int) -> int:
+    """About `quantity` units' part of the line's discount (a refund already booked)."""
+    if not item.discount_cents:
+        return 0
+    return split_by_weights(item.discount_cents, [quantity, item.quantity - quantity])[0]
+
+
 def _item_tax(item: Any, quantity: int) -> int:
     """The tax collected on `quantity` of the item's units not refunded yet (to the cent)."""
-    done, left = item.refunded_quantity, item.quantity - item.refunded_quantity
-    left_tax = (
-        item.tax_cents - split_by_weights(item.tax_cents, [done, left])[0]
-        if done
-        else item.tax_cents
+    return _item_share(item.tax_cents, item, quantity)
+
+
+def _item_share(total: int, item: Any, quantity: int) -> int:
+    """`quantity` units' part of an amount of the whole line (its tax, its discount, its
+    commission), after the units refunded already, so parts refunded one by one add up to the
+    whole and never exceed it."""
+    done = item.refunded_quantity
+    return _units_share(total, item.quantity, done + quantity) - _units_share(
+        total, item.quantity, done
     )
-    return split_by_weights(left_tax, [quantity, left - quantity])[0]
+
+
+def _units_share(total: int, units: int, first: int) -> int:
+    """The first `first` of `units` units' part of `total`, rounded half up: the difference of
+    two of these is a batch's part, so parts refunded in any batches add up to the whole."""
+    return (total * first * 2 + units) // (units * 2)
+
+
+def _item_commission(item: Any, quantity: int) -> int:
+    """The commission to give back on `quantity` units. A discounted line's commission is not
+    its rate on the price (the coupon changed it), so its share of the line's is returned."""
+    if item.discount_cents:
+        return _item_share(item.platform_fee_cents, item, quantity)
+    return apply_bps(item.unit_price_cents * quantity, item.commission_bps)
 
 
 def _commission_share(
