@@ -128,6 +128,13 @@ class CouponForm(FlaskForm):
         "Ids", validators=[Optional(), Length(max=2000)], description="comma separated"
     )
 
+    def submitted_values(self) -> dict[str, Any] | None:
+        """The posted terms (`values()`), or None when the form has errors to show."""
+        if not self.validate_on_submit():
+            return None
+        values = self.values()
+        return None if self.scope_ids.errors else values
+
     def values(self) -> dict[str, Any]:
         """The terms as `coupons.services.input_from` takes them; a money or id field that did
         not parse has an error of its own already."""
@@ -152,6 +159,41 @@ class CouponForm(FlaskForm):
             "scope": self.scope.data,
             "scope_ids": ids,
         }
+
+
+def coupon_terms_as_typed(coupon: Any) -> dict[str, Any]:
+    """A coupon's terms as the coupon form shows them, for its edit page (`CouponForm(data=…)`).
+
+    `coupon` is a `marketplace.coupons.models.Coupon` (not imported: forms sit below the
+    domains)."""
+    return {
+        "code": coupon.code,
+        "kind": coupon.kind.value,
+        "percent": _bps_to_percent(coupon.percent_bps),
+        "amount": money_input(coupon.amount_cents),
+        "min_order": money_input(coupon.min_order_cents) if coupon.min_order_cents else "",
+        "starts_at": _time_as_typed(coupon.starts_at),
+        "ends_at": _time_as_typed(coupon.ends_at),
+        "max_uses": coupon.max_uses,
+        "max_uses_per_buyer": coupon.max_uses_per_buyer,
+        "scope": coupon.scope.value,
+        "scope_ids": ", ".join(str(i) for i in coupon.scope_ids or []),
+    }
+
+
+def _bps_to_percent(bps: int | None) -> str:
+    """1250 → '12.5', 1000 → '10': the inverse of `_percent_to_bps`."""
+    from decimal import Decimal
+
+    if bps is None:
+        return ""
+    return format((Decimal(bps) / 100).normalize(), "f")
+
+
+def _time_as_typed(moment: Any) -> str:
+    if moment is None:
+        return ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S" if moment.second else "%Y-%m-%dT%H:%M")
 
 
 class ConfirmCouponForm(FlaskForm):

@@ -1,5 +1,6 @@
-"""Admin page: the platform's coupons (its commission pays them), created and withdrawn through
-`marketplace.coupons` (which audits it); access is the blueprint's `require_admin`."""
+"""Admin page: the platform's coupons (its commission pays them), created, edited, paused and
+withdrawn through `marketplace.coupons` (which audits it); access is the blueprint's
+`require_admin`."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from wtforms import SelectChoice
 from marketplace.admin import bp
 from marketplace.coupons import services as coupons
 from marketplace.errors import DomainError
-from marketplace.forms import ConfirmCouponForm, CouponForm, add_domain_error
+from marketplace.forms import (
+    ConfirmCouponForm,
+    CouponForm,
+    add_domain_error,
+    coupon_terms_as_typed,
+)
 
 _FIELDS = {"percent_bps": "percent", "amount_cents": "amount", "min_order_cents": "min_order"}
 
 
-def _form(formdata: Any = ...) -> CouponForm:
-    form = CouponForm() if formdata is ... else CouponForm(formdata=formdata)
+def _form(formdata: Any = ..., data: dict[str, Any] | None = None) -> CouponForm:
+    form = CouponForm() if formdata is ... else CouponForm(formdata=formdata, data=data)
     # A platform coupon may also be limited to one vendor's lines (the platform still pays).
     form.scope.choices = [*form.scope.choices, SelectChoice("vendor", "One vendor (its id below)")]
     return form
@@ -40,16 +46,43 @@ def coupons_page() -> Any:
 @bp.post("/coupons")
 def create_coupon() -> Any:
     form = _form()
-    if not form.validate_on_submit():
-        return _page(form, 422)
-    values = form.values()
-    if form.scope_ids.errors:
+    values = form.submitted_values()
+    if values is None:
         return _page(form, 422)
     try:
         coupon = coupons.create(coupons.input_from(values, set(values)), vendor_id=None)
     except DomainError as error:
         return _page(form, add_domain_error(form, error, _FIELDS))
     flash(f"Coupon {coupon.code} created.", "success")
+    return redirect(url_for("admin.coupons_page"))
+
+
+def _edit_page(coupon_id: int, form: CouponForm | None = None, status: int = 200) -> Any:
+    coupon = coupons.get(coupon_id, vendor_id=None)
+    if form is None:
+        form = _form(None, coupon_terms_as_typed(coupon))
+    return render_template("admin/coupon_edit.html", coupon=coupon, form=form), status
+
+
+@bp.get("/coupons/<int:coupon_id>/edit")
+def edit_coupon_page(coupon_id: int) -> Any:
+    return _edit_page(coupon_id)
+
+
+@bp.post("/coupons/<int:coupon_id>/edit")
+def edit_coupon(coupon_id: int) -> Any:
+    """Change a platform coupon's terms (audited, before → after)."""
+    form = _form()
+    values = form.submitted_values()
+    if values is None:
+        return _edit_page(coupon_id, form, 422)
+    try:
+        coupon = coupons.update_coupon(
+            coupon_id, coupons.input_from(values, set(values)), vendor_id=None
+        )
+    except DomainError as error:
+        return _edit_page(coupon_id, form, add_domain_error(form, error, _FIELDS))
+    flash(f"Coupon {coupon.code} saved.", "success")
     return redirect(url_for("admin.coupons_page"))
 
 

@@ -150,3 +150,71 @@ def test_an_admin_manages_the_platforms_coupons_audited(client):
     db.session.rollback()
     actions = db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
     assert actions[-3:] == ["coupon.create", "coupon.update", "coupon.delete"]
+
+
+def test_a_vendor_edits_a_coupon_through_its_filled_in_form(client):
+    vendor = make_vendor()
+    login(client, vendor.user.email)
+    created = submit(
+        client, client.get("/vendor/coupons"), "/vendor/coupons", code="shop5", kind="percent",
+        percent="12.5", min_order="20.00", ends_at="2030-01-31T12:00", max_uses="3",
+    )  # fmt: skip
+    assert created.status_code == 302
+    coupon = db.session.scalars(select(Coupon)).one()
+
+    listing = client.get("/vendor/coupons").get_data(as_text=True)
+    assert f'href="/vendor/coupons/{coupon.id}/edit"' in listing
+    page = client.get(f"/vendor/coupons/{coupon.id}/edit")
+    html = page.get_data(as_text=True)
+    # the form shows the terms as they were typed
+    for shown in ('value="SHOP5"', 'value="12.5"', 'value="20.00"', 'value="2030-01-31T12:00"'):
+        assert shown in html, shown
+
+    # saved unchanged, the terms stay exactly as they were
+    assert submit(client, page, f"/vendor/coupons/{coupon.id}/edit").status_code == 302
+    db.session.rollback()
+    same = db.session.get(Coupon, coupon.id)
+    assert (same.percent_bps, same.min_order_cents, same.max_uses) == (1250, 2000, 3)
+    assert same.ends_at.replace(tzinfo=None).isoformat() == "2030-01-31T12:00:00"
+
+    page = client.get(f"/vendor/coupons/{coupon.id}/edit")
+    bad = submit(client, page, f"/vendor/coupons/{coupon.id}/edit", percent="250")
+    assert bad.status_code == 422
+    db.session.rollback()
+    assert db.session.get(Coupon, coupon.id).percent_bps == 1250  # nothing changed
+
+    saved = submit(
+        client, client.get(f"/vendor/coupons/{coupon.id}/edit"), f"/vendor/coupons/{coupon.id}/edit",
+        code="shop7", kind="fixed", amount="7.00", max_uses="",
+    )  # fmt: skip
+    assert saved.status_code == 302
+    assert "Coupon SHOP7 saved." in client.get("/vendor/coupons").get_data(as_text=True)
+    db.session.rollback()
+    edited = db.session.get(Coupon, coupon.id)
+    assert (edited.code, edited.kind.value, edited.amount_cents, edited.percent_bps) == (
+        "SHOP7",
+        "fixed",
+        700,
+        None,
+    )
+    assert edited.max_uses is None
+
+    other = make_vendor("Other")
+    login(client, other.user.email)
+    assert client.get(f"/vendor/coupons/{coupon.id}/edit").status_code == 404
+
+
+def test_an_admin_edit_of_a_platform_coupon_is_audited_before_and_after(client):
+    admin = make_admin()
+    login(client, admin.user.email)
+    _platform_coupon(code="WELCOME", percent_bps=1000)
+    coupon = db.session.scalars(select(Coupon)).one()
+    page = client.get(f"/admin/coupons/{coupon.id}/edit")
+    assert 'value="10"' in page.get_data(as_text=True)
+    saved = submit(client, page, f"/admin/coupons/{coupon.id}/edit", percent="15")
+    assert saved.status_code == 302
+    db.session.rollback()
+    assert db.session.get(Coupon, coupon.id).percent_bps == 1500
+    entry = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert entry.action == "coupon.update"
+    assert (entry.before["percent_bps"], entry.after["percent_bps"]) == (1000, 1500)
