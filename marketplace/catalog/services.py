@@ -11,6 +11,7 @@ from sqlalchemy.orm import contains_eager, joinedload, raiseload, selectinload
 
 from marketplace.accounts.models import User
 from marketplace.audit import services as audit
+from marketplace.catalog import shipping
 from marketplace.catalog.models import (
     Brand,
     Category,
@@ -174,10 +175,12 @@ def update_vendor_settings(
         if display_name is not None:
             vendor.display_name = display_name.strip()
             search_index.vendor_changed(vendor.id)
+        shipping_before = shipping.terms_of(vendor)
         if shipping_flat_cents is not None:
             vendor.shipping_flat_cents = shipping_flat_cents
         if free_shipping_threshold_cents is not None or clear_free_shipping:
             vendor.free_shipping_threshold_cents = free_shipping_threshold_cents
+        shipping.bump_version_if_changed(vendor, shipping_before)
     return vendor
 
 
