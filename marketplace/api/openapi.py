@@ -135,6 +135,15 @@ OPERATIONS: dict[str, Op] = {
         body=f"{_VENDOR}:VendorSettingsPatch",
         response=f"{_CATALOG}:VendorJson",
     ),
+    "get_shipping_rules": Op(
+        "The vendor's shipping terms (docs/shipping.md)",
+        response=f"{_VENDOR}:ShippingRulesJson",
+    ),
+    "put_shipping_rules": Op(
+        "Replace the vendor's shipping terms (their version goes up when they change)",
+        body=f"{_VENDOR}:ShippingRulesBody",
+        response=f"{_VENDOR}:ShippingRulesJson",
+    ),
     "vendor_onboarding": Op(
         "Start Stripe Connect onboarding", response=f"{_VENDOR_ORDERS}:OnboardingJson"
     ),

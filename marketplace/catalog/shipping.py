@@ -33,7 +33,7 @@ MODES = (FLAT_PER_ORDER, PER_ITEM, WEIGHT_TIERS)
 MAX_TIERS = 10
 MAX_COUNTRIES = 250
 MAX_CENTS = 10_000_000  # as a variant's price: more is a typo
-MAX_GRAMS = 10_000_000  # ten tonnes
+MAX_GRAMS = 100_000_000  # a heaviest tier may reach a whole cart of the heaviest items
 
 
 @dataclass(frozen=True)
