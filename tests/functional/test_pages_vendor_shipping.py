@@ -1,0 +1,115 @@
+"""The vendor's shipping page (/vendor/shipping) and the weight on the variant forms, submitted
+as a person would (PageClient)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from marketplace.catalog import shipping
+from marketplace.catalog.models import Variant, Vendor
+from marketplace.db import db
+from tests.helpers import VendorAccount, login, make_product, make_vendor, page_app, submit
+
+
+@pytest.fixture
+def web(app: Flask) -> Iterator[FlaskClient]:
+    with page_app() as web_app:
+        yield web_app.test_client()
+
+
+@pytest.fixture
+def seller(web: FlaskClient) -> VendorAccount:
+    account = make_vendor("Shipper")
+    assert login(web, account.user.email).status_code == 302
+    return account
+
+
+def _terms(vendor_id: int) -> shipping.ShippingTerms:
+    db.session.rollback()
+    return shipping.terms_of(db.session.get(Vendor, vendor_id))
+
+
+def _send(web: FlaskClient, **data: str):
+    return submit(web, web.get("/vendor/shipping"), "/vendor/shipping", **data)
+
+
+def test_the_shipping_page_saves_each_mode(web, seller):
+    page = web.get("/vendor/shipping")
+    assert page.status_code == 200 and "Free shipping; ships to everywhere" in page.text
+    assert 'href="/vendor/shipping"' in web.get("/vendor/").text
+
+    saved = _send(
+        web,
+        mode="weight_tiers",
+        flat="0",
+        additional="",
+        weight_tiers="500 4.00\n2000 9.50\n",
+        free_over="80",
+        ships_to="us, ca",
+    )
+    assert saved.status_code == 303
+    terms = _terms(seller.vendor.id)
+    assert terms.mode == "weight_tiers" and terms.weight_tiers == ((500, 400), (2000, 950))
+    assert terms.free_over_cents == 8000 and terms.ships_to == ("CA", "US")
+    assert terms.version == 2
+    again = web.get("/vendor/shipping").text
+    assert "500 4.00" in again and "CA, US" in again and "up to 0.5 kg $4.00" in again
+
+    assert _send(web, mode="per_item", flat="5", additional="1.25", weight_tiers="").status_code
+    terms = _terms(seller.vendor.id)
+    assert (terms.mode, terms.flat_cents, terms.additional_cents) == ("per_item", 500, 125)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"mode": "weight_tiers", "weight_tiers": ""}, "needs at least one tier"),
+        ({"weight_tiers": "heavy 4.00"}, "Line 1"),
+        ({"weight_tiers": "500 4.00\n400 5.00"}, "heavier than the tier before"),
+        ({"ships_to": "USA"}, "ISO 3166-1"),
+        ({"flat": "-1"}, "Must not be negative."),
+        ({"flat": "100000.01"}, "must be between"),
+    ],
+)
+def test_bad_shipping_changes_nothing(web, seller, data, message):
+    before = _terms(seller.vendor.id)
+    form = {"mode": "flat_per_order", "flat": "3", "weight_tiers": "", "ships_to": "", **data}
+    response = _send(web, **form)
+    assert response.status_code == 422
+    assert message in response.text
+    assert _terms(seller.vendor.id) == before
+
+
+def test_the_variant_forms_take_a_weight(web, seller):
+    product = make_product(seller, price_cents=1200)
+    variant_id = product.variants[0].id
+    page = web.get(f"/vendor/variants/{variant_id}/edit")
+    edited = submit(
+        web,
+        page,
+        f"/vendor/variants/{variant_id}/edit",
+        price="12.00",
+        stock="5",
+        weight_grams="750",
+    )
+    assert edited.status_code == 303
+    db.session.rollback()
+    assert db.session.get(Variant, variant_id).weight_grams == 750
+    added = submit(
+        web,
+        web.get(f"/vendor/products/{product.id}/edit"),
+        f"/vendor/products/{product.id}/variants",
+        sku="HEAVY-1",
+        price="15.00",
+        stock="2",
+        weight_grams="2500",
+    )
+    assert added.status_code == 303
+    db.session.rollback()
+    assert {v.sku: v.weight_grams for v in db.session.get(Variant, variant_id).product.variants}[
+        "HEAVY-1"
+    ] == 2500
