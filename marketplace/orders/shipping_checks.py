@@ -14,8 +14,9 @@ from marketplace.cart.models import CartItem
 from marketplace.catalog import shipping
 from marketplace.catalog.models import Variant, Vendor
 from marketplace.catalog.shipping import ShippingTerms
+from marketplace.db import db
 from marketplace.errors import DomainError
-from marketplace.orders.quote import item_title
+from marketplace.orders.quote import Quote, item_title
 
 
 class DestinationNotServed(DomainError):
@@ -115,3 +116,14 @@ def changed_terms(items: Iterable[CartItem], variants: dict[int, Variant]) -> li
             }
         )
     return changed
+
+
+def summaries(quote: Quote) -> dict[int, str]:
+    """Each quoted vendor's shipping terms in words (where it ships, for a cart without an
+    address yet). The vendors were loaded with the lines just priced: no statement."""
+    found = {}
+    for vendor_quote in quote.vendors:
+        vendor = db.session.get(Vendor, vendor_quote.vendor_id)
+        if vendor is not None:
+            found[vendor.id] = shipping.summary(shipping.terms_of(vendor), quote.currency)
+    return found

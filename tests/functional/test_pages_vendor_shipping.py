@@ -113,3 +113,28 @@ def test_the_variant_forms_take_a_weight(web, seller):
     assert {v.sku: v.weight_grams for v in db.session.get(Variant, variant_id).product.variants}[
         "HEAVY-1"
     ] == 2500
+
+
+def test_the_cart_and_the_seller_page_say_where_each_vendor_ships(web):
+    from marketplace.cart import services as carts
+    from tests.helpers import make_buyer
+
+    local = make_vendor("Local")
+    shipping.set_terms(
+        local.vendor.id, shipping.ShippingTerms(flat_cents=300, ships_to=("DE", "FR"))
+    )
+    anywhere = make_vendor("Anywhere")
+    shipping.set_terms(
+        anywhere.vendor.id,
+        shipping.ShippingTerms(mode="per_item", flat_cents=200, additional_cents=50),
+    )
+    buyer = make_buyer()
+    for seller in (local, anywhere):
+        carts.add_item(buyer.user.id, make_product(seller, price_cents=900).variants[0].id, 2)
+    assert login(web, buyer.user.email).status_code == 302
+    page = web.get("/cart").text
+    assert "Shipping: $3.00 per order; ships to DE, FR" in page
+    assert "Shipping: $2.00 for the first item, $0.50 each additional; ships to everywhere" in page
+    assert 'data-field="shipping" data-cents="250"' in page  # 2 units: $2.00 + $0.50
+    seller_page = web.get(f"/sellers/{local.vendor.id}").text
+    assert "Shipping: $3.00 per order; ships to DE, FR" in seller_page
