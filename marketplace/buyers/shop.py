@@ -235,6 +235,11 @@ def checkout() -> Any:
             else:
                 form.form_errors.append(message)
         return _checkout_page(form, _cart_quote(coupon_code), 422)
+    except shipping_checks.DestinationNotServed as refused:
+        form.country.errors = [*form.country.errors, refused.message]
+        form.form_errors.extend(shipping_checks.explain(refused))
+        form.quoted_total.data = ""
+        return _checkout_page(form, _cart_quote(coupon_code), 422)
     except orders.QuoteChanged as error:
         flash(error.message, "error")
         quote = orders.quote_checkout(current_user.id, address, coupon_code=coupon_code)

@@ -8,7 +8,9 @@ so they cost no statement.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NotRequired
+
+from typing_extensions import TypedDict
 
 from marketplace.cart.models import CartItem
 from marketplace.catalog import shipping
@@ -17,6 +19,48 @@ from marketplace.catalog.shipping import ShippingTerms
 from marketplace.db import db
 from marketplace.errors import DomainError
 from marketplace.orders.quote import Quote, item_title
+
+
+class NotServedItemJson(TypedDict):
+    variant_id: int
+    title: str
+
+
+class NotServedVendorJson(TypedDict):
+    vendor_id: int
+    display_name: str
+    ships_to: list[str]  # the countries it does ship to
+    items: list[NotServedItemJson]
+
+
+class DestinationNotServedDetailsJson(TypedDict):
+    """`details` of 422 `destination_not_served`."""
+
+    country: str
+    vendors: list[NotServedVendorJson]
+
+
+class PriceChangeJson(TypedDict):
+    variant_id: int
+    old_price_cents: int
+    new_price_cents: int
+
+
+class ShippingChangeJson(TypedDict):
+    vendor_id: int
+    display_name: str
+    old_shipping_cents: int  # the cart's shipping from this vendor under the terms it saw
+    new_shipping_cents: int  # ... and under the vendor's terms now
+    old_version: int
+    new_version: int
+
+
+class PriceChangedDetailsJson(TypedDict):
+    """`details` of 409 `price_changed`: unit prices that moved, and vendors whose shipping
+    terms did (only when one did)."""
+
+    items: list[PriceChangeJson]
+    vendors: NotRequired[list[ShippingChangeJson]]
 
 
 class DestinationNotServed(DomainError):
@@ -63,6 +107,16 @@ def check_destination(
             )
     if refused:
         raise DestinationNotServed(details={"country": country.upper(), "vendors": refused})
+
+
+def explain(refused: DestinationNotServed) -> list[str]:
+    """One sentence per vendor that does not ship there, naming its items (for pages)."""
+    country = refused.details["country"]
+    return [
+        f"{v['display_name']} does not ship to {country} (it ships to "
+        f"{', '.join(v['ships_to'])}): " + ", ".join(i["title"] for i in v["items"]) + "."
+        for v in refused.details["vendors"]
+    ]
 
 
 def seen_terms(items: Iterable[CartItem], variants: dict[int, Variant]) -> dict[int, ShippingTerms]:

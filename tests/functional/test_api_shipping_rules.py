@@ -288,3 +288,21 @@ def test_a_price_and_a_shipping_change_are_reported_together(api):
     assert placed.status_code == 201, placed.get_json()
     order = placed.get_json()["order"]
     assert (order["subtotal_cents"], order["shipping_cents"]) == (5100, 700)
+
+
+def test_the_openapi_document_declares_the_shipping_routes_and_errors(api):
+    doc = api.get("/openapi.json").get_json()
+    rules = doc["paths"]["/api/v1/vendor/shipping-rules"]
+    assert set(rules) == {"get", "put"}
+    answer = rules["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/ShippingRulesJson"}
+    schemas = doc["components"]["schemas"]
+    assert {"mode", "weight_tiers", "ships_to", "version", "summary"} <= set(
+        schemas["ShippingRulesJson"]["properties"]
+    )
+    assert "weight_grams" in schemas["VendorVariantJson"]["properties"]
+    for endpoint in ("/api/v1/checkout", "/api/v1/checkout/quote"):
+        said = doc["paths"][endpoint]["post"]["description"]
+        assert "422 destination_not_served" in said and "409 price_changed" in said
+    assert schemas["PriceChangedDetailsJson"]["required"] == ["items"]
+    assert "vendors" in schemas["DestinationNotServedDetailsJson"]["properties"]

@@ -138,3 +138,62 @@ def test_the_cart_and_the_seller_page_say_where_each_vendor_ships(web):
     assert 'data-field="shipping" data-cents="250"' in page  # 2 units: $2.00 + $0.50
     seller_page = web.get(f"/sellers/{local.vendor.id}").text
     assert "Shipping: $3.00 per order; ships to DE, FR" in seller_page
+
+
+ADDRESS = {
+    "name": "Bea Buyer",
+    "line1": "1 Main St",
+    "city": "Springfield",
+    "state": "CA",
+    "postal_code": "94000",
+    "country": "US",
+}
+
+
+def _fill_cart(web):
+    from tests.helpers import make_buyer
+
+    local = make_vendor("Local")
+    shipping.set_terms(local.vendor.id, shipping.ShippingTerms(flat_cents=300, ships_to=("US",)))
+    lamp = make_product(local, title="Lamp", price_cents=1500, stock=5)
+    buyer = make_buyer()
+    assert login(web, buyer.user.email).status_code == 302
+    added = submit(web, web.get(f"/products/{lamp.id}"), "/cart/add", quantity=2)
+    assert added.status_code == 302
+    return local
+
+
+def test_the_checkout_page_names_the_vendor_that_does_not_ship_there(web):
+    from marketplace.orders.models import Order
+
+    _fill_cart(web)
+    abroad = {**ADDRESS, "country": "DE", "state": ""}
+    for step in ("quote", "place"):
+        refused = submit(web, web.get("/checkout"), "/checkout", step=step, **abroad)
+        assert refused.status_code == 422
+        assert "Local" in refused.text and "does not ship to DE" in refused.text
+        assert "Lamp" in refused.text
+    db.session.rollback()
+    assert db.session.query(Order).count() == 0
+    quoted = submit(web, web.get("/checkout"), "/checkout", step="quote", **ADDRESS)
+    assert quoted.status_code == 200
+
+
+def test_the_checkout_page_refuses_shipping_changed_since_the_cart(web):
+    from marketplace.orders.models import Order
+
+    local = _fill_cart(web)
+    quoted = submit(web, web.get("/checkout"), "/checkout", step="quote", **ADDRESS)
+    assert quoted.status_code == 200
+    shipping.set_terms(local.vendor.id, shipping.ShippingTerms(flat_cents=900, ships_to=("US",)))
+    refused = submit(web, quoted, "/checkout", step="place")
+    assert refused.status_code == 302 and refused.headers["Location"].endswith("/cart")
+    cart = web.get("/cart").text
+    assert "prices changed" in cart and 'data-field="shipping" data-cents="900"' in cart
+    db.session.rollback()
+    assert db.session.query(Order).count() == 0
+    quoted = submit(web, web.get("/checkout"), "/checkout", step="quote", **ADDRESS)
+    placed = submit(web, quoted, "/checkout", step="place")
+    assert placed.status_code == 302 and "/pay" in placed.headers["Location"]
+    db.session.rollback()
+    assert db.session.query(Order).one().shipping_cents == 900
