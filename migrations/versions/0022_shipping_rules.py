@@ -73,12 +73,12 @@ def downgrade():
         return
     # SQLite's own DROP COLUMN refuses a column with a CHECK; the copy keeps the rest
     with op.batch_alter_table("variants", schema=None) as batch_op:
-        batch_op.drop_constraint("ck_variants_weight_non_negative", type_="check")
+        batch_op.drop_constraint(op.f("ck_variants_weight_non_negative"), type_="check")
         batch_op.drop_column("weight_grams")
     with op.batch_alter_table("vendors", schema=None) as batch_op:
-        batch_op.drop_constraint("ck_vendors_shipping_version_positive", type_="check")
-        batch_op.drop_constraint("ck_vendors_shipping_additional_non_negative", type_="check")
-        batch_op.drop_constraint("ck_vendors_shipping_mode_known", type_="check")
+        batch_op.drop_constraint(op.f("ck_vendors_shipping_version_positive"), type_="check")
+        batch_op.drop_constraint(op.f("ck_vendors_shipping_additional_non_negative"), type_="check")
+        batch_op.drop_constraint(op.f("ck_vendors_shipping_mode_known"), type_="check")
         for column in (
             "ships_to",
             "shipping_weight_tiers",
