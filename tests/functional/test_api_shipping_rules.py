@@ -35,6 +35,16 @@ def _state():
     )
 
 
+def _conforms(api, name, details):
+    """`details` match the OpenAPI document's declared shape `name`."""
+    from jsonschema import Draft202012Validator
+
+    doc = api.get("/openapi.json").get_json()
+    schema = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+    errors = list(Draft202012Validator(schema).iter_errors(details))
+    assert errors == [], errors
+
+
 def _rules(api, vendor, **terms):
     response = api.put("/vendor/shipping-rules", vendor.token, json=terms)
     assert response.status_code == 200, response.get_json()
@@ -214,6 +224,7 @@ def test_a_destination_a_vendor_does_not_serve_names_it_and_holds_nothing(api):
     ):
         error = assert_error(answer, 422, "destination_not_served")
         assert error["details"]["country"] == "US"
+        _conforms(api, "DestinationNotServedDetailsJson", error["details"])
         (vendor,) = error["details"]["vendors"]
         assert vendor["vendor_id"] == local.vendor.id
         assert vendor["display_name"] == local.vendor.display_name
@@ -259,6 +270,7 @@ def test_shipping_changed_between_cart_and_checkout_is_a_price_change(api):
             "new_version": 3,
         }
     ]
+    _conforms(api, "PriceChangedDetailsJson", refused["details"])
     db.session.rollback()
     assert _state() == before  # nothing placed or held
 
