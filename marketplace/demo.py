@@ -11,7 +11,9 @@ from sqlalchemy import select
 from marketplace.accounts import services as accounts
 from marketplace.accounts.models import Role, User
 from marketplace.catalog import services as catalog
+from marketplace.catalog import shipping
 from marketplace.catalog.models import ProductStatus, VendorStatus
+from marketplace.catalog.shipping import ShippingTerms
 from marketplace.db import db
 from marketplace.images import demo as demo_images
 from marketplace.orders import tax
@@ -57,6 +59,28 @@ _COLOURS = ["Black", "Blue", "Green", "Red", "Grey"]
 
 DEMO_TAX_RATES = {"CA": 725, "NY": 400}
 
+# Each demo vendor ships on different terms (docs/shipping.md), in _VENDORS' order: by weight
+# to the US and Canada only; per item with free shipping over $75; a flat $5.99 per order,
+# free over $75, everywhere.
+_SHIPPING = [
+    ShippingTerms(
+        mode="weight_tiers",
+        weight_tiers=((1000, 499), (3000, 899), (10_000, 1499)),
+        ships_to=("CA", "US"),
+    ),
+    ShippingTerms(mode="per_item", flat_cents=399, additional_cents=99, free_over_cents=7500),
+    ShippingTerms(flat_cents=599, free_over_cents=7500),
+]
+_WEIGHT_GRAMS = {  # a variant's weight by its category
+    "Outdoor/Footwear": 900,
+    "Outdoor/Camping": 2200,
+    "Clothing/Tops": 250,
+    "Clothing/Bottoms": 550,
+    "Electronics/Audio": 350,
+    "Electronics/Accessories": 150,
+    "Home/Kitchen": 1200,
+}
+
 
 def load_demo_data(seed: int = 7, emulator_url: str | None = None) -> list[Login] | None:
     """Create the demo accounts and catalog; `None` when demo data exists already.
@@ -81,9 +105,7 @@ def load_demo_data(seed: int = 7, emulator_url: str | None = None) -> list[Login
         logins.append(Login("vendor", email, DEMO_PASSWORD))
         vendor = catalog.vendor_for_user(user.id)
         catalog.set_vendor_status(vendor.id, VendorStatus.APPROVED)
-        catalog.update_vendor_settings(
-            vendor.id, shipping_flat_cents=599, free_shipping_threshold_cents=7500
-        )
+        shipping.set_terms(vendor.id, _SHIPPING[(n - 1) % len(_SHIPPING)])
         if emulator_url:
             _onboard(vendor.id, emulator_url)
         _load_products(vendor.id, n, lines, rng)
@@ -133,6 +155,7 @@ def _load_products(
                         price_cents=base_price + (500 if size == "L" else 0),
                         stock=rng.choice([0, 3, 8, 15, 40]),
                         attributes=attributes,
+                        weight_grams=_WEIGHT_GRAMS.get(category, 500),
                     )
                 )
         product = catalog.create_product(

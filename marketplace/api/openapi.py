@@ -135,6 +135,15 @@ OPERATIONS: dict[str, Op] = {
         body=f"{_VENDOR}:VendorSettingsPatch",
         response=f"{_CATALOG}:VendorJson",
     ),
+    "get_shipping_rules": Op(
+        "The vendor's shipping terms (docs/shipping.md)",
+        response=f"{_VENDOR}:ShippingRulesJson",
+    ),
+    "put_shipping_rules": Op(
+        "Replace the vendor's shipping terms (their version goes up when they change)",
+        body=f"{_VENDOR}:ShippingRulesBody",
+        response=f"{_VENDOR}:ShippingRulesJson",
+    ),
     "vendor_onboarding": Op(
         "Start Stripe Connect onboarding", response=f"{_VENDOR_ORDERS}:OnboardingJson"
     ),
@@ -449,6 +458,15 @@ _ERROR_STATUSES = {
     "429": "Rate limited (Retry-After)",
 }
 
+# Error codes whose `details` have a declared shape, said in the operations that answer them.
+_ERROR_DETAILS = {
+    "price_changed": "marketplace.orders.shipping_checks:PriceChangedDetailsJson",
+    "destination_not_served": "marketplace.orders.shipping_checks:DestinationNotServedDetailsJson",
+}
+_ERRORS_OF = {
+    "checkout": ("409 price_changed", "422 destination_not_served"),
+    "checkout_quote": ("409 price_changed", "422 destination_not_served"),
+}
 _OTHER_ERRORS = "Any other error (413 too large, 415, 500, 503 ...): the same shape"
 _ERROR = "marketplace.errors:ErrorJson"
 
@@ -588,6 +606,18 @@ def _operation(rule: Rule, method: str, components: dict[str, Any]) -> dict[str,
             operation["description"] = "Role: " + " or ".join(r.value for r in roles) + "."
     else:
         operation["security"] = []
+    if endpoint in _ERRORS_OF:
+        said = []
+        for error in _ERRORS_OF[endpoint]:
+            code = error.split()[1]
+            name = _ERROR_DETAILS[code].split(":")[1]
+            said.append(f"{error} (details: #/components/schemas/{name})")
+        operation["description"] = (
+            operation.get("description", "")
+            + " Errors with declared details: "
+            + "; ".join(said)
+            + "."
+        ).strip()
     schema = _body_schema(op.body, components) if op and op.body else None
     if op and op.form is not None:
         operation["requestBody"] = {
@@ -616,6 +646,8 @@ def build_document() -> OpenApiDocumentJson:
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {}
     _body_schema(_ERROR, schemas, answer=True)
+    for details in _ERROR_DETAILS.values():
+        _body_schema(details, schemas, answer=True)
     rules = sorted(current_app.url_map.iter_rules(), key=lambda r: r.rule)
     for rule in rules:
         if not (rule.rule == PREFIX or rule.rule.startswith(PREFIX + "/")):

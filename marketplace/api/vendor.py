@@ -18,9 +18,11 @@ from marketplace.api.common import (
     require,
 )
 from marketplace.catalog import services as catalog
+from marketplace.catalog import shipping
 from marketplace.catalog.models import ProductStatus, Vendor, VendorJson
 from marketplace.errors import ValidationFailed
 from marketplace.images import services as images
+from marketplace.money import shop_currency
 from marketplace.validation import Body
 
 JsonScalar = str | int | float | bool
@@ -31,10 +33,15 @@ class VariantBody(Body):
     price_cents: int
     stock: int = 0
     attributes: dict[str, JsonScalar] = Field(default_factory=dict)
+    weight_grams: int = 0
 
     def to_input(self) -> catalog.VariantInput:
         return catalog.VariantInput(
-            sku=self.sku, price_cents=self.price_cents, stock=self.stock, attributes=self.attributes
+            sku=self.sku,
+            price_cents=self.price_cents,
+            stock=self.stock,
+            attributes=self.attributes,
+            weight_grams=self.weight_grams,
         )
 
 
@@ -59,6 +66,46 @@ class VariantPatch(Body):
     price_cents: int | None = None
     stock: int | None = None
     low_stock_threshold: int | None = None
+    weight_grams: int | None = None
+
+
+class WeightTierBody(Body):
+    up_to_grams: int
+    cents: int
+
+
+class ShippingRulesBody(Body):
+    """The vendor's whole shipping terms (docs/shipping.md); what is left out takes its
+    default (flat_per_order, 0, no tiers, no free-over threshold, ships everywhere)."""
+
+    mode: Literal["flat_per_order", "per_item", "weight_tiers"] = "flat_per_order"
+    flat_cents: int = 0
+    additional_cents: int = 0
+    weight_tiers: list[WeightTierBody] = Field(default_factory=list)
+    free_over_cents: int | None = None
+    ships_to: list[str] = Field(default_factory=list)
+
+
+class ShippingRulesJson(shipping.ShippingTermsJson):
+    summary: str  # the terms in words, as buyers see them
+
+
+def shipping_rules_json(terms: shipping.ShippingTerms) -> ShippingRulesJson:
+    return {**terms.to_json(), "summary": shipping.summary(terms, shop_currency())}  # type: ignore[typeddict-item]
+
+
+@bp.get("/vendor/shipping-rules")
+@require(Role.VENDOR)
+def get_shipping_rules() -> Any:
+    return jsonify(shipping_rules_json(shipping.terms_of(current_vendor())))
+
+
+@bp.put("/vendor/shipping-rules")
+@require(Role.VENDOR)
+def put_shipping_rules() -> Any:
+    data = body(ShippingRulesBody)
+    terms = shipping.validated(data.model_dump())
+    return jsonify(shipping_rules_json(shipping.set_terms(current_vendor().id, terms)))
 
 
 class VendorSettingsPatch(Body):
@@ -167,13 +214,14 @@ def add_variant(product_id: int) -> Any:
 @require(Role.VENDOR)
 def patch_variant(variant_id: int) -> Any:
     data = body(VariantPatch)
-    reject_nulls(data, "price_cents", "stock", "low_stock_threshold")
+    reject_nulls(data, "price_cents", "stock", "low_stock_threshold", "weight_grams")
     variant = catalog.update_variant(
         current_vendor().id,
         variant_id,
         price_cents=data.price_cents,
         stock=data.stock,
         low_stock_threshold=data.low_stock_threshold,
+        weight_grams=data.weight_grams,
     )
     return jsonify(variant.to_dict(with_stock=True))
 

@@ -24,11 +24,13 @@ from marketplace.buyers.forms import (
 )
 from marketplace.buyers.shop_forms import AddToCartForm
 from marketplace.catalog import services as catalog
+from marketplace.catalog import shipping
 from marketplace.catalog.models import Category
 from marketplace.db import reads_only
 from marketplace.errors import DomainError
 from marketplace.forms import add_domain_error
 from marketplace.http_cache import conditional_page
+from marketplace.money import shop_currency
 from marketplace.ratelimits import login_limits, register_limit
 from marketplace.reviews import storefront
 from marketplace.search import services as search
@@ -142,7 +144,10 @@ def seller(vendor_id: int) -> Any:
     page = min(max(request.args.get("page", 1, type=int) or 1, 1), 10**6)
     shown = storefront.vendor_page(vendor_id, page, PER_PAGE)
     pages = max(1, -(-shown.product_total // PER_PAGE))
-    return render_template("buyers/seller.html", page=shown, number=page, pages=pages)
+    terms = shipping.summary(shipping.terms_of(shown.vendor), shop_currency())
+    return render_template(
+        "buyers/seller.html", page=shown, number=page, pages=pages, shipping_summary=terms
+    )
 
 
 # --- sign-in ---------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from marketplace.coupons.pricing import CouponNotApplicable
 from marketplace.db import db
 from marketplace.errors import DomainError, ValidationFailed
 from marketplace.notifications import services as notifications
-from marketplace.orders import returns
+from marketplace.orders import returns, shipping_checks
 from marketplace.orders import services as orders
 from marketplace.orders.models import VendorOrderStatus
 from marketplace.ratelimits import cart_limit, checkout_limit
@@ -86,7 +86,11 @@ def cart() -> Any:
     else:
         page = orders.guest_cart_page([(int(v), int(q)) for v, q in _guest_lines().items()])
     return render_template(
-        "buyers/cart.html", page=page, guest=not _is_buyer(), coupon_form=coupon_form
+        "buyers/cart.html",
+        page=page,
+        guest=not _is_buyer(),
+        coupon_form=coupon_form,
+        shipping_notes=shipping_checks.summaries(page.quote),
     )
 
 
@@ -230,6 +234,11 @@ def checkout() -> Any:
                 field.errors = [*field.errors, message]
             else:
                 form.form_errors.append(message)
+        return _checkout_page(form, _cart_quote(coupon_code), 422)
+    except shipping_checks.DestinationNotServed as refused:
+        form.country.errors = [*form.country.errors, refused.message]
+        form.form_errors.extend(shipping_checks.explain(refused))
+        form.quoted_total.data = ""
         return _checkout_page(form, _cart_quote(coupon_code), 422)
     except orders.QuoteChanged as error:
         flash(error.message, "error")

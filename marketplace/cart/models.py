@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.catalog.models import Variant
@@ -39,6 +40,9 @@ class CartItem(db.Model):
     variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"))
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price_cents: Mapped[int] = mapped_column(Integer)
+    # The vendor's shipping terms when the line was added (catalog/shipping.py `terms_json`),
+    # like the unit price: checkout answers `price_changed` when they moved since.
+    shipping_terms_seen: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     cart: Mapped[Cart] = relationship(back_populates="items")

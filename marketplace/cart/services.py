@@ -9,6 +9,7 @@ from sqlalchemy.orm import joinedload
 from typing_extensions import TypedDict
 
 from marketplace.cart.models import Cart, CartItem
+from marketplace.catalog import shipping
 from marketplace.catalog.models import Category, Product, ProductStatus, Variant, VendorStatus
 from marketplace.db import db, transaction
 from marketplace.errors import Conflict, NotFound, ValidationFailed
@@ -108,6 +109,11 @@ def sellable_variant(variant_id: int) -> Variant:
     return variant
 
 
+def terms_seen(variant: Variant) -> dict[str, Any]:
+    """What a line remembers of its vendor's shipping terms (like its unit price)."""
+    return dict(shipping.terms_of(variant.product.vendor).to_json())
+
+
 def is_sellable(variant: Variant) -> bool:
     product: Product = variant.product
     return (
@@ -140,7 +146,12 @@ def add_item(buyer_id: int, variant_id: int, quantity: int) -> CartJson:
             )
         if item is None:
             cart.items.append(
-                CartItem(variant=variant, quantity=quantity, unit_price_cents=variant.price_cents)
+                CartItem(
+                    variant=variant,
+                    quantity=quantity,
+                    unit_price_cents=variant.price_cents,
+                    shipping_terms_seen=terms_seen(variant),
+                )
             )
         else:
             item.quantity = wanted
@@ -201,7 +212,10 @@ def merge_guest_lines(buyer_id: int, lines: list[tuple[int, int]]) -> None:
             if item is None:
                 cart.items.append(
                     CartItem(
-                        variant_id=variant_id, quantity=wanted, unit_price_cents=variant.price_cents
+                        variant_id=variant_id,
+                        quantity=wanted,
+                        unit_price_cents=variant.price_cents,
+                        shipping_terms_seen=terms_seen(variant),
                     )
                 )
             else:

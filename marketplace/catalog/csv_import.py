@@ -39,6 +39,7 @@ COLUMNS = (
     "price",
     "stock",
     "attributes",
+    "weight_grams",
 )
 REQUIRED = ("title", "sku", "price")
 PRODUCT_FIELDS = ("title", "description", "category", "brand", "status")
@@ -85,6 +86,7 @@ class _Row:
     price_cents: int | None = None
     stock: int | None = None
     attributes: dict[str, str] | None = None
+    weight_grams: int | None = None
     errors: list[RowError] = field(default_factory=list)
 
     def error(self, column: str | None, message: str) -> None:
@@ -192,6 +194,12 @@ def _parse_row(row: _Row) -> None:
             row.stock = int(stock)
         except ValueError:
             row.error("stock", "Stock must be a whole number, like 12.")
+    weight = row.cells.get("weight_grams", "")
+    if weight:
+        try:
+            row.weight_grams = int(weight)
+        except ValueError:
+            row.error("weight_grams", "The weight must be a whole number of grams, like 250.")
     if row.cells.get("attributes"):
         try:
             row.attributes = parse_attributes(row.cells["attributes"])
@@ -283,6 +291,7 @@ def _apply(vendor_id: int, rows: list[_Row], existing: dict[str, Variant]) -> di
                     price_cents=row.price_cents,
                     stock=row.stock,
                     attributes=row.attributes,
+                    weight_grams=row.weight_grams,
                 )
             except DomainError as error:
                 _service_errors(error, row, [row])
@@ -304,6 +313,7 @@ def _variant_input(row: _Row) -> catalog.VariantInput:
         price_cents=row.price_cents or 0,
         stock=row.stock or 0,
         attributes=row.attributes or {},
+        weight_grams=row.weight_grams or 0,
     )
 
 

@@ -73,6 +73,7 @@ class VendorVariantJson(VariantJson):
 
     on_hand: int
     reserved: int
+    weight_grams: int
 
 
 class ImageJson(TypedDict):
@@ -120,6 +121,12 @@ class Vendor(db.Model):
             name="commission_range",
         ),
         CheckConstraint("shipping_flat_cents >= 0", name="shipping_non_negative"),
+        CheckConstraint("shipping_additional_cents >= 0", name="shipping_additional_non_negative"),
+        CheckConstraint("shipping_version >= 1", name="shipping_version_positive"),
+        CheckConstraint(
+            "shipping_mode IN ('flat_per_order', 'per_item', 'weight_tiers')",
+            name="shipping_mode_known",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -133,6 +140,14 @@ class Vendor(db.Model):
     commission_bps: Mapped[int | None] = mapped_column(Integer)
     shipping_flat_cents: Mapped[int] = mapped_column(Integer, default=0)
     free_shipping_threshold_cents: Mapped[int | None] = mapped_column(Integer)
+    # The rest of its shipping terms (marketplace/catalog/shipping.py): how the fee is worked
+    # out, the weight tiers, where it ships; `shipping_version` goes up on every change, and
+    # the cart remembers the version (and terms) each line was added under.
+    shipping_mode: Mapped[str] = mapped_column(String(16), default="flat_per_order")
+    shipping_additional_cents: Mapped[int] = mapped_column(Integer, default=0)
+    shipping_weight_tiers: Mapped[list[list[int]]] = mapped_column(JSON, default=list)
+    ships_to: Mapped[list[str]] = mapped_column(JSON, default=list)
+    shipping_version: Mapped[int] = mapped_column(Integer, default=1)
     rating_sum: Mapped[int] = mapped_column(Integer, default=0)
     rating_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -267,6 +282,7 @@ class Variant(db.Model):
         CheckConstraint("price_cents >= 0", name="price_non_negative"),
         CheckConstraint("on_hand >= 0", name="on_hand_non_negative"),
         CheckConstraint("reserved >= 0 AND reserved <= on_hand", name="reserved_within_on_hand"),
+        CheckConstraint("weight_grams >= 0", name="weight_non_negative"),
         UniqueConstraint("vendor_id", "sku", name="uq_variants_vendor_sku"),
     )
 
@@ -282,6 +298,7 @@ class Variant(db.Model):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     low_stock_threshold: Mapped[int] = mapped_column(Integer, default=5)
+    weight_grams: Mapped[int] = mapped_column(Integer, default=0)  # weighs shipping tiers
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     product: Mapped[Product] = relationship(back_populates="variants")
@@ -304,6 +321,7 @@ class Variant(db.Model):
         if with_stock:
             data["on_hand"] = self.on_hand
             data["reserved"] = self.reserved
+            data["weight_grams"] = self.weight_grams
         return data  # type: ignore[return-value]
 
 

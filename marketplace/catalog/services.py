@@ -11,6 +11,7 @@ from sqlalchemy.orm import contains_eager, joinedload, raiseload, selectinload
 
 from marketplace.accounts.models import User
 from marketplace.audit import services as audit
+from marketplace.catalog import shipping
 from marketplace.catalog.models import (
     Brand,
     Category,
@@ -28,6 +29,7 @@ from marketplace.validation import require_range
 
 MAX_PRICE_CENTS = 10_000_000  # per unit, in minor units ($100,000; ¥10,000,000)
 MAX_STOCK = 1_000_000
+MAX_WEIGHT_GRAMS = 10_000_000  # ten tonnes: more is a typo
 MAX_VARIANTS = 100
 
 
@@ -174,10 +176,12 @@ def update_vendor_settings(
         if display_name is not None:
             vendor.display_name = display_name.strip()
             search_index.vendor_changed(vendor.id)
+        shipping_before = shipping.terms_of(vendor)
         if shipping_flat_cents is not None:
             vendor.shipping_flat_cents = shipping_flat_cents
         if free_shipping_threshold_cents is not None or clear_free_shipping:
             vendor.free_shipping_threshold_cents = free_shipping_threshold_cents
+        shipping.bump_version_if_changed(vendor, shipping_before)
     return vendor
 
 
@@ -236,6 +240,7 @@ class VariantInput:
     price_cents: int
     stock: int = 0
     attributes: dict[str, Any] = field(default_factory=dict)
+    weight_grams: int = 0  # weighs the vendor's weight-tier shipping
 
 
 @dataclass
@@ -269,6 +274,7 @@ def _check_variant(fields: dict[str, str], prefix: str, variant: VariantInput) -
     _check_text(fields, f"{prefix}sku", variant.sku, 1, 64)
     require_range(fields, f"{prefix}price_cents", variant.price_cents, 1, MAX_PRICE_CENTS)
     require_range(fields, f"{prefix}stock", variant.stock, 0, MAX_STOCK)
+    require_range(fields, f"{prefix}weight_grams", variant.weight_grams, 0, MAX_WEIGHT_GRAMS)
     _check_attributes(fields, f"{prefix}attributes", variant.attributes)
 
 
@@ -339,6 +345,7 @@ def _add_variant(product: Product, data: VariantInput) -> Variant:
         on_hand=data.stock,
         reserved=0,
         attributes=dict(data.attributes),
+        weight_grams=data.weight_grams,
     )
     db.session.add(variant)
     try:
@@ -416,6 +423,7 @@ def update_variant(
     stock: int | None = None,
     low_stock_threshold: int | None = None,
     attributes: dict[str, Any] | None = None,
+    weight_grams: int | None = None,
 ) -> Variant:
     """Change a variant's price, stock on hand (never below what is reserved) or attributes.
 
@@ -425,6 +433,7 @@ def update_variant(
     require_range(fields, "price_cents", price_cents, 1, MAX_PRICE_CENTS)
     require_range(fields, "stock", stock, 0, MAX_STOCK)
     require_range(fields, "low_stock_threshold", low_stock_threshold, 0, MAX_STOCK)
+    require_range(fields, "weight_grams", weight_grams, 0, MAX_WEIGHT_GRAMS)
     if attributes is not None:
         _check_attributes(fields, "attributes", attributes)
     if fields:
@@ -437,6 +446,8 @@ def update_variant(
             variant.attributes = dict(attributes)
         if low_stock_threshold is not None:
             variant.low_stock_threshold = low_stock_threshold
+        if weight_grams is not None:
+            variant.weight_grams = weight_grams
         if stock is not None:
             db.session.flush()
             inventory.set_on_hand(variant.id, stock)

@@ -4,19 +4,23 @@ The checkout turns a `Quote` into the order's VendorOrders and OrderItems, and t
 buyer sees before ordering (cart page, checkout page, `POST /api/v1/checkout/quote`) is the
 same function on the same lines, so the numbers shown are the numbers charged.
 
-Rules: shipping is per vendor, a flat rate unless the vendor's items reach its free-shipping
-threshold; tax is charged per line on items only (never on shipping) at the destination's rate;
+Rules: shipping is per vendor, by its shipping terms (catalog/shipping.py: flat per order,
+per item or weight tiers, free once its items reach its threshold); tax is charged per line
+on items only (never on shipping) at the destination's rate;
 commission is resolved per line (vendor → category → platform) and taken on items only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from typing_extensions import TypedDict
 
+from marketplace.catalog import shipping
 from marketplace.catalog.models import Variant, Vendor, VendorRefJson
+from marketplace.catalog.shipping import ShippingTerms
 from marketplace.coupons.pricing import CouponTerms, discounted_commission, line_discounts
 from marketplace.money import apply_bps, round_to_step
 from marketplace.orders import commission
@@ -120,11 +124,16 @@ class Quote:
 
 
 def shipping_cents(vendor: Vendor, subtotal_cents: int) -> int:
-    """The vendor's flat rate, or 0 once its items reach its free-shipping threshold."""
-    free_from = vendor.free_shipping_threshold_cents
-    if free_from is not None and subtotal_cents >= free_from:
-        return 0
-    return vendor.shipping_flat_cents
+    """The vendor's flat rate, or 0 once its items reach its free-shipping threshold (its
+    flat part only: `price()` applies the vendor's whole terms, catalog/shipping.py)."""
+    return shipping.shipping_cents(
+        ShippingTerms(
+            flat_cents=vendor.shipping_flat_cents,
+            free_over_cents=vendor.free_shipping_threshold_cents,
+        ),
+        subtotal_cents,
+        (),
+    )
 
 
 def item_title(variant: Variant) -> str:
@@ -140,9 +149,12 @@ def price(
     platform_bps: int,
     *,
     coupon: CouponTerms | None = None,
+    shipping_terms: Mapping[int, ShippingTerms] | None = None,
 ) -> Quote:
     """Price `lines` grouped by vendor (vendors in id order, lines in the order given), less
     `coupon`'s discount (marketplace.coupons.pricing: tax is on the discounted amounts).
+    Shipping follows `shipping_terms[vendor_id]` (the terms the buyer saw), else the vendor's
+    current terms.
 
     :raises CouponNotApplicable: the coupon applies to none of the lines, or too little.
     """
@@ -176,11 +188,15 @@ def price(
                 display_name=vendor.display_name,
                 lines=priced,
                 subtotal_cents=subtotal,
-                shipping_cents=shipping_cents(vendor, subtotal),
+                shipping_cents=shipping.shipping_cents(
+                    terms := _terms(vendor, shipping_terms),
+                    subtotal,
+                    _weights(by_vendor[vendor_id]),
+                ),
                 discount_cents=sum(line.discount_cents for line in priced),
                 tax_cents=sum(line.tax_cents for line in priced),
                 platform_fee_cents=sum(line.platform_fee_cents for line in priced),
-                free_shipping_threshold_cents=vendor.free_shipping_threshold_cents,
+                free_shipping_threshold_cents=terms.free_over_cents,
             )
         )
     return Quote(
@@ -189,6 +205,15 @@ def price(
         vendors=tuple(vendors),
         coupon_code=coupon.code if coupon else None,
     )
+
+
+def _terms(vendor: Vendor, seen: Mapping[int, ShippingTerms] | None) -> ShippingTerms:
+    terms = seen.get(vendor.id) if seen else None
+    return terms if terms is not None else shipping.terms_of(vendor)
+
+
+def _weights(lines: list[Line]) -> list[tuple[int, int]]:
+    return [(line.quantity, line.variant.weight_grams or 0) for line in lines]
 
 
 def _commission_bps(line: Line, platform_bps: int) -> int:

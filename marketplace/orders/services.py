@@ -29,7 +29,7 @@ from marketplace.inventory import services as inventory
 from marketplace.inventory.services import OutOfStock
 from marketplace.jobs import outbox
 from marketplace.observability import current_request_id
-from marketplace.orders import commission, fulfilment, tax
+from marketplace.orders import commission, fulfilment, shipping_checks, tax
 from marketplace.orders import quote as quotes
 from marketplace.orders.models import (
     IdempotencyRecord,
@@ -181,7 +181,7 @@ def checkout(
         if isinstance(no, _KeyTaken):
             raise IdempotencyInProgress() from None
         if isinstance(no, PriceChanged):
-            _apply_new_prices(buyer_id, no.details["items"])
+            _apply_new_prices(buyer_id, no.details["items"], no.details.get("vendors", []))
         raise
     return CheckoutResult(order, replayed=False)
 
@@ -292,6 +292,7 @@ def _place_order(
         raise CartEmpty()
     variants = {item.variant_id: item.variant for item in items}
     _validate_lines(items, variants)
+    shipping_checks.check_destination(items, variants, address.country)
     context = _pricing_context(address, buyer_id, figures)
     _check_buyer_caps(context, sum(item.quantity for item in items))
     coupon = _coupon_for(coupon_code, buyer_id, context) if coupon_code else None
@@ -414,7 +415,12 @@ def _price(
         quotes.Line(variants[i.variant_id], i.quantity, i.unit_price_cents, ref=i.id) for i in items
     ]
     return quotes.price(
-        lines, current_app.config["CURRENCY"], context.tax_bps, context.platform_bps, coupon=coupon
+        lines,
+        current_app.config["CURRENCY"],
+        context.tax_bps,
+        context.platform_bps,
+        coupon=coupon,
+        shipping_terms=shipping_checks.seen_terms(items, variants),
     )
 
 
@@ -443,6 +449,7 @@ def quote_checkout(buyer_id: int, address: Address, coupon_code: str | None = No
     short = sorted(i.variant_id for i in items if i.quantity > variants[i.variant_id].available)
     if short:
         raise OutOfStock(details={"variant_ids": short})
+    shipping_checks.check_destination(items, variants, address.country)
     coupon = coupons.for_checkout(coupon_code, buyer_id)[1] if coupon_code else None
     return _price(items, variants, _pricing_context(address), coupon=coupon)
 
@@ -546,8 +553,12 @@ def _validate_lines(items: list[CartItem], variants: dict[int, Variant]) -> None
         for i in items
         if i.unit_price_cents != variants[i.variant_id].price_cents
     ]
-    if changed:
-        raise PriceChanged(details={"items": changed})
+    shipping_changed = shipping_checks.changed_terms(items, variants)
+    if changed or shipping_changed:
+        details: dict[str, Any] = {"items": changed}
+        if shipping_changed:
+            details["vendors"] = shipping_changed
+        raise PriceChanged(details=details)
 
 
 def _add_vendor_order(order: Order, priced: VendorQuote, vendor: Vendor) -> VendorOrder:
@@ -585,13 +596,20 @@ def _add_vendor_order(order: Order, priced: VendorQuote, vendor: Vendor) -> Vend
     return vendor_order
 
 
-def _apply_new_prices(buyer_id: int, changes: list[dict[str, int]]) -> None:
+def _apply_new_prices(
+    buyer_id: int,
+    changes: list[dict[str, int]],
+    shipping_changes: list[dict[str, Any]] | None = None,
+) -> None:
     new_prices = {c["variant_id"]: c["new_price_cents"] for c in changes}
+    new_terms = {c["vendor_id"] for c in shipping_changes or []}
     with transaction():
         cart: Cart = carts.for_buyer(buyer_id, lock=True)
         for item in cart.items:
             if item.variant_id in new_prices:
                 item.unit_price_cents = new_prices[item.variant_id]
+            if item.variant.vendor_id in new_terms:
+                item.shipping_terms_seen = carts.terms_seen(item.variant)
 
 
 def _whole_second_after(moment: datetime) -> datetime:

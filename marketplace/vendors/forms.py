@@ -26,8 +26,8 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from marketplace import forms
 from marketplace.catalog import services as catalog
 from marketplace.errors import DomainError
-from marketplace.forms import MoneyField
-from marketplace.money import shop_money
+from marketplace.forms import MoneyField, money_input
+from marketplace.money import parse_money, shop_money
 
 MAX_VARIANT_ROWS = 20
 NEW_PRODUCT_ROWS = 4
@@ -131,12 +131,18 @@ class AddVariantForm(FlaskForm):
     price = MoneyField("Price", validators=[InputRequired()])
     stock = IntegerField("Stock", validators=[InputRequired()])
     attributes = AttributesField("Attributes")
+    weight_grams = IntegerField(
+        "Weight (grams)", validators=[Optional()], description="For weight-tier shipping."
+    )
 
 
 class EditVariantForm(FlaskForm):
     price = MoneyField("Price", validators=[InputRequired()])
     stock = IntegerField("Stock on hand", validators=[InputRequired()])
     low_stock_threshold = IntegerField("Low-stock warning at", validators=[Optional()])
+    weight_grams = IntegerField(
+        "Weight (grams)", validators=[Optional()], description="For weight-tier shipping."
+    )
 
 
 class SettingsForm(FlaskForm):
@@ -145,6 +151,65 @@ class SettingsForm(FlaskForm):
     free_shipping_threshold = MoneyField(
         "Free shipping from", description="Leave blank for no free shipping."
     )
+
+
+class ShippingForm(FlaskForm):
+    """The vendor's shipping terms (docs/shipping.md). Tiers are lines of "grams price"
+    ("500 4.00"); countries are ISO codes separated by commas or spaces."""
+
+    mode = SelectField(
+        "How shipping is charged",
+        choices=[
+            SelectChoice("flat_per_order", "A flat fee per order"),
+            SelectChoice("per_item", "Per item: the first, then each additional"),
+            SelectChoice("weight_tiers", "By the order's weight"),
+        ],
+    )
+    flat = MoneyField(
+        "Flat fee, or first item", description="Per order, or for the first item per item."
+    )
+    additional = MoneyField("Each additional item", description="Per item mode only.")
+    weight_tiers = TextAreaField(
+        "Weight tiers",
+        description='One per line: up to how many grams, then the fee, e.g. "500 4.00". '
+        "Heavier than the last tier pays the last tier's fee.",
+    )
+    free_over = MoneyField(
+        "Free shipping from", description="Of your items in the order; blank for never."
+    )
+    ships_to = StringField(
+        "Ships to", description="Country codes, e.g. US, CA; blank for everywhere."
+    )
+
+    def parsed_tiers(self) -> list[dict[str, int]]:
+        """:raises ValueError: a line that is not "grams price"."""
+        tiers = []
+        for number, line in enumerate((self.weight_tiers.data or "").splitlines(), 1):
+            if not line.strip():
+                continue
+            grams, _, price = line.strip().partition(" ")
+            if not grams.isdigit() or not price.strip():
+                raise ValueError(f'Line {number}: write "grams price", e.g. "500 4.00".')
+            try:
+                cents = parse_money(price.strip(), *_money_settings())
+            except ValueError as error:
+                raise ValueError(f"Line {number}: {error}") from None
+            tiers.append({"up_to_grams": int(grams), "cents": cents})
+        return tiers
+
+    def countries(self) -> list[str]:
+        text = (self.ships_to.data or "").replace(",", " ")
+        return [code for code in text.split() if code]
+
+
+def _money_settings() -> tuple[str, str]:
+    from flask import current_app
+
+    return current_app.config["CURRENCY"], current_app.config["LOCALE"]
+
+
+def format_tiers(tiers: list[dict[str, int]]) -> str:
+    return "\n".join(f"{t['up_to_grams']} {money_input(t['cents'])}" for t in tiers)
 
 
 class ProductStatusFilter(FlaskForm):

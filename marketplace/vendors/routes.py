@@ -13,11 +13,13 @@ from flask_login import current_user
 
 from marketplace.accounts.models import Role
 from marketplace.catalog import services as catalog
+from marketplace.catalog import shipping
 from marketplace.catalog.models import Product, ProductStatus, Variant, Vendor
 from marketplace.errors import DomainError, Forbidden, NotFound
 from marketplace.extensions import login_manager
 from marketplace.forms import money_input
 from marketplace.inventory.services import StockBelowReserved
+from marketplace.money import shop_currency
 from marketplace.vendors import bp
 from marketplace.vendors.forms import (
     AddVariantForm,
@@ -26,8 +28,10 @@ from marketplace.vendors.forms import (
     NewProductForm,
     ProductStatusFilter,
     SettingsForm,
+    ShippingForm,
     add_domain_error,
     format_attributes,
+    format_tiers,
     price_message,
 )
 
@@ -233,6 +237,7 @@ def add_variant(product_id: int) -> Any:
                     price_cents=variant_form.price.cents or 0,
                     stock=variant_form.stock.data or 0,
                     attributes=variant_form.attributes.attributes,
+                    weight_grams=variant_form.weight_grams.data or 0,
                 ),
             )
         except NotFound:
@@ -272,6 +277,7 @@ def edit_variant(variant_id: int) -> Any:
                 "price": money_input(variant.price_cents),
                 "stock": variant.on_hand,
                 "low_stock_threshold": variant.low_stock_threshold,
+                "weight_grams": variant.weight_grams,
             }
         )
         return _variant_page(variant, form)
@@ -284,6 +290,7 @@ def edit_variant(variant_id: int) -> Any:
                 price_cents=form.price.cents,
                 stock=form.stock.data,
                 low_stock_threshold=form.low_stock_threshold.data,
+                weight_grams=form.weight_grams.data,
             )
         except NotFound:
             raise
@@ -339,3 +346,67 @@ def settings() -> Any:
         return render_template("vendors/settings.html", vendor=vendor, form=form), status
     flash("Settings saved.", "success")
     return redirect(url_for("vendors.settings"), 303)
+
+
+# --- shipping --------------------------------------------------------------------------------
+
+
+def _shipping_page(vendor: Vendor, form: ShippingForm) -> str:
+    terms = shipping.terms_of(vendor)
+    summary = shipping.summary(terms, shop_currency())
+    return render_template("vendors/shipping.html", form=form, terms=terms, summary=summary)
+
+
+@bp.route("/shipping", methods=["GET", "POST"])
+def shipping_page() -> Any:
+    vendor = current_vendor()
+    if request.method == "GET":
+        terms = shipping.terms_of(vendor)
+        data = terms.to_json()
+        form = ShippingForm(
+            data={
+                "mode": terms.mode,
+                "flat": money_input(terms.flat_cents),
+                "additional": money_input(terms.additional_cents),
+                "weight_tiers": format_tiers(list(data["weight_tiers"])),  # type: ignore[arg-type]
+                "free_over": money_input(terms.free_over_cents),
+                "ships_to": ", ".join(terms.ships_to),
+            }
+        )
+        return _shipping_page(vendor, form)
+    form = ShippingForm()
+    if not form.validate_on_submit():
+        return _shipping_page(vendor, form), 422
+    try:
+        tiers = form.parsed_tiers()
+    except ValueError as error:
+        form.weight_tiers.errors = [*form.weight_tiers.errors, str(error)]
+        return _shipping_page(vendor, form), 422
+    names = {
+        "flat_cents": "flat",
+        "additional_cents": "additional",
+        "free_over_cents": "free_over",
+    }
+    try:
+        terms = shipping.validated(
+            {
+                "mode": form.mode.data,
+                "flat_cents": form.flat.cents or 0,
+                "additional_cents": form.additional.cents or 0,
+                "weight_tiers": tiers,
+                "free_over_cents": form.free_over.cents,
+                "ships_to": form.countries(),
+            }
+        )
+        shipping.set_terms(vendor.id, terms)
+    except DomainError as error:
+        fields = getattr(error, "fields", None) or {}
+        for key in list(fields):
+            if key.startswith("weight_tiers"):
+                names[key] = "weight_tiers"
+            elif key.startswith("ships_to"):
+                names[key] = "ships_to"
+        status = add_domain_error(form, error, names, money=True)
+        return _shipping_page(vendor, form), status
+    flash("Shipping saved.", "success")
+    return redirect(url_for("vendors.shipping_page"), 303)

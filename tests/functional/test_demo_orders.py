@@ -74,6 +74,15 @@ def test_demo_load_makes_orders_in_every_state_that_reconcile(app, make_run, req
     assert "demo logins:" in result.output
     print(f"demo load took {took:.1f} s")
 
+    # the demo vendors ship on differing terms (docs/shipping.md), one not everywhere
+    from marketplace.catalog.models import Vendor
+    from marketplace.catalog.shipping import terms_of
+
+    terms = [terms_of(v) for v in db.session.scalars(select(Vendor).order_by(Vendor.id))]
+    assert {t.mode for t in terms} == {"flat_per_order", "per_item", "weight_tiers"}
+    assert any(t.ships_to and not t.serves("DE") for t in terms)
+    assert db.session.scalar(select(func.min(Order.shipping_cents))) is not None
+
     orders, parts = _statuses()
     for status in (
         OrderStatus.PENDING_PAYMENT,

@@ -259,3 +259,19 @@ def test_the_service_rolls_back_everything_on_an_error(app: Flask) -> None:
     assert result.imported and (result.created, result.updated) == (1, 1)
     variants = _variants(account.vendor.id)
     assert variants[sku].price_cents == 200 and variants["N-1"].on_hand == 4
+
+
+def test_weight_grams_is_imported_and_checked(web: FlaskClient, seller: VendorAccount) -> None:
+    header = "title,sku,price,weight_grams\n"
+    done = _upload(web, header + "Anvil,ANV-1,50.00,9000\nFeather,FTH-1,1.00,\n")
+    assert done.status_code == 200, done.get_data(as_text=True)
+    variants = _variants(seller.vendor.id)
+    assert (variants["ANV-1"].weight_grams, variants["FTH-1"].weight_grams) == (9000, 0)
+    kept = _upload(web, header + "Anvil,ANV-1,55.00,\n")  # blank: the weight stays
+    assert kept.status_code == 200
+    assert _variants(seller.vendor.id)["ANV-1"].weight_grams == 9000
+    bad = _upload(web, header + "Anvil,ANV-1,55.00,heavy\nBrick,BRK-1,2.00,-5\n")
+    html = bad.get_data(as_text=True)
+    assert bad.status_code == 422 and "Nothing was imported" in html
+    assert "whole number of grams" in html and "weight_grams" in html
+    assert "BRK-1" not in _variants(seller.vendor.id)

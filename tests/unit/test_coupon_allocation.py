@@ -135,6 +135,11 @@ def _cart(raw, vendor_bps):
             commission_bps=bps,
             shipping_flat_cents=499,
             free_shipping_threshold_cents=None,
+            shipping_mode="flat_per_order",
+            shipping_additional_cents=0,
+            shipping_weight_tiers=[],
+            ships_to=[],
+            shipping_version=1,
         )
         for n, bps in enumerate(vendor_bps)
     }
@@ -152,6 +157,7 @@ def _cart(raw, vendor_bps):
             sku=f"S{index}",
             attributes={},
             available=99,
+            weight_grams=0,
         )
         lines.append(Line(variant, quantity, price, ref=index))
     return lines
