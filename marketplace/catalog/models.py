@@ -97,6 +97,7 @@ class ProductJson(TypedDict):
     brand: str | None
     category: str | None
     status: ProductStatus
+    tax_category: TaxCategory
     rating: float | None
     rating_count: int
     price_cents: int | None
@@ -266,6 +267,7 @@ class Product(db.Model):
             "brand": self.brand.name if self.brand else None,
             "category": self.category.path if self.category else None,
             "status": self.status.value,
+            "tax_category": self.tax_category.value,
             "rating": self.rating,
             "rating_count": self.rating_count,
             "price_cents": self.price_cents,

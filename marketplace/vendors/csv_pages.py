@@ -16,11 +16,12 @@ from marketplace.vendors.csv_forms import CsvImportForm
 from marketplace.vendors.routes import current_vendor
 
 SAMPLE = (
-    "product_key,title,description,category,brand,status,sku,price,stock,attributes\r\n"
+    "product_key,title,description,category,brand,status,sku,price,stock,attributes,"
+    "tax_category\r\n"
     'tee,Basic Tee,"Soft cotton tee",Clothing/Tops,Acme,active,TEE-BLK-M,19.99,12,'
-    "colour=Black; size=M\r\n"
-    "tee,Basic Tee,,,,,TEE-BLK-L,19.99,8,colour=Black; size=L\r\n"
-    "mug,Enamel Mug,,Kitchen,,draft,MUG-1,9.50,40,\r\n"
+    "colour=Black; size=M,standard\r\n"
+    "tee,Basic Tee,,,,,TEE-BLK-L,19.99,8,colour=Black; size=L,\r\n"
+    "mug,Enamel Mug,,Kitchen,,draft,MUG-1,9.50,40,,\r\n"
 )
 
 
