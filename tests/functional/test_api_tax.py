@@ -248,6 +248,41 @@ class TestTaxInclusivePrices:
             part["subtotal_cents"] + part["shipping_cents"] - part["discount_cents"]
         )
 
+    def test_refunds_return_the_price_paid_tax_included_and_the_books_balance(self, api, webhooks):
+        set_rate("DE", None, 1900, shipping_taxed=True)
+        buyer = make_buyer()
+        seller = onboarded_vendor(api, webhooks, "Inclusive")
+        update_vendor_settings(seller.vendor.id, shipping_flat_cents=500)
+        for unit in (1190, 2380):
+            variant_id = make_product(seller, price_cents=unit, stock=5).variants[0].id
+            api.post("/cart/items", buyer.token, json={"variant_id": variant_id, "quantity": 1})
+        body = _order(api, buyer, DE, key="incl").get_json()
+        assert body["order"]["total_cents"] == 1190 + 2380 + 500
+        assert pay(body)["status"] == "requires_capture"
+        assert webhooks.flush_webhooks()
+        (part,) = body["order"]["vendor_orders"]
+        url = f"/vendor/orders/{part['id']}"
+        ship = {"carrier": "UPS", "tracking_number": "1"}
+        assert api.post(f"{url}/ship", seller.token, json=ship).status_code == 200
+        first = part["items"][0]
+        refund = api.post(
+            f"{url}/refund",
+            seller.token,
+            json={"items": [{"order_item_id": first["id"], "quantity": 1}], "reason": "x"},
+        )
+        assert refund.status_code == 201, refund.get_json()
+        assert refund.get_json()["amount_cents"] == 1190  # what the buyer paid for it
+        rest = api.post(f"{url}/refund", seller.token, json={"reason": "all"}).get_json()
+        assert rest["amount_cents"] == 2380 + 500
+        webhooks.flush_webhooks()
+        db.session.rollback()
+        report = reconciliation.reconcile()
+        assert report["ok"], report["mismatches"]
+        assert (
+            report["tax"]["payable_cents"] == 0
+            and report["tax"]["collected_cents"] == 190 + 380 + 80
+        )
+
 
 def test_vendors_set_a_products_tax_category(api):
     vendor = make_vendor()
