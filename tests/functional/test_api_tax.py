@@ -3,6 +3,8 @@ reverse charge, tax-inclusive prices, and the tax in the books after payment and
 
 from __future__ import annotations
 
+import email
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,15 @@ from marketplace.orders.models import Order, TaxRate, VendorOrder
 from marketplace.orders.tax import set_rate
 from marketplace.payouts import ledger, reconciliation
 from tests.functional.money import checkout, onboarded_vendor, pay
-from tests.helpers import assert_error, make_admin, make_buyer, make_product, make_vendor
+from tests.helpers import (
+    assert_error,
+    login,
+    make_admin,
+    make_buyer,
+    make_product,
+    make_vendor,
+    submit,
+)
 
 US = {
     "name": "Bea Buyer",
@@ -388,3 +398,65 @@ def test_checkout_helper_still_works_with_the_seeded_shape(api, webhooks):
     api.post("/cart/items", buyer.token, json={"variant_id": variant_id, "quantity": 1})
     order = checkout(api, buyer)["order"]
     assert order["tax_cents"] == 160 and order["vendor_orders"][0]["shipping_tax_cents"] == 0
+
+
+def _receipt(app: Any, order_id: int, buyer_id: int) -> str:
+    path = Path(app.config["MAIL_DIR"]) / f"order_paid_{order_id}_user_{buyer_id}.eml"
+    assert path.exists(), "no receipt email"
+    message = email.message_from_bytes(path.read_bytes())
+    return next(
+        part.get_payload(decode=True).decode()
+        for part in message.walk()
+        if part.get_content_type() == "text/plain"
+    )
+
+
+def test_the_reverse_charge_is_on_the_receipt_email(api, webhooks, app):
+    set_rate("DE", None, 1900, shipping_taxed=True)
+    buyer = make_buyer()
+    seller = onboarded_vendor(api, webhooks, "EU")
+    variant_id = make_product(seller, price_cents=1000, stock=5).variants[0].id
+    api.post("/cart/items", buyer.token, json={"variant_id": variant_id, "quantity": 1})
+    body = _order(api, buyer, DE, key="rc", vat_number=VALID_VAT).get_json()
+    assert pay(body)["status"] == "requires_capture"
+    assert webhooks.flush_webhooks()
+    text = _receipt(app, body["order"]["id"], buyer.user.id)
+    assert "VAT reverse charged" in text and VALID_VAT in text
+
+
+def test_the_checkout_page_takes_a_vat_number_and_the_order_page_shows_it(client):
+    set_rate("DE", None, 1900)
+    buyer = make_buyer()
+    login(client, buyer.user.email)
+    product = make_product(make_vendor("EU shop"), price_cents=1000, stock=5)
+    assert submit(client, client.get(f"/products/{product.id}"), "/cart/add").status_code == 302
+    address = {k: v or "" for k, v in DE.items()}
+    bad = submit(
+        client, client.get("/checkout"), "/checkout", step="quote", vat_number="DE1", **address
+    )
+    assert bad.status_code == 422 and "not a valid EU VAT number" in bad.get_data(as_text=True)
+    quoted = submit(
+        client, client.get("/checkout"), "/checkout", step="quote", vat_number=VALID_VAT, **address
+    )
+    assert quoted.status_code == 200
+    assert "VAT reverse charged" in quoted.get_data(as_text=True)
+    placed = submit(client, quoted, "/checkout", step="place")
+    assert placed.status_code in (302, 303), placed.get_data(as_text=True)
+    db.session.rollback()
+    order = db.session.scalars(select(Order)).one()
+    assert order.reverse_charge and order.vat_number == VALID_VAT and order.tax_cents == 0
+    page = client.get(f"/orders/{order.id}").get_data(as_text=True)
+    assert "VAT reverse charged" in page and VALID_VAT in page
+
+
+def test_the_checkout_page_refuses_an_unknown_state_on_its_field(client):
+    set_rate("US", "CA", 725)
+    buyer = make_buyer()
+    login(client, buyer.user.email)
+    product = make_product(make_vendor("US shop"), price_cents=1000, stock=5)
+    submit(client, client.get(f"/products/{product.id}"), "/cart/add")
+    refused = submit(
+        client, client.get("/checkout"), "/checkout", step="quote", **{**US, "state": "Narnia"}
+    )
+    assert refused.status_code == 422
+    assert "is not a state or region of US" in refused.get_data(as_text=True)
