@@ -174,5 +174,5 @@ def downgrade():
             op.drop_column(table, column)
         else:  # SQLite's own DROP COLUMN refuses a column with a CHECK; the copy keeps the rest
             with op.batch_alter_table(table, schema=None) as batch_op:
-                batch_op.drop_constraint(check, type_="check")
+                batch_op.drop_constraint(op.f(check), type_="check")
                 batch_op.drop_column(column)
