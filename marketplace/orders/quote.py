@@ -89,7 +89,8 @@ class VendorQuote:
         threshold = self.free_shipping_threshold_cents
         if threshold is None or self.shipping_cents == 0:
             return None
-        return threshold - self.subtotal_cents
+        # the items as priced (tax-inclusive prices: the subtotal is net of their tax)
+        return threshold - sum(line.line_total_cents for line in self.lines)
 
 
 @dataclass(frozen=True)
