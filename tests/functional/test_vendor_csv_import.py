@@ -259,3 +259,21 @@ def test_the_service_rolls_back_everything_on_an_error(app: Flask) -> None:
     assert result.imported and (result.created, result.updated) == (1, 1)
     variants = _variants(account.vendor.id)
     assert variants[sku].price_cents == 200 and variants["N-1"].on_hand == 4
+
+
+def test_the_tax_category_column_sets_and_keeps_a_products_category(web, seller):
+    from marketplace.catalog.models import TaxCategory
+
+    header = HEADER.rstrip("\n") + ",tax_category\n"
+    first = header + "book,A Book,,Books,,active,BOOK-1,12.00,3,,reduced\n"
+    assert _upload(web, first).status_code in (200, 303)
+    book = _variants(seller.vendor.id)["BOOK-1"].product
+    assert book.tax_category is TaxCategory.REDUCED
+    again = header + "book,A Book,,,,,BOOK-1,12.00,3,,\n"  # blank: unchanged
+    _upload(web, again)
+    assert _variants(seller.vendor.id)["BOOK-1"].product.tax_category is TaxCategory.REDUCED
+    bad = header + "pen,A Pen,,,,active,PEN-1,1.00,3,,luxury\n"
+    refused = _upload(web, bad)
+    assert refused.status_code == 422
+    assert "Tax category must be standard, reduced or exempt." in refused.get_data(as_text=True)
+    assert "PEN-1" not in _variants(seller.vendor.id)
