@@ -485,8 +485,7 @@ def quote_checkout(
     if short:
         raise OutOfStock(details={"variant_ids": short})
     coupon = coupons.for_checkout(coupon_code, buyer_id)[1] if coupon_code else None
-    context = _pricing_context(address)
-    return _price(items, variants, context, coupon=coupon, vat_number=vat_number)
+    return _price(items, variants, _pricing_context(address), coupon=coupon, vat_number=vat_number)
 
 
 @dataclass(frozen=True)

@@ -236,7 +236,18 @@ def plan_refund(
             left_tax,
         )
         if include_shipping:
-            amount += min(_shipping_left(vendor_order), left_vendor_part - amount)
+            shipping_back = min(_shipping_left(vendor_order), left_vendor_part - amount)
+            amount += shipping_back
+            if shipping_back > 0 and vendor_order.shipping_tax_cents:  # and the tax on it
+                shipping_tax = round_to_step(
+                    (
+                        vendor_order.shipping_tax_cents * shipping_back * 2
+                        + vendor_order.shipping_cents
+                    )
+                    // (vendor_order.shipping_cents * 2),
+                    vendor_order.order.currency,
+                )
+                tax_cents = min(tax_cents + shipping_tax, left_tax)
         if amount >= left_vendor_part:
             commission = left_commission
             tax_cents = left_tax
