@@ -69,6 +69,9 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "CURRENCY": env.get("CURRENCY", "usd").strip().lower(),
         "LOCALE": env.get("LOCALE", "en_US").strip(),
         "DEFAULT_COMMISSION_BPS": _int(env.get("DEFAULT_COMMISSION_BPS"), 1000),
+        # EU style: the prices vendors set (and shipping fees) include the destination's tax;
+        # orders keep them net plus the tax (docs/tax.md).
+        "PRICES_INCLUDE_TAX": _bool(env.get("PRICES_INCLUDE_TAX"), False),
         "RESERVATION_TTL_SECONDS": _int(env.get("RESERVATION_TTL_SECONDS"), 900),
         # Per buyer: orders waiting for payment (each holding stock) and the units they hold.
         "MAX_UNPAID_ORDERS_PER_BUYER": _int(env.get("MAX_UNPAID_ORDERS_PER_BUYER"), 5),

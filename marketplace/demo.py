@@ -109,9 +109,12 @@ def load_demo_data(seed: int = 7, emulator_url: str | None = None) -> list[Login
         if emulator_url:
             _onboard(vendor.id, emulator_url)
         _load_products(vendor.id, n, lines, rng)
-    # Tax rates, so the checkout's quote shows tax on the first run (default 0 elsewhere).
+    # Tax rates, so the checkout's quote shows tax on the first run (the migration seeds them;
+    # a database without its starter table gets these two, shipping untaxed).
+    existing = {(rate.country, rate.region) for rate in tax.rates()}
     for region, rate_bps in DEMO_TAX_RATES.items():
-        tax.set_rate("US", region, rate_bps)
+        if ("US", region) not in existing:
+            tax.set_rate("US", region, rate_bps)
     if emulator_url:
         # Orders in every state, paid at the emulator (marketplace/demo_orders.py).
         from marketplace.demo_orders import load_demo_orders

@@ -102,6 +102,7 @@ def migrated_database() -> str:
         from flask_migrate import upgrade
 
         upgrade()
+        _empty_tables()  # the starter tax rates the migrations seed: each test sets its own
         db.engine.dispose()
     return url
 

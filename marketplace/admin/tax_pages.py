@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, StringField
+from wtforms import BooleanField, IntegerField, StringField
 from wtforms.validators import InputRequired, Length, Optional
 
 from marketplace.admin import bp
@@ -27,17 +27,25 @@ class AddTaxRateForm(FlaskForm):
     region = StringField(
         "Region",
         validators=[Optional(), Length(max=40)],
-        description='e.g. "CA"; blank for the country-wide rate.',
+        description='e.g. "CA", "US-CA" or "California"; blank for the country-wide rate.',
     )
     rate_bps = IntegerField(
-        "Rate (basis points)",
+        "Standard rate (basis points)",
         validators=[InputRequired()],
         description="100 bps = 1%; 0 to 5000.",
     )
+    reduced_rate_bps = IntegerField(
+        "Reduced rate (basis points)",
+        validators=[Optional()],
+        description="For products of the reduced tax category; blank: they pay the standard rate.",
+    )
+    shipping_taxed = BooleanField("Shipping is taxed (at the standard rate)")
 
 
 class ChangeTaxRateForm(FlaskForm):
     rate_bps = IntegerField("Rate (basis points)", validators=[InputRequired()])
+    reduced_rate_bps = IntegerField("Reduced rate (basis points)", validators=[Optional()])
+    shipping_taxed = BooleanField("Shipping taxed")
 
 
 class RemoveTaxRateForm(FlaskForm):
@@ -77,7 +85,13 @@ def add_tax_rate() -> Any:
             raise BadRequest("The form has expired; reload the page and try again.")
         return _page(form, 422)
     try:
-        rate = tax.set_rate(form.country.data or "", form.region.data, form.rate_bps.data)
+        rate = tax.set_rate(
+            form.country.data or "",
+            form.region.data,
+            form.rate_bps.data,
+            reduced_rate_bps=form.reduced_rate_bps.data,
+            shipping_taxed=bool(form.shipping_taxed.data),
+        )
     except DomainError as error:
         _put_on(form, error)
         flash(error.message, "error")
@@ -96,9 +110,15 @@ def change_tax_rate(rate_id: int) -> Any:
     if not form.validate_on_submit():
         if "csrf_token" in form.errors:
             raise BadRequest("The form has expired; reload the page and try again.")
-        return _page(None, 422, change_errors={rate_id: form.rate_bps.errors})
+        errors = [*form.rate_bps.errors, *form.reduced_rate_bps.errors]
+        return _page(None, 422, change_errors={rate_id: errors})
     try:
-        rate = tax.change_rate(rate_id, form.rate_bps.data)
+        rate = tax.change_rate(
+            rate_id,
+            form.rate_bps.data,
+            reduced_rate_bps=form.reduced_rate_bps.data,
+            shipping_taxed=bool(form.shipping_taxed.data),
+        )
     except ValidationFailed as error:
         flash(error.message, "error")
         return _page(None, error.status, change_errors={rate_id: list(error.fields.values())})

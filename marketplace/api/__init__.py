@@ -11,6 +11,7 @@ from marketplace.api import (  # noqa: E402,F401
     admin_audit,
     admin_money,
     admin_outbox,
+    admin_tax,
     auth,
     cart,
     catalog,

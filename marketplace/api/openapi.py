@@ -422,6 +422,16 @@ OPERATIONS: dict[str, Op] = {
         response=f"{_COUPONS}:CouponJson",
     ),
     "admin_delete_coupon": Op("Withdraw a platform coupon (audited)", 204),
+    "admin_list_tax_rates": Op(
+        "Every tax rate: by country and region, standard and reduced, shipping taxed",
+        response="marketplace.api.admin_tax:TaxRateListJson",
+    ),
+    "admin_set_tax_rate": Op(
+        "Set one destination's tax rates (added or changed; audited)",
+        body="marketplace.api.admin_tax:TaxRateBody",
+        response="marketplace.orders.tax:TaxRateJson",
+    ),
+    "admin_delete_tax_rate": Op("Remove a tax rate (audited)", 204),
     "openapi": Op("This document", response="marketplace.api.openapi:OpenApiDocumentJson"),
 }
 

@@ -32,6 +32,8 @@ class AddressBody(Body):
 class CheckoutBody(Body):
     shipping_address: AddressBody
     coupon_code: str | None = None
+    # An EU business buyer's VAT number (format checked, no VIES lookup): reverse charge.
+    vat_number: str | None = None
 
 
 class PaymentErrorJson(TypedDict):
@@ -74,6 +76,7 @@ def checkout() -> Any:
         key,
         orders.request_fingerprint(raw),
         coupon_code=data.coupon_code,
+        vat_number=data.vat_number,
     )
     payment = authorize.payment_for_checkout(result.order.id)
     response = jsonify({"order": order_json(result.order), "payment": payment})
@@ -92,7 +95,9 @@ def checkout_quote() -> Any:
     """
     data = parse(CheckoutBody, json_body())
     address = orders.Address(**data.shipping_address.model_dump())
-    quote = orders.quote_checkout(current_user().id, address, coupon_code=data.coupon_code)
+    quote = orders.quote_checkout(
+        current_user().id, address, coupon_code=data.coupon_code, vat_number=data.vat_number
+    )
     return jsonify(quote_json(quote))
 
 

@@ -19,7 +19,7 @@ from marketplace.api.common import (
 )
 from marketplace.catalog import services as catalog
 from marketplace.catalog import shipping
-from marketplace.catalog.models import ProductStatus, Vendor, VendorJson
+from marketplace.catalog.models import ProductStatus, TaxCategory, Vendor, VendorJson
 from marketplace.errors import ValidationFailed
 from marketplace.images import services as images
 from marketplace.money import shop_currency
@@ -52,6 +52,7 @@ class ProductBody(Body):
     category: str | None = None
     status: Literal["draft", "active"] = "draft"
     variants: list[VariantBody]
+    tax_category: Literal["standard", "reduced", "exempt"] = "standard"
 
 
 class ProductPatch(Body):
@@ -60,6 +61,7 @@ class ProductPatch(Body):
     brand: str | None = None
     category: str | None = None
     status: Literal["draft", "active", "archived"] | None = None
+    tax_category: Literal["standard", "reduced", "exempt"] | None = None
 
 
 class VariantPatch(Body):
@@ -172,6 +174,7 @@ def create_product() -> Any:
             category=data.category,
             status=ProductStatus(data.status),
             variants=[v.to_input() for v in data.variants],
+            tax_category=TaxCategory(data.tax_category),
         ),
     )
     return jsonify(product.to_dict(with_stock=True)), 201
@@ -188,7 +191,7 @@ def get_vendor_product(product_id: int) -> Any:
 @require(Role.VENDOR)
 def patch_product(product_id: int) -> Any:
     data = body(ProductPatch)
-    reject_nulls(data, "title", "description", "status")
+    reject_nulls(data, "title", "description", "status", "tax_category")
     sent = data.model_fields_set
     changes: dict[str, Any] = {
         name: getattr(data, name) for name in ("title", "description") if name in sent
@@ -198,6 +201,8 @@ def patch_product(product_id: int) -> Any:
             changes[name] = getattr(data, name)
     if "status" in sent and data.status is not None:
         changes["status"] = ProductStatus(data.status)
+    if data.tax_category is not None:
+        changes["tax_category"] = TaxCategory(data.tax_category)
     product = catalog.update_product(current_vendor().id, product_id, **changes)
     return jsonify(product.to_dict(with_stock=True))
 

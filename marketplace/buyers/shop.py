@@ -197,6 +197,7 @@ def checkout() -> Any:
     if not form.validate_on_submit():
         return _checkout_page(form, _cart_quote(session.get(COUPON)), 422)
     coupon_code = (form.coupon_code.data or "").strip().upper() or None
+    vat_number = (form.vat_number.data or "").strip() or None
     address = orders.Address(
         name=form.name.data,
         line1=form.line1.data,
@@ -208,13 +209,17 @@ def checkout() -> Any:
     )
     try:
         if request.form.get("step") == "quote":
-            quote = orders.quote_checkout(current_user.id, address, coupon_code=coupon_code)
+            quote = orders.quote_checkout(
+                current_user.id, address, coupon_code=coupon_code, vat_number=vat_number
+            )
             form.quoted_total.data = str(quote.total_cents)
             _keep_coupon(coupon_code)
             return _checkout_page(form, quote, quoted=True)
         request_data: dict[str, Any] = {"address": address.__dict__}
         if coupon_code:
             request_data["coupon_code"] = coupon_code
+        if vat_number:
+            request_data["vat_number"] = vat_number
         result = orders.checkout(
             current_user.id,
             address,
@@ -222,6 +227,7 @@ def checkout() -> Any:
             orders.request_fingerprint(request_data),
             coupon_code=coupon_code,
             expected_total_cents=int(form.quoted_total.data) if form.quoted_total.data else None,
+            vat_number=vat_number,
         )
     except CouponNotApplicable as refused:
         form.coupon_code.errors = [*form.coupon_code.errors, refused.message]
@@ -242,7 +248,9 @@ def checkout() -> Any:
         return _checkout_page(form, _cart_quote(coupon_code), 422)
     except orders.QuoteChanged as error:
         flash(error.message, "error")
-        quote = orders.quote_checkout(current_user.id, address, coupon_code=coupon_code)
+        quote = orders.quote_checkout(
+            current_user.id, address, coupon_code=coupon_code, vat_number=vat_number
+        )
         form.quoted_total.data = str(quote.total_cents)
         return _checkout_page(form, quote, 409, quoted=True)
     except DomainError as error:

@@ -34,6 +34,10 @@ class CheckoutForm(FlaskForm):
         "Country (2 letters, e.g. US)", default="US", validators=[InputRequired(), Length(2, 2)]
     )
     coupon_code = StringField("Coupon code", validators=[Optional(), Length(max=40)])
+    vat_number = StringField(
+        "EU VAT number (businesses: VAT reverse charged)",
+        validators=[Optional(), Length(max=40)],
+    )
 
 
 class CouponForm(FlaskForm):

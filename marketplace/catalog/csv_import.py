@@ -20,7 +20,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from marketplace.catalog import services as catalog
-from marketplace.catalog.models import ProductStatus, Variant
+from marketplace.catalog.models import ProductStatus, TaxCategory, Variant
 from marketplace.db import db, transaction
 from marketplace.errors import DomainError, ValidationFailed
 from marketplace.inventory.services import StockBelowReserved
@@ -40,9 +40,10 @@ COLUMNS = (
     "stock",
     "attributes",
     "weight_grams",
+    "tax_category",
 )
 REQUIRED = ("title", "sku", "price")
-PRODUCT_FIELDS = ("title", "description", "category", "brand", "status")
+PRODUCT_FIELDS = ("title", "description", "category", "brand", "status", "tax_category")
 _COLUMN_OF = {"price_cents": "price", "low_stock_threshold": "stock", "variants": "sku"}
 
 
@@ -208,6 +209,9 @@ def _parse_row(row: _Row) -> None:
     status = row.cells.get("status", "")
     if status and status.lower() not in {s.value for s in ProductStatus}:
         row.error("status", "Status must be draft, active or archived.")
+    tax_category = row.cells.get("tax_category", "")
+    if tax_category and tax_category.lower() not in {c.value for c in TaxCategory}:
+        row.error("tax_category", "Tax category must be standard, reduced or exempt.")
 
 
 def _product_fields(rows: list[_Row]) -> dict[str, str]:
@@ -249,6 +253,8 @@ def _apply(vendor_id: int, rows: list[_Row], existing: dict[str, Variant]) -> di
             continue  # the services cannot be asked about a row that did not parse
         fields = _product_fields(group)
         status = ProductStatus(fields["status"].lower()) if fields["status"] else None
+        named = fields["tax_category"].lower()
+        tax_category = TaxCategory(named) if named else None
         known = [row for row in group if row.sku in existing]
         product_ids = {existing[row.sku].product_id for row in known}
         if len(product_ids) > 1:
@@ -267,6 +273,7 @@ def _apply(vendor_id: int, rows: list[_Row], existing: dict[str, Variant]) -> di
                         category=fields["category"] or None,
                         status=status or ProductStatus.DRAFT,
                         variants=[_variant_input(row) for row in fresh],
+                        tax_category=tax_category or TaxCategory.STANDARD,
                     ),
                 )
                 actions.update({row.number: "created" for row in fresh})
@@ -279,6 +286,8 @@ def _apply(vendor_id: int, rows: list[_Row], existing: dict[str, Variant]) -> di
                 changes["brand"] = fields["brand"]
             if fields["category"]:
                 changes["category"] = fields["category"]
+            if tax_category is not None:
+                changes["tax_category"] = tax_category
             catalog.update_product(vendor_id, product_id, **changes)
         except DomainError as error:
             _service_errors(error, group[0], fresh)

@@ -98,6 +98,7 @@ class ProductJson(TypedDict):
     brand: str | None
     category: str | None
     status: ProductStatus
+    tax_category: TaxCategory
     rating: float | None
     rating_count: int
     price_cents: int | None
@@ -206,8 +207,22 @@ class Brand(db.Model):
     key: Mapped[str] = mapped_column(String(80), unique=True)
 
 
+class TaxCategory(enum.StrEnum):
+    """How a product is taxed: the destination's standard rate, its reduced rate (food, books
+    and the like, where the destination has one) or none at all."""
+
+    STANDARD = "standard"
+    REDUCED = "reduced"
+    EXEMPT = "exempt"
+
+
 class Product(db.Model):
     __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint(
+            "tax_category IN ('standard', 'reduced', 'exempt')", name="tax_category_known"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"), index=True)
@@ -220,6 +235,9 @@ class Product(db.Model):
     )
     rating_sum: Mapped[int] = mapped_column(Integer, default=0)
     rating_count: Mapped[int] = mapped_column(Integer, default=0)
+    tax_category: Mapped[TaxCategory] = mapped_column(
+        _enum(TaxCategory), default=TaxCategory.STANDARD, server_default="standard"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -264,6 +282,7 @@ class Product(db.Model):
             "brand": self.brand.name if self.brand else None,
             "category": self.category.path if self.category else None,
             "status": self.status.value,
+            "tax_category": self.tax_category.value,
             "rating": self.rating,
             "rating_count": self.rating_count,
             "price_cents": self.price_cents,

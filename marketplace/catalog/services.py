@@ -17,6 +17,7 @@ from marketplace.catalog.models import (
     Category,
     Product,
     ProductStatus,
+    TaxCategory,
     Variant,
     Vendor,
     VendorStatus,
@@ -251,6 +252,7 @@ class ProductInput:
     category: str | None = None
     status: ProductStatus = ProductStatus.DRAFT
     variants: list[VariantInput] = field(default_factory=list)
+    tax_category: TaxCategory = TaxCategory.STANDARD  # standard, reduced or exempt (tax)
 
 
 def _check_text(fields: dict[str, str], name: str, value: str | None, low: int, high: int) -> None:
@@ -327,6 +329,7 @@ def create_product(vendor_id: int, data: ProductInput) -> Product:
             brand=brand_for_name(data.brand) if data.brand else None,
             category=category_for_path(data.category) if data.category else None,
             status=data.status,
+            tax_category=data.tax_category,
         )
         db.session.add(product)
         db.session.flush()
@@ -384,6 +387,7 @@ def update_product(
     brand: str | None = _UNSET,
     category: str | None = _UNSET,
     status: ProductStatus | None = None,
+    tax_category: TaxCategory | None = None,
 ) -> Product:
     """Change any of a vendor's product fields (`None` brand/category clears it).
 
@@ -411,6 +415,8 @@ def update_product(
             product.category = category_for_path(category) if category else None
         if status is not None:
             product.status = status
+        if tax_category is not None:
+            product.tax_category = tax_category
         search_index.product_changed(product.id)
     return product
 

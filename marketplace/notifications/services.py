@@ -220,6 +220,14 @@ def order_paid(order_id: int) -> None:
         f"We received your payment of {_money(order.total_cents, order)}.",
         f"{len(order.vendor_orders)} seller(s) will ship your items.",
     ]
+    if order.reverse_charge:
+        lines.append(
+            f"VAT reverse charged: no VAT was charged; as a business with VAT number "
+            f"{order.vat_number}, you account for it."
+        )
+    elif order.tax_cents:
+        included = " (included in the prices)" if order.prices_include_tax else ""
+        lines.append(f"Tax {_money(order.tax_cents, order)}{included}.")
     receipt_link = None
     if buyer.is_guest:
         # The guest has no password: the signed link is their way back to the order.

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Enum,
     ForeignKey,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -84,6 +86,12 @@ class Order(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # The coupon the order was placed with (its use: marketplace.coupons CouponRedemption).
     coupon_code: Mapped[str | None] = mapped_column(String(40))
+    # EU reverse charge: a business buyer's VAT number (format checked) and no VAT charged.
+    vat_number: Mapped[str | None] = mapped_column(String(20))
+    reverse_charge: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Placed with PRICES_INCLUDE_TAX: the unit prices shown included the tax, so the subtotal
+    # and shipping are stored net of it (marketplace.orders.tax, docs/tax.md).
+    prices_include_tax: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     vendor_orders: Mapped[list[VendorOrder]] = relationship(
         back_populates="order", order_by="VendorOrder.id"
@@ -108,6 +116,10 @@ class VendorOrder(db.Model):
             "= subtotal_cents + shipping_cents - discount_cents",
             name="split_adds_up",
         ),
+        CheckConstraint(
+            "shipping_tax_cents >= 0 AND shipping_tax_cents <= tax_cents",
+            name="shipping_tax_within",
+        ),
         UniqueConstraint("order_id", "vendor_id", name="uq_vendor_orders_order_vendor"),
     )
 
@@ -119,6 +131,7 @@ class VendorOrder(db.Model):
     shipping_cents: Mapped[int] = mapped_column(Integer)
     discount_cents: Mapped[int] = mapped_column(Integer, default=0)
     tax_cents: Mapped[int] = mapped_column(Integer)
+    shipping_tax_cents: Mapped[int] = mapped_column(Integer, default=0)  # part of tax_cents
     total_cents: Mapped[int] = mapped_column(Integer)
     platform_fee_cents: Mapped[int] = mapped_column(Integer)
     vendor_earnings_cents: Mapped[int] = mapped_column(Integer)
@@ -209,18 +222,29 @@ class IdempotencyRecord(db.Model):
 
 
 class TaxRate(db.Model):
-    """Sales tax by destination; `region` NULL is the country-wide rate."""
+    """Sales tax / VAT by destination; `region` NULL is the country-wide rate.
+
+    `rate_bps` is the standard rate; `reduced_rate_bps` the rate for products of the reduced
+    tax category (NULL: the destination has none, so they pay the standard rate);
+    `shipping_taxed` whether shipping is taxed too (at the standard rate).
+    """
 
     __tablename__ = "tax_rates"
     __table_args__ = (
         UniqueConstraint("country", "region", name="uq_tax_rates_country_region"),
         CheckConstraint("rate_bps >= 0 AND rate_bps <= 5000", name="rate_range"),
+        CheckConstraint(
+            "reduced_rate_bps IS NULL OR (reduced_rate_bps >= 0 AND reduced_rate_bps <= 5000)",
+            name="reduced_rate_range",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     country: Mapped[str] = mapped_column(String(2))
     region: Mapped[str | None] = mapped_column(String(40))
     rate_bps: Mapped[int] = mapped_column(Integer)
+    reduced_rate_bps: Mapped[int | None] = mapped_column(Integer)
+    shipping_taxed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     note: Mapped[str | None] = mapped_column(Text)
 
 

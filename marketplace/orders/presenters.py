@@ -52,6 +52,7 @@ class VendorOrderJson(TypedDict):
     shipping_cents: int
     discount_cents: int
     tax_cents: int
+    shipping_tax_cents: int  # the part of tax_cents charged on shipping
     total_cents: int
     platform_fee_cents: int
     vendor_earnings_cents: int
@@ -87,6 +88,9 @@ class OrderJson(TypedDict):
     vendor_orders: list[VendorOrderJson]
     history: list[HistoryJson]
     coupon_code: str | None
+    vat_number: str | None
+    reverse_charge: bool  # EU business buyer: no VAT charged, the buyer accounts for it
+    prices_include_tax: bool
 
 
 def history_json(rows: list[OrderHistory]) -> list[HistoryJson]:
@@ -131,6 +135,7 @@ def vendor_order_json(vendor_order: VendorOrder, *, for_vendor: bool = False) ->
         "shipping_cents": vendor_order.shipping_cents,
         "discount_cents": vendor_order.discount_cents,
         "tax_cents": vendor_order.tax_cents,
+        "shipping_tax_cents": vendor_order.shipping_tax_cents,
         "total_cents": vendor_order.total_cents,
         "platform_fee_cents": vendor_order.platform_fee_cents,
         "vendor_earnings_cents": vendor_order.vendor_earnings_cents,
@@ -166,4 +171,7 @@ def order_json(order: Order) -> OrderJson:
         "vendor_orders": [vendor_order_json(vo) for vo in order.vendor_orders],
         "history": history_json(order.history),
         "coupon_code": order.coupon_code,
+        "vat_number": order.vat_number,
+        "reverse_charge": order.reverse_charge,
+        "prices_include_tax": order.prices_include_tax,
     }

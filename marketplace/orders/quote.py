@@ -5,9 +5,12 @@ buyer sees before ordering (cart page, checkout page, `POST /api/v1/checkout/quo
 same function on the same lines, so the numbers shown are the numbers charged.
 
 Rules: shipping is per vendor, by its shipping terms (catalog/shipping.py: flat per order,
-per item or weight tiers, free once its items reach its threshold); tax is charged per line
-on items only (never on shipping) at the destination's rate;
-commission is resolved per line (vendor → category → platform) and taken on items only.
+per item or weight tiers, free once its items reach its threshold); tax is charged per line at
+the destination's rate for the product's tax category (marketplace.orders.tax), and on each
+vendor's shipping where the destination taxes shipping; commission is resolved per line
+(vendor → category → platform) and taken on items only. With tax-inclusive prices the amounts
+shown contain the tax: the quote keeps items and shipping net of it, so items + shipping + tax
+− discount is still the total (docs/tax.md).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from marketplace.catalog import shipping
 from marketplace.catalog.models import Variant, Vendor, VendorRefJson
 from marketplace.catalog.shipping import ShippingTerms
 from marketplace.coupons.pricing import CouponTerms, discounted_commission, line_discounts
-from marketplace.money import apply_bps, round_to_step
+from marketplace.money import apply_bps
 from marketplace.orders import commission
+from marketplace.orders.tax import TaxRates, tax_on
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class VendorQuote:
     tax_cents: int
     platform_fee_cents: int
     free_shipping_threshold_cents: int | None
+    shipping_tax_cents: int = 0  # the part of tax_cents charged on shipping
 
     @property
     def total_cents(self) -> int:
@@ -88,7 +93,8 @@ class VendorQuote:
         threshold = self.free_shipping_threshold_cents
         if threshold is None or self.shipping_cents == 0:
             return None
-        return threshold - self.subtotal_cents
+        # the items as priced (tax-inclusive prices: the subtotal is net of their tax)
+        return threshold - sum(line.line_total_cents for line in self.lines)
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,9 @@ class Quote:
     tax_bps: int | None  # None: no address yet, so no tax in the totals
     vendors: tuple[VendorQuote, ...]
     coupon_code: str | None = None
+    reverse_charge: bool = False  # an EU business buyer's VAT number: no VAT charged
+    vat_number: str | None = None
+    prices_include_tax: bool = False
 
     @property
     def lines(self) -> list[LineQuote]:
@@ -123,19 +132,6 @@ class Quote:
         return sum(v.total_cents for v in self.vendors)
 
 
-def shipping_cents(vendor: Vendor, subtotal_cents: int) -> int:
-    """The vendor's flat rate, or 0 once its items reach its free-shipping threshold (its
-    flat part only: `price()` applies the vendor's whole terms, catalog/shipping.py)."""
-    return shipping.shipping_cents(
-        ShippingTerms(
-            flat_cents=vendor.shipping_flat_cents,
-            free_over_cents=vendor.free_shipping_threshold_cents,
-        ),
-        subtotal_cents,
-        (),
-    )
-
-
 def item_title(variant: Variant) -> str:
     attributes = ", ".join(str(v) for v in (variant.attributes or {}).values())
     title = variant.product.title
@@ -145,19 +141,25 @@ def item_title(variant: Variant) -> str:
 def price(
     lines: list[Line],
     currency: str,
-    tax_bps: int | None,
+    tax: TaxRates | int | None,
     platform_bps: int,
     *,
     coupon: CouponTerms | None = None,
     shipping_terms: Mapping[int, ShippingTerms] | None = None,
+    prices_include_tax: bool = False,
 ) -> Quote:
     """Price `lines` grouped by vendor (vendors in id order, lines in the order given), less
     `coupon`'s discount (marketplace.coupons.pricing: tax is on the discounted amounts).
     Shipping follows `shipping_terms[vendor_id]` (the terms the buyer saw), else the vendor's
     current terms.
 
+    `tax`: the destination's rates (a bare int is a standard rate alone; None: no address
+    yet, no tax). `prices_include_tax`: unit prices and shipping fees contain the tax.
+
     :raises CouponNotApplicable: the coupon applies to none of the lines, or too little.
     """
+    rates = TaxRates(tax) if isinstance(tax, int) else tax
+    tax_bps = rates.standard_bps if rates is not None else None
     discounts = (
         line_discounts(coupon, lines, currency, lambda line: _commission_bps(line, platform_bps))
         if coupon
@@ -173,30 +175,36 @@ def price(
             _price_line(
                 line,
                 vendor,
-                tax_bps or 0,
+                rates,
                 platform_bps,
                 currency,
                 coupon=coupon,
                 discount_cents=discounts.get(id(line), 0),
+                inclusive=prices_include_tax,
             )
             for line in by_vendor[vendor_id]
         )
         subtotal = sum(line.line_total_cents for line in priced)
+        terms = _terms(vendor, shipping_terms)
+        shipping_fee = shipping.shipping_cents(terms, subtotal, _weights(by_vendor[vendor_id]))
+        shipping_tax = tax_on(
+            shipping_fee, rates.shipping_bps if rates else 0, currency, inclusive=prices_include_tax
+        )
+        lines_tax = sum(line.tax_cents for line in priced)
+        if prices_include_tax:  # the shown amounts held the tax: keep them net of it
+            subtotal, shipping_fee = subtotal - lines_tax, shipping_fee - shipping_tax
         vendors.append(
             VendorQuote(
                 vendor_id=vendor.id,
                 display_name=vendor.display_name,
                 lines=priced,
                 subtotal_cents=subtotal,
-                shipping_cents=shipping.shipping_cents(
-                    terms := _terms(vendor, shipping_terms),
-                    subtotal,
-                    _weights(by_vendor[vendor_id]),
-                ),
+                shipping_cents=shipping_fee,
                 discount_cents=sum(line.discount_cents for line in priced),
-                tax_cents=sum(line.tax_cents for line in priced),
+                tax_cents=lines_tax + shipping_tax,
                 platform_fee_cents=sum(line.platform_fee_cents for line in priced),
                 free_shipping_threshold_cents=terms.free_over_cents,
+                shipping_tax_cents=shipping_tax,
             )
         )
     return Quote(
@@ -204,6 +212,7 @@ def price(
         tax_bps=tax_bps,
         vendors=tuple(vendors),
         coupon_code=coupon.code if coupon else None,
+        prices_include_tax=prices_include_tax,
     )
 
 
@@ -224,19 +233,31 @@ def _commission_bps(line: Line, platform_bps: int) -> int:
 def _price_line(
     line: Line,
     vendor: Vendor,
-    tax_bps: int,
+    rates: TaxRates | None,
     platform_bps: int,
     currency: str,
     *,
     coupon: CouponTerms | None = None,
     discount_cents: int = 0,
+    inclusive: bool = False,
 ) -> LineQuote:
     variant = line.variant
     line_total = line.quantity * line.unit_price_cents
     bps = commission.resolve_bps(vendor, variant.product.category, platform_bps)
-    fee = apply_bps(line_total, bps)
-    if coupon is not None and discount_cents:
-        fee = discounted_commission(coupon, line_total, fee, discount_cents, bps)
+    tax_bps = rates.bps_for(getattr(variant.product, "tax_category", None)) if rates else 0
+    tax_cents = tax_on(line_total - discount_cents, tax_bps, currency, inclusive=inclusive)
+    if not inclusive:
+        fee = apply_bps(line_total, bps)
+        if coupon is not None and discount_cents:
+            fee = discounted_commission(coupon, line_total, fee, discount_cents, bps)
+    else:  # commission on the line net of the tax it contains
+        fee = apply_bps(line_total - tax_on(line_total, tax_bps, currency, inclusive=True), bps)
+        if coupon is not None and discount_cents:
+            fee = (
+                max(0, fee - discount_cents)
+                if coupon.platform_funded
+                else apply_bps(line_total - discount_cents - tax_cents, bps)
+            )
     return LineQuote(
         ref=line.ref,
         variant_id=variant.id,
@@ -249,7 +270,7 @@ def _price_line(
         available=variant.available,
         unit_price_cents=line.unit_price_cents,
         line_total_cents=line_total,
-        tax_cents=round_to_step(apply_bps(line_total - discount_cents, tax_bps), currency),
+        tax_cents=tax_cents,
         commission_bps=bps,
         platform_fee_cents=fee,
         discount_cents=discount_cents,
@@ -275,6 +296,7 @@ class QuoteVendorJson(TypedDict):
     shipping_cents: int
     discount_cents: int
     tax_cents: int
+    shipping_tax_cents: int
     total_cents: int
     free_shipping_threshold_cents: int | None
     free_shipping_remaining_cents: int | None
@@ -291,6 +313,9 @@ class QuoteJson(TypedDict):
     total_cents: int
     vendor_orders: list[QuoteVendorJson]
     coupon_code: str | None
+    reverse_charge: bool
+    vat_number: str | None
+    prices_include_tax: bool
 
 
 def quote_json(quote: Quote) -> QuoteJson:
@@ -311,6 +336,7 @@ def quote_json(quote: Quote) -> QuoteJson:
                 "shipping_cents": v.shipping_cents,
                 "discount_cents": v.discount_cents,
                 "tax_cents": v.tax_cents,
+                "shipping_tax_cents": v.shipping_tax_cents,
                 "total_cents": v.total_cents,
                 "free_shipping_threshold_cents": v.free_shipping_threshold_cents,
                 "free_shipping_remaining_cents": v.free_shipping_remaining_cents,
@@ -332,4 +358,7 @@ def quote_json(quote: Quote) -> QuoteJson:
             for v in quote.vendors
         ],
         "coupon_code": quote.coupon_code,
+        "reverse_charge": quote.reverse_charge,
+        "vat_number": quote.vat_number,
+        "prices_include_tax": quote.prices_include_tax,
     }

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -119,6 +119,12 @@ class Address:
                 fields[f"shipping_address.{name}"] = "must be at most 200 characters long"
         if not (len(self.country) == 2 and self.country.isascii() and self.country.isalpha()):
             fields["shipping_address.country"] = "must be an ISO 3166-1 alpha-2 code"
+        elif self.state is not None and len(self.state) <= 200:
+            state = tax.normalise_region(self.country, self.state)
+            try:  # where tax is set by state, only the country's states (tax.check_region)
+                tax.check_region(self.country, state, has_region_rates=False)
+            except ValidationFailed as unknown:
+                fields["shipping_address.state"] = unknown.fields["region"]
         if fields:
             raise ValidationFailed(fields)
         return Address(
@@ -126,7 +132,7 @@ class Address:
             line1=self.line1.strip(),
             line2=(self.line2 or "").strip() or None,
             city=self.city.strip(),
-            state=(self.state or "").strip().upper() or None,
+            state=tax.normalise_region(self.country, self.state),
             postal_code=self.postal_code.strip(),
             country=self.country.upper(),
         )
@@ -150,13 +156,16 @@ def checkout(
     request_hash: str,
     coupon_code: str | None = None,
     expected_total_cents: int | None = None,
+    *,
+    vat_number: str | None = None,
 ) -> CheckoutResult:
     """Reserve the cart's stock and create the order with one VendorOrder per vendor.
 
     The same key with the same request returns the first order (`replayed`); concurrent
     requests with one key create one order. With `expected_total_cents` (the total of the quote
     the buyer saw) nothing is placed when the total came out different. A new order comes back
-    as committed, still loaded, so it can be shown without reading it back.
+    as committed, still loaded, so it can be shown without reading it back. With an EU
+    `vat_number` of valid format the order is reverse-charged: no VAT (orders.tax).
 
     :raises CartEmpty, OutOfStock, PriceChanged, VendorUnavailable, IdempotencyKeyReused,
         IdempotencyInProgress, ValidationFailed, QuoteChanged, EmailNotVerified (only with
@@ -166,9 +175,16 @@ def checkout(
         raise ValidationFailed({"Idempotency-Key": "must be 1 to 255 characters long"})
     require_verified_email(buyer_id)
     address = address.validated()
+    vat_number = tax.check_vat_number(address.country, vat_number)
     try:
         with transaction(keep_loaded=True):
-            order = _place_order(buyer_id, address, expected_total_cents, coupon_code=coupon_code)
+            order = _place_order(
+                buyer_id,
+                address,
+                expected_total_cents,
+                coupon_code=coupon_code,
+                vat_number=vat_number,
+            )
             _claim_key(buyer_id, idempotency_key, request_hash, order.id)
             on_commit(_schedule_expiry, order.id, order.reservation_expires_at)
     except (_KeyTaken, CartEmpty, OutOfStock, PriceChanged, VendorUnavailable, QuoteChanged) as no:
@@ -236,6 +252,7 @@ def _replay(buyer_id: int, key: str, request_hash: str) -> Order | None:
 class _PricingContext:
     tax_bps: int | None  # None: no address, so no tax
     platform_bps: int
+    tax: tax.TaxRates | None = None  # the destination's rates (None: no address)
     has_declined_order: bool = False
     unpaid_orders: int = 0  # the buyer's orders holding stock while they await payment
     held_units: int = 0  # units those orders hold
@@ -247,7 +264,7 @@ def _pricing_columns(address: Address | None, buyer_id: int | None = None) -> li
     the units those hold, as columns of one statement."""
     columns: list[Any] = [commission.default_bps_column()]
     if address is not None:
-        columns.append(tax.rate_column(address.country, address.state))
+        columns += tax.rates_columns(address.country, address.state)
     if buyer_id is not None:
         unpaid = select(Order.id).where(
             Order.buyer_id == buyer_id, Order.status == OrderStatus.PENDING_PAYMENT
@@ -268,11 +285,13 @@ def _pricing_context(
     """`_pricing_columns` read (or their values already read, `row`)."""
     if row is None:
         row = db.session.execute(select(*_pricing_columns(address, buyer_id))).one()
+    rates = tax.rates_from(row[1:5], address.country, address.state) if address else None
     if buyer_id is None:
-        return _PricingContext(platform_bps=row[0], tax_bps=row[1] if address else None)
+        return _PricingContext(platform_bps=row[0], tax_bps=row[1] if address else None, tax=rates)
     return _PricingContext(
         platform_bps=row[0],
         tax_bps=row[1] if address is not None else None,
+        tax=rates,
         unpaid_orders=int(row[-3] or 0),
         held_units=int(row[-2] or 0),
         has_declined_order=bool(row[-1]),
@@ -285,6 +304,7 @@ def _place_order(
     expected_total_cents: int | None,
     *,
     coupon_code: str | None = None,
+    vat_number: str | None = None,
 ) -> Order:
     cart, figures = carts.for_checkout(buyer_id, *_pricing_columns(address, buyer_id))
     items = list(cart.items) if cart is not None else []
@@ -296,7 +316,9 @@ def _place_order(
     context = _pricing_context(address, buyer_id, figures)
     _check_buyer_caps(context, sum(item.quantity for item in items))
     coupon = _coupon_for(coupon_code, buyer_id, context) if coupon_code else None
-    priced = _price(items, variants, context, coupon=coupon[1] if coupon else None)
+    priced = _price(
+        items, variants, context, coupon=coupon[1] if coupon else None, vat_number=vat_number
+    )
     if expected_total_cents is not None and priced.total_cents != expected_total_cents:
         raise QuoteChanged(
             details={
@@ -330,6 +352,9 @@ def _place_order(
         reservation_expires_at=expires_at,
         vendor_orders=[],
         request_id=current_request_id(),
+        vat_number=priced.vat_number,
+        reverse_charge=priced.reverse_charge,
+        prices_include_tax=priced.prices_include_tax,
     )
     db.session.add(order)
     db.session.flush()
@@ -409,22 +434,33 @@ def _price(
     context: _PricingContext,
     *,
     coupon: CouponTerms | None = None,
+    vat_number: str | None = None,
 ) -> Quote:
-    """The cart's lines priced at the price each was added at (the checkout's own numbers)."""
+    """The cart's lines priced at the price each was added at (the checkout's own numbers);
+    with a (checked) EU `vat_number`, reverse-charged: no VAT."""
     lines = [
         quotes.Line(variants[i.variant_id], i.quantity, i.unit_price_cents, ref=i.id) for i in items
     ]
-    return quotes.price(
+    rates = tax.NO_TAX if vat_number else context.tax
+    priced = quotes.price(
         lines,
         current_app.config["CURRENCY"],
-        context.tax_bps,
+        rates,
         context.platform_bps,
         coupon=coupon,
         shipping_terms=shipping_checks.seen_terms(items, variants),
+        prices_include_tax=current_app.config["PRICES_INCLUDE_TAX"],
     )
+    return replace(priced, reverse_charge=True, vat_number=vat_number) if vat_number else priced
 
 
-def quote_checkout(buyer_id: int, address: Address, coupon_code: str | None = None) -> Quote:
+def quote_checkout(
+    buyer_id: int,
+    address: Address,
+    coupon_code: str | None = None,
+    *,
+    vat_number: str | None = None,
+) -> Quote:
     """What `checkout` would charge for the cart now, shipped to `address`: every vendor's
     items, shipping, tax and the total. Reads only: no order, no reservation, no cart change.
 
@@ -434,6 +470,7 @@ def quote_checkout(buyer_id: int, address: Address, coupon_code: str | None = No
         CouponNotApplicable:
     """
     address = address.validated()
+    vat_number = tax.check_vat_number(address.country, vat_number)
     cart = db.session.scalar(select(Cart).where(Cart.buyer_id == buyer_id))
     items = list(cart.items) if cart is not None else []
     if not items:
@@ -451,7 +488,7 @@ def quote_checkout(buyer_id: int, address: Address, coupon_code: str | None = No
         raise OutOfStock(details={"variant_ids": short})
     shipping_checks.check_destination(items, variants, address.country)
     coupon = coupons.for_checkout(coupon_code, buyer_id)[1] if coupon_code else None
-    return _price(items, variants, _pricing_context(address), coupon=coupon)
+    return _price(items, variants, _pricing_context(address), coupon=coupon, vat_number=vat_number)
 
 
 @dataclass(frozen=True)
@@ -570,6 +607,7 @@ def _add_vendor_order(order: Order, priced: VendorQuote, vendor: Vendor) -> Vend
         shipping_cents=priced.shipping_cents,
         discount_cents=priced.discount_cents,
         tax_cents=priced.tax_cents,
+        shipping_tax_cents=priced.shipping_tax_cents,
         total_cents=priced.total_cents,
         platform_fee_cents=priced.platform_fee_cents,
         vendor_earnings_cents=priced.vendor_earnings_cents,

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import String, cast, exists, func, literal, select
 from typing_extensions import TypedDict
 
 from marketplace.db import db
@@ -75,9 +75,21 @@ class FailedStepJson(TypedDict):
     detail: str | None
 
 
+class TaxSectionJson(TypedDict):
+    """Tax collected for the authorities: what the orders say against what the ledger holds."""
+
+    collected_cents: int  # tax of the captured VendorOrders (their own figures)
+    refunded_cents: int  # tax given back by the refunds Stripe made
+    payable_cents: int  # collected − refunded
+    booked_cents: int  # the ledger's `tax_payable` account (credit balance)
+    reverse_charged_orders: int  # orders an EU business buyer's VAT number exempted
+    ok: bool
+
+
 class ReconciliationJson(TypedDict):
     ok: bool
     totals: TotalsJson
+    tax: TaxSectionJson
     mismatches: list[Mismatch]
     open_disputes: list[OpenDisputeJson]
     failed_steps: list[FailedStepJson]
@@ -121,9 +133,12 @@ def reconcile(since: datetime | None = None, until: datetime | None = None) -> R
     mismatches += _check_transfers(since, until)
     mismatches += _check_vendor_payouts(since, until)
     mismatches += _check_dispute_recoveries(since, until)
+    tax_section, tax_mismatches = _check_tax(since, until)
+    mismatches += tax_mismatches
     return {
         "ok": not mismatches,
         "totals": totals(since, until),
+        "tax": tax_section,
         "mismatches": [asdict(m) for m in mismatches],  # type: ignore[misc]
         "open_disputes": _open_disputes(since, until),
         "failed_steps": _failed_steps(since, until),
@@ -305,6 +320,86 @@ def _check_refunds(since: datetime | None, until: datetime | None) -> list[Misma
                 )
             )
     return found
+
+
+def _check_tax(
+    since: datetime | None, until: datetime | None
+) -> tuple[TaxSectionJson, list[Mismatch]]:
+    """VendorOrder by VendorOrder: the tax its capture and its refunds booked to `tax_payable`
+    is the tax on its record less the tax its refunds gave back (mismatch `tax_booked`)."""
+    booked: dict[int, int] = {
+        vo_id: -int(amount)
+        for vo_id, amount in db.session.execute(
+            _in_range(
+                select(LedgerEntry.vendor_order_id, func.sum(LedgerEntry.amount_cents))
+                .where(
+                    LedgerEntry.account == ledger.TAX,
+                    LedgerEntry.kind.in_(("capture", "refund")),
+                )
+                .group_by(LedgerEntry.vendor_order_id),
+                LedgerEntry.created_at,
+                since,
+                until,
+            )
+        )
+        if vo_id is not None
+    }
+    captured = _in_range(
+        select(LedgerEntry.vendor_order_id).where(LedgerEntry.kind == "capture"),
+        LedgerEntry.created_at,
+        since,
+        until,
+    )
+    collected: dict[int, int] = dict(
+        db.session.execute(
+            select(VendorOrder.id, VendorOrder.tax_cents).where(VendorOrder.id.in_(captured))
+        ).all()
+    )
+    refunds_booked = _in_range(
+        select(LedgerEntry.journal).where(LedgerEntry.kind == "refund"),
+        LedgerEntry.created_at,
+        since,
+        until,
+    )
+    refunded: dict[int, int] = {
+        vo_id: int(amount)
+        for vo_id, amount in db.session.execute(
+            select(Refund.vendor_order_id, func.sum(Refund.tax_cents))
+            .where(
+                Refund.status == RefundStatus.SUCCEEDED,
+                (literal("refund:") + cast(Refund.id, String)).in_(refunds_booked),
+            )
+            .group_by(Refund.vendor_order_id)
+        )
+    }
+    found: list[Mismatch] = []
+    for vo_id in sorted(set(booked) | set(collected) | set(refunded)):
+        expected = collected.get(vo_id, 0) - refunded.get(vo_id, 0)
+        if booked.get(vo_id, 0) != expected:
+            found.append(
+                Mismatch(
+                    "tax_booked",
+                    f"vendor_order:{vo_id}",
+                    expected,
+                    booked.get(vo_id, 0),
+                    f"vendor order {vo_id}: tax payable booked differs from its tax less refunds",
+                )
+            )
+    reverse_charged = _in_range(
+        select(func.count(Order.id)).where(Order.reverse_charge.is_(True)),
+        Order.created_at,
+        since,
+        until,
+    )
+    section: TaxSectionJson = {
+        "collected_cents": sum(collected.values()),
+        "refunded_cents": sum(refunded.values()),
+        "payable_cents": sum(collected.values()) - sum(refunded.values()),
+        "booked_cents": sum(booked.values()),
+        "reverse_charged_orders": int(db.session.scalar(reverse_charged) or 0),
+        "ok": not found,
+    }
+    return section, found
 
 
 def _open_disputes(since: datetime | None, until: datetime | None) -> list[OpenDisputeJson]:

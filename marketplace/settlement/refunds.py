@@ -208,6 +208,8 @@ def plan_refund(
             amount += item.unit_price_cents * request.quantity - _item_share(
                 item.discount_cents, item, min(request.quantity, left)
             )
+            if vendor_order.order.prices_include_tax:  # the price held the tax: net of it
+                amount -= _item_share(item.tax_cents, item, min(request.quantity, left))
             plan_items.append({"order_item_id": item.id, "quantity": request.quantity})
             if restock:
                 restock_lines.append({"variant_id": item.variant_id, "quantity": request.quantity})
@@ -234,7 +236,18 @@ def plan_refund(
             left_tax,
         )
         if include_shipping:
-            amount += min(_shipping_left(vendor_order), left_vendor_part - amount)
+            shipping_back = min(_shipping_left(vendor_order), left_vendor_part - amount)
+            amount += shipping_back
+            if shipping_back > 0 and vendor_order.shipping_tax_cents:  # and the tax on it
+                shipping_tax = round_to_step(
+                    (
+                        vendor_order.shipping_tax_cents * shipping_back * 2
+                        + vendor_order.shipping_cents
+                    )
+                    // (vendor_order.shipping_cents * 2),
+                    vendor_order.order.currency,
+                )
+                tax_cents = min(tax_cents + shipping_tax, left_tax)
         if amount >= left_vendor_part:
             commission = left_commission
             tax_cents = left_tax
@@ -275,6 +288,7 @@ def _shipping_left(vendor_order: VendorOrder) -> int:
     """Shipping not refunded yet. A refund by items holds its items' value, its tax and any
     shipping it included; refunds by amount are not shipping."""
     by_id = {item.id: item for item in vendor_order.items}
+    inclusive = vendor_order.order.prices_include_tax
     refunded = 0
     for refund in db.session.scalars(
         select(Refund).where(
@@ -285,6 +299,7 @@ def _shipping_left(vendor_order: VendorOrder) -> int:
             value = sum(
                 by_id[line["order_item_id"]].unit_price_cents * line["quantity"]
                 - _discount_of(by_id[line["order_item_id"]], line["quantity"])
+                - (_tax_of(by_id[line["order_item_id"]], line["quantity"]) if inclusive else 0)
                 for line in refund.items
             )
             refunded += max(0, refund.amount_cents - refund.tax_cents - value)
@@ -296,6 +311,13 @@ def _discount_of(item: Any, quantity: int) -> int:
     if not item.discount_cents:
         return 0
     return split_by_weights(item.discount_cents, [quantity, item.quantity - quantity])[0]
+
+
+def _tax_of(item: Any, quantity: int) -> int:
+    """About `quantity` units' part of the line's tax (a refund already booked)."""
+    if not item.tax_cents:
+        return 0
+    return split_by_weights(item.tax_cents, [quantity, item.quantity - quantity])[0]
 
 
 def _item_tax(item: Any, quantity: int) -> int:
@@ -322,7 +344,9 @@ def _units_share(total: int, units: int, first: int) -> int:
 def _item_commission(item: Any, quantity: int) -> int:
     """The commission to give back on `quantity` units. A discounted line's commission is not
     its rate on the price (the coupon changed it), so its share of the line's is returned."""
-    if item.discount_cents:
+    if item.discount_cents or item.platform_fee_cents != apply_bps(
+        item.line_total_cents, item.commission_bps
+    ):  # (tax-inclusive prices: commission was on the price net of its tax)
         return _item_share(item.platform_fee_cents, item, quantity)
     return apply_bps(item.unit_price_cents * quantity, item.commission_bps)
 

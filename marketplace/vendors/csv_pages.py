@@ -17,11 +17,11 @@ from marketplace.vendors.routes import current_vendor
 
 SAMPLE = (
     "product_key,title,description,category,brand,status,sku,price,stock,attributes,"
-    "weight_grams\r\n"
+    "weight_grams,tax_category\r\n"
     'tee,Basic Tee,"Soft cotton tee",Clothing/Tops,Acme,active,TEE-BLK-M,19.99,12,'
-    "colour=Black; size=M,180\r\n"
-    "tee,Basic Tee,,,,,TEE-BLK-L,19.99,8,colour=Black; size=L,200\r\n"
-    "mug,Enamel Mug,,Kitchen,,draft,MUG-1,9.50,40,,350\r\n"
+    "colour=Black; size=M,180,standard\r\n"
+    "tee,Basic Tee,,,,,TEE-BLK-L,19.99,8,colour=Black; size=L,200,\r\n"
+    "mug,Enamel Mug,,Kitchen,,draft,MUG-1,9.50,40,,350,\r\n"
 )
 
 

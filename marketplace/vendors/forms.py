@@ -98,12 +98,26 @@ STATUS_NEW = [SelectChoice("draft", "Draft (hidden)"), SelectChoice("active", "A
 STATUS_ALL = [*STATUS_NEW, SelectChoice("archived", "Archived (withdrawn)")]
 
 
+TAX_CATEGORIES = [
+    SelectChoice("standard", "Standard rate"),
+    SelectChoice("reduced", "Reduced rate"),
+    SelectChoice("exempt", "Exempt (no tax)"),
+]
+
+
 class ProductFields(FlaskForm):
     title = StringField("Title", validators=[InputRequired(), Length(max=200)])
     description = TextAreaField("Description", validators=[Length(max=20_000)])
     brand = StringField("Brand", validators=[Length(max=80)])
     category = StringField(
         "Category", validators=[Length(max=255)], description='A path like "Clothing/Tops".'
+    )
+    tax_category = SelectField(
+        "Tax category",
+        choices=TAX_CATEGORIES,
+        default="standard",
+        description="Reduced: food, books and the like, where the destination has a reduced"
+        " rate. Exempt: no tax.",
     )
 
 

@@ -14,7 +14,7 @@ from flask_login import current_user
 from marketplace.accounts.models import Role
 from marketplace.catalog import services as catalog
 from marketplace.catalog import shipping
-from marketplace.catalog.models import Product, ProductStatus, Variant, Vendor
+from marketplace.catalog.models import Product, ProductStatus, TaxCategory, Variant, Vendor
 from marketplace.errors import DomainError, Forbidden, NotFound
 from marketplace.extensions import login_manager
 from marketplace.forms import money_input
@@ -111,6 +111,7 @@ def _product_input(form: NewProductForm) -> tuple[catalog.ProductInput, list[int
         category=_text_or_none(form.category.data),
         status=ProductStatus(form.status.data),
         variants=variants,
+        tax_category=TaxCategory(form.tax_category.data),
     )
     return data, [index for index, _ in rows]
 
@@ -188,6 +189,7 @@ def _product_form_data(product: Product) -> dict[str, Any]:
         "brand": product.brand.name if product.brand else "",
         "category": product.category.path if product.category else "",
         "status": product.status.value,
+        "tax_category": product.tax_category.value,
     }
 
 
@@ -209,6 +211,7 @@ def edit_product(product_id: int) -> Any:
                 brand=_text_or_none(form.brand.data),
                 category=_text_or_none(form.category.data),
                 status=ProductStatus(form.status.data),
+                tax_category=TaxCategory(form.tax_category.data),
             )
         except NotFound:
             raise

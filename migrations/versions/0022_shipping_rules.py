@@ -12,7 +12,7 @@ is the vendor's terms when the line was added (NULL for lines older than this: t
 terms are taken as seen).
 
 Revision ID: 0022_shipping_rules
-Revises: 0020_coupons_tables
+Revises: 0021_tax_categories_rates
 Create Date: 2026-12-03 13:30:00
 
 """
@@ -22,7 +22,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0022_shipping_rules"
-down_revision = "0020_coupons_tables"
+down_revision = "0021_tax_categories_rates"
 branch_labels = None
 depends_on = None
 

@@ -45,6 +45,9 @@ def _audit() -> list[tuple[str, str, dict | None, dict | None]]:
     return [(r.action, r.target_id, r.before, r.after) for r in rows]
 
 
+TERMS = {"reduced_rate_bps": None, "shipping_taxed": False}
+
+
 def test_add_change_and_remove_a_rate_through_the_forms(web, admin):
     page = web.get("/admin/tax")
     assert page.status_code == 200
@@ -67,9 +70,9 @@ def test_add_change_and_remove_a_rate_through_the_forms(web, admin):
 
     entries = _audit()
     assert entries == [
-        ("tax.set", "US/CA", None, {"rate_bps": 725}),
-        ("tax.set", "US/CA", {"rate_bps": 725}, {"rate_bps": 800}),
-        ("tax.remove", "US/CA", {"rate_bps": 800}, None),
+        ("tax.set", "US/CA", None, {**TERMS, "rate_bps": 725}),
+        ("tax.set", "US/CA", {**TERMS, "rate_bps": 725}, {**TERMS, "rate_bps": 800}),
+        ("tax.remove", "US/CA", {**TERMS, "rate_bps": 800}, None),
     ]
     db.session.rollback()
     actors = set(db.session.scalars(select(AuditEntry.actor_id)))
@@ -83,7 +86,9 @@ def test_add_change_and_remove_a_rate_through_the_forms(web, admin):
         ({"country": "U1", "rate_bps": "100"}, "must be an ISO 3166-1 alpha-2 code"),
         ({"country": "US", "rate_bps": "5001"}, "must be between 0 and 5000"),
         ({"country": "US", "rate_bps": "ten"}, "Not a valid integer value."),
-        ({"country": "US", "region": "C A", "rate_bps": "100"}, "letters, digits or dashes"),
+        ({"country": "US", "region": "C A", "rate_bps": "100"}, "is not a state or region of US"),
+        ({"country": "US", "region": "XX", "rate_bps": "100"}, "is not a state or region of US"),
+        ({"country": "DE", "rate_bps": "1900", "reduced_rate_bps": "6000"}, "between 0 and 5000"),
     ],
 )
 def test_a_bad_rate_is_refused_on_the_form_and_changes_nothing(web, admin, fields, message):
@@ -115,3 +120,32 @@ def test_the_page_lists_every_rate_with_its_forms(web, admin):
 def test_the_tax_page_is_for_admins(web):
     login(web, make_buyer().user.email)
     assert web.get("/admin/tax").status_code == 403
+
+
+def test_the_forms_set_the_reduced_rate_and_taxed_shipping(web, admin):
+    page = web.get("/admin/tax")
+    done = submit(
+        web,
+        page,
+        "/admin/tax",
+        country="us",
+        region="New York",
+        rate_bps="400",
+        shipping_taxed="y",
+    )
+    assert done.status_code == 303
+    db.session.rollback()
+    rate = db.session.scalars(select(TaxRate)).one()
+    assert (rate.country, rate.region, rate.shipping_taxed) == ("US", "NY", True)
+    submit(
+        web,
+        web.get("/admin/tax"),
+        f"/admin/tax/{rate.id}",
+        rate_bps="450",
+        reduced_rate_bps="100",
+    )
+    db.session.rollback()
+    rate = db.session.get(TaxRate, rate.id)
+    # the checkbox stays ticked
+    assert (rate.rate_bps, rate.reduced_rate_bps, rate.shipping_taxed) == (450, 100, True)
+    assert "450 bps" in web.get("/admin/tax").get_data(as_text=True)

@@ -648,3 +648,19 @@ def test_expired_link_refresh_never_creates_a_stripe_account(web):
     response = web.get("/vendor/onboarding/refresh")
     assert response.status_code == 302 and urlsplit(response.location).path == "/vendor/"
     assert _fresh().get(Vendor, account.vendor.id).stripe_account_id is None
+
+
+def test_the_product_forms_set_the_tax_category(web, seller):
+    from marketplace.catalog.models import TaxCategory
+
+    assert "Tax category" in web.get("/vendor/products/new").text
+    response = _send(web, "/vendor/products/new", _new_product_form(tax_category="reduced"))
+    assert response.status_code == 303
+    product = _fresh().scalar(select(Product).where(Product.vendor_id == seller.vendor.id))
+    assert product.tax_category is TaxCategory.REDUCED
+    edit = f"/vendor/products/{product.id}/edit"
+    chosen = r'<option selected value="reduced"|value="reduced" selected'
+    assert re.search(chosen, web.get(edit).text)
+    assert _send(web, edit, {"tax_category": "exempt"}).status_code == 303
+    product = _fresh().get(Product, product.id)
+    assert product.tax_category is TaxCategory.EXEMPT

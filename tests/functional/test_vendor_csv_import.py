@@ -275,3 +275,21 @@ def test_weight_grams_is_imported_and_checked(web: FlaskClient, seller: VendorAc
     assert bad.status_code == 422 and "Nothing was imported" in html
     assert "whole number of grams" in html and "weight_grams" in html
     assert "BRK-1" not in _variants(seller.vendor.id)
+
+
+def test_the_tax_category_column_sets_and_keeps_a_products_category(web, seller):
+    from marketplace.catalog.models import TaxCategory
+
+    header = HEADER.rstrip("\n") + ",tax_category\n"
+    first = header + "book,A Book,,Books,,active,BOOK-1,12.00,3,,reduced\n"
+    assert _upload(web, first).status_code in (200, 303)
+    book = _variants(seller.vendor.id)["BOOK-1"].product
+    assert book.tax_category is TaxCategory.REDUCED
+    again = header + "book,A Book,,,,,BOOK-1,12.00,3,,\n"  # blank: unchanged
+    _upload(web, again)
+    assert _variants(seller.vendor.id)["BOOK-1"].product.tax_category is TaxCategory.REDUCED
+    bad = header + "pen,A Pen,,,,active,PEN-1,1.00,3,,luxury\n"
+    refused = _upload(web, bad)
+    assert refused.status_code == 422
+    assert "Tax category must be standard, reduced or exempt." in refused.get_data(as_text=True)
+    assert "PEN-1" not in _variants(seller.vendor.id)
