@@ -183,10 +183,10 @@ def test_a_vendor_edits_a_coupon_through_its_filled_in_form(client):
     db.session.rollback()
     assert db.session.get(Coupon, coupon.id).percent_bps == 1250  # nothing changed
 
+    edit = f"/vendor/coupons/{coupon.id}/edit"
     saved = submit(
-        client, client.get(f"/vendor/coupons/{coupon.id}/edit"), f"/vendor/coupons/{coupon.id}/edit",
-        code="shop7", kind="fixed", amount="7.00", max_uses="",
-    )  # fmt: skip
+        client, client.get(edit), edit, code="shop7", kind="fixed", amount="7.00", max_uses=""
+    )
     assert saved.status_code == 302
     assert "Coupon SHOP7 saved." in client.get("/vendor/coupons").get_data(as_text=True)
     db.session.rollback()
