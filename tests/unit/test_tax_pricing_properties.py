@@ -1,5 +1,6 @@
-"""Random carts × tax rates × tax categories × taxed shipping × an optional coupon, with
-prices before or including tax, priced through `orders.quote.price()`: every VendorOrder adds
+"""Random carts × tax rates × tax categories × taxed shipping × each vendor's shipping rules
+(flat, per item, weight tiers, free over) × an optional coupon, with prices before or including
+tax, priced through `orders.quote.price()`: every VendorOrder adds
 up (items + shipping + tax − discount = total), the order is the sum of its VendorOrders,
 commission + vendor earnings is the vendor's share of the charge, no amount is negative, and
 refunding any units in any batches never returns more than was charged, tax included."""
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketplace.catalog.models import TaxCategory
+from marketplace.catalog.shipping import ShippingTerms
 from marketplace.coupons.pricing import CouponNotApplicable, CouponTerms
 from marketplace.orders.quote import Line, price
 from marketplace.orders.tax import NO_TAX, TaxRates, tax_on
@@ -25,6 +27,7 @@ line_st = st.tuples(
     st.integers(1, 40_000),  # unit price
     st.integers(1, 6),  # quantity
     st.sampled_from(CATEGORIES),
+    st.integers(0, 30_000),  # weight in grams
 )
 rates_st = st.one_of(
     st.none(),  # no address yet
@@ -35,10 +38,19 @@ rates_st = st.one_of(
         shipping_taxed=st.booleans(),
     ),
 )
+shipping_st = st.builds(
+    ShippingTerms,
+    mode=st.sampled_from(["flat_per_order", "per_item", "weight_tiers"]),
+    flat_cents=st.integers(0, 2_000),
+    additional_cents=st.integers(0, 1_000),
+    weight_tiers=st.lists(
+        st.tuples(st.integers(1, 40_000), st.integers(0, 3_000)), min_size=1, max_size=4
+    ).map(lambda tiers: tuple(sorted(dict(tiers).items()))),
+    free_over_cents=st.one_of(st.none(), st.integers(0, 20_000)),
+)
 vendor_st = st.tuples(
     st.integers(0, 10_000),  # commission bps (up to 100 %)
-    st.integers(0, 2_000),  # flat shipping
-    st.one_of(st.none(), st.integers(0, 20_000)),  # free from
+    shipping_st,  # the vendor's shipping rules
 )
 terms_st = st.one_of(
     st.none(),
@@ -58,13 +70,18 @@ def _lines(raw, vendors_raw):
             id=n + 1,
             display_name=f"V{n}",
             commission_bps=bps,
-            shipping_flat_cents=flat,
-            free_shipping_threshold_cents=free_from,
+            shipping_mode=terms.mode,
+            shipping_flat_cents=terms.flat_cents,
+            shipping_additional_cents=terms.additional_cents,
+            shipping_weight_tiers=[list(tier) for tier in terms.weight_tiers],
+            free_shipping_threshold_cents=terms.free_over_cents,
+            ships_to=[],
+            shipping_version=1,
         )
-        for n, (bps, flat, free_from) in enumerate(vendors_raw)
+        for n, (bps, terms) in enumerate(vendors_raw)
     ]
     lines = []
-    for index, (vendor, unit, quantity, category) in enumerate(raw):
+    for index, (vendor, unit, quantity, category, grams) in enumerate(raw):
         seller = vendors[vendor]
         product = SimpleNamespace(
             id=index + 1,
@@ -82,6 +99,7 @@ def _lines(raw, vendors_raw):
             sku=f"S{index}",
             attributes={},
             available=99,
+            weight_grams=grams,
         )
         lines.append(Line(variant, quantity, unit, ref=index))
     return lines
@@ -114,8 +132,8 @@ def test_random_carts_add_up_to_the_cent(
     raw, vendors_raw, rates, terms, inclusive, batches, currency
 ):
     if currency == "kwd":  # three decimals: prices in whole tens, as the shop takes them
-        raw = [(v, unit * 10, q, c) for v, unit, q, c in raw]
-        vendors_raw = [(b, flat * 10, None if f is None else f * 10) for b, flat, f in vendors_raw]
+        raw = [(v, unit * 10, q, c, g) for v, unit, q, c, g in raw]
+        vendors_raw = [(b, _in_tens(terms)) for b, terms in vendors_raw]
     lines = _lines(raw, vendors_raw)
     try:
         quote = price(lines, currency, rates, 1000, coupon=terms, prices_include_tax=inclusive)
@@ -206,6 +224,17 @@ def test_random_carts_add_up_to_the_cent(
             )
 
 
+def _in_tens(terms: ShippingTerms) -> ShippingTerms:
+    """The terms' amounts in whole tens (a three-decimal currency's step)."""
+    return replace(
+        terms,
+        flat_cents=terms.flat_cents * 10,
+        additional_cents=terms.additional_cents * 10,
+        weight_tiers=tuple((grams, cents * 10) for grams, cents in terms.weight_tiers),
+        free_over_cents=None if terms.free_over_cents is None else terms.free_over_cents * 10,
+    )
+
+
 def line_category(line, lines):
     return next(item.variant.product.tax_category for item in lines if item.ref == line.ref)
 
@@ -223,7 +252,9 @@ def test_the_reverse_charge_rates_tax_nothing(raw, vendors_raw):
 
 
 def test_a_bare_rate_is_the_standard_rate_alone():
-    lines = _lines([(0, 1000, 1, TaxCategory.REDUCED)], [(1000, 500, None)] * 3)
+    lines = _lines(
+        [(0, 1000, 1, TaxCategory.REDUCED, 0)], [(1000, ShippingTerms(flat_cents=500))] * 3
+    )
     quote = price(lines, "usd", 800, 1000)
     assert quote.tax_cents == 80 and quote.vendors[0].shipping_tax_cents == 0
     assert replace(quote, reverse_charge=True).total_cents == quote.total_cents
