@@ -1,10 +1,13 @@
 """Issue 12's invariants through the real checkout, payment and refunds (Hypothesis).
 
 Each example is one order: a random cart over three vendors, each vendor's random shipping
-terms (flat, per item or weight tiers, free over a threshold, where it ships), a random coupon
-(none, the platform's or a vendor's), a random destination (taxed, untaxed, not served), paid
-with the test card through the SDK and the emulator, then shipped (captured) and refunded item
-by item in random batches. What must hold, in the order the money moves:
+terms (flat, per item or weight tiers, free over a threshold, where it ships), products in each
+tax category, a random coupon (none, the platform's or a vendor's), a random destination (US
+states with and without tax on shipping or any tax, German VAT with its reduced rate, a German
+business reverse charged, a country some vendors do not serve), prices before or including
+tax (`PRICES_INCLUDE_TAX`), paid with the test card through the SDK and the emulator, then
+shipped (captured) and refunded item by item in random batches. What must hold, in the order
+the money moves:
 
 - the quote is the order: the checkout charges what the quote showed, to the cent;
 - the order's total is the sum of its VendorOrders'; each VendorOrder's items + shipping + tax −
@@ -26,10 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from flask import current_app
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from marketplace.catalog.services import update_variant
+from marketplace.catalog.models import TaxCategory
+from marketplace.catalog.services import update_product, update_variant
 from marketplace.orders.tax import set_rate
 from tests.functional.money import (
     SHIP,
@@ -44,10 +49,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 DESTINATIONS = {
     "US-CA": {"state": "CA", "country": "US", "postal_code": "94000"},
     "US-OR": {"state": "OR", "country": "US", "postal_code": "97201"},
+    "US-NY": {"state": "NY", "country": "US", "postal_code": "10001"},
     "DE": {"state": None, "country": "DE", "postal_code": "10115"},
+    "DE business": {"state": None, "country": "DE", "postal_code": "10115"},
 }
+VAT_NUMBER = "DE136695976"  # a valid German VAT number's format: reverse charged
 PRICES = ((199, 1999, 4999), (333, 2501, 1000), (1250, 75, 3999))  # per vendor
 WEIGHTS = ((250, 1200, 0), (90, 3000, 499), (500, 501, 20_000))  # grams
+CATEGORIES = ((TaxCategory.STANDARD, TaxCategory.REDUCED, TaxCategory.EXEMPT),) * 3
 _codes = itertools.count(1)
 
 
@@ -59,7 +68,9 @@ class Shop:
 
 
 def _open_shop(api: Any, emulator: Any) -> Shop:
-    set_rate("US", "CA", 725)
+    set_rate("US", "CA", 725)  # items only
+    set_rate("US", "NY", 400, shipping_taxed=True)
+    set_rate("DE", None, 1900, reduced_rate_bps=700, shipping_taxed=True)
     vendors, variants = [], []
     for n, name in enumerate(("Books", "Games", "Teas")):
         vendor = onboarded_vendor(api, emulator, name)
@@ -68,8 +79,9 @@ def _open_shop(api: Any, emulator: Any) -> Shop:
             make_product(vendor, price_cents=price, stock=10_000, category=category).variants[0].id
             for price, category in zip(PRICES[n], ("Gear", "Food", "Toys"), strict=True)
         ]
-        for variant_id, grams in zip(ids, WEIGHTS[n], strict=True):
-            update_variant(vendor.vendor.id, variant_id, weight_grams=grams)
+        for variant_id, grams, category in zip(ids, WEIGHTS[n], CATEGORIES[n], strict=True):
+            variant = update_variant(vendor.vendor.id, variant_id, weight_grams=grams)
+            update_product(vendor.vendor.id, variant.product_id, tax_category=category)
         variants.append(ids)
     return Shop(vendors, variants, make_admin())
 
@@ -126,6 +138,7 @@ def orders(draw: Any) -> dict[str, Any]:
         "shipping": draw(st.lists(shipping_terms, min_size=3, max_size=3)),
         "coupon": coupon,
         "destination": draw(st.sampled_from(sorted(DESTINATIONS))),
+        "prices_include_tax": draw(st.booleans()),
         "refund_batches": draw(st.integers(1, 3)),
         "include_shipping": draw(st.booleans()),
         "seed": draw(st.randoms(use_true_random=False)),
@@ -160,7 +173,7 @@ def _address(destination: str) -> dict[str, Any]:
 AMOUNTS = ("subtotal_cents", "shipping_cents", "discount_cents", "tax_cents", "total_cents")
 
 
-def _assert_adds_up(order: dict[str, Any]) -> None:
+def _assert_adds_up(order: dict[str, Any], inclusive: bool) -> None:
     parts = order["vendor_orders"]
     for amount in AMOUNTS:
         assert order[amount] == sum(part[amount] for part in parts), amount
@@ -174,7 +187,10 @@ def _assert_adds_up(order: dict[str, Any]) -> None:
         assert part["platform_fee_cents"] + part["vendor_earnings_cents"] == (
             part["total_cents"] - part["tax_cents"]
         )
-        assert part["subtotal_cents"] == sum(item["line_total_cents"] for item in part["items"])
+        items = sum(item["line_total_cents"] for item in part["items"])
+        if inclusive:  # the prices held the tax: the subtotal is net of the items' tax
+            items -= sum(item["tax_cents"] for item in part["items"])
+        assert part["subtotal_cents"] == items
         assert part["discount_cents"] == sum(item["discount_cents"] for item in part["items"])
         for name, value in part.items():
             if name.endswith("_cents") and value is not None:
@@ -237,7 +253,18 @@ def test_random_orders_add_up_from_the_quote_to_the_last_refund(api, webhooks, e
     body: dict[str, Any] = {"shipping_address": _address(example["destination"])}
     if code:
         body["coupon_code"] = code
+    if example["destination"] == "DE business":
+        body["vat_number"] = VAT_NUMBER
+    current_app.config["PRICES_INCLUDE_TAX"] = example["prices_include_tax"]
+    event(f"to {example['destination']}")
+    event("prices include tax" if example["prices_include_tax"] else "prices before tax")
+    try:
+        _order_pay_refund(api, webhooks, shop, buyer, body, example)
+    finally:
+        current_app.config["PRICES_INCLUDE_TAX"] = False
 
+
+def _order_pay_refund(api, webhooks, shop, buyer, body, example) -> None:
     quoted = api.post("/checkout/quote", buyer.token, json=body)
     placed = api.post("/checkout", buyer.token, json=body, headers={"Idempotency-Key": "p"})
     if quoted.status_code == 422:
@@ -254,13 +281,19 @@ def test_random_orders_add_up_from_the_quote_to_the_last_refund(api, webhooks, e
     assert placed.status_code == 201, placed.get_json()
     order = placed.get_json()["order"]
     _assert_quote_is_order(quoted.get_json(), order)
-    _assert_adds_up(order)
+    _assert_adds_up(order, example["prices_include_tax"])
+    if "vat_number" in body:
+        assert order["reverse_charge"] is True and order["tax_cents"] == 0
+    if example["destination"] == "US-OR":
+        assert order["tax_cents"] == 0  # no rate there
 
-    assert pay(placed.get_json())["status"] == "requires_capture"
+    intent = pay(placed.get_json())
+    assert intent["status"] == "requires_capture"
+    assert intent["amount"] == order["total_cents"]
     assert webhooks.flush_webhooks()
     paid = api.get(f"/orders/{order['id']}", buyer.token).get_json()
     assert paid["status"] == "paid"
-    _assert_adds_up(paid)
+    _assert_adds_up(paid, example["prices_include_tax"])
 
     sellers = {vendor.vendor.id: vendor for vendor in shop.vendors}
     refunded_total = 0
