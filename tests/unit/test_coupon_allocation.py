@@ -20,6 +20,7 @@ from marketplace.coupons.pricing import (
 )
 from marketplace.money import apply_bps
 from marketplace.settlement.refunds import _item_share
+from tests.unit.pricing_fakes import fake_line, fake_vendor
 
 line_st = st.tuples(
     st.integers(min_value=0, max_value=3),  # the vendor
@@ -126,41 +127,11 @@ def test_below_the_minimum_and_the_window():
 def _cart(raw, vendor_bps):
     """`orders.quote.Line`s over plain objects: (vendor, price, quantity) each; vendor n has
     commission `vendor_bps[n]` and $4.99 shipping."""
-    from marketplace.orders.quote import Line
-
-    vendors = {
-        n: SimpleNamespace(
-            id=n + 1,
-            display_name=f"V{n}",
-            commission_bps=bps,
-            shipping_flat_cents=499,
-            free_shipping_threshold_cents=None,
-            shipping_mode="flat_per_order",
-            shipping_additional_cents=0,
-            shipping_weight_tiers=[],
-            ships_to=[],
-            shipping_version=1,
-        )
-        for n, bps in enumerate(vendor_bps)
-    }
-    lines = []
-    for index, (vendor, price, quantity) in enumerate(raw):
-        seller = vendors[vendor % len(vendors)]
-        product = SimpleNamespace(
-            id=index + 1, title=f"P{index}", vendor=seller, vendor_id=seller.id, category=None
-        )
-        variant = SimpleNamespace(
-            id=index + 1,
-            product=product,
-            product_id=product.id,
-            vendor_id=seller.id,
-            sku=f"S{index}",
-            attributes={},
-            available=99,
-            weight_grams=0,
-        )
-        lines.append(Line(variant, quantity, price, ref=index))
-    return lines
+    vendors = [fake_vendor(n, bps) for n, bps in enumerate(vendor_bps)]
+    return [
+        fake_line(index, vendors[vendor % len(vendors)], price, quantity)
+        for index, (vendor, price, quantity) in enumerate(raw)
+    ]
 
 
 @settings(max_examples=200, deadline=None)

@@ -7,7 +7,6 @@ vendor earnings is the vendor's share of the charge, and no amount is negative."
 from __future__ import annotations
 
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +20,7 @@ from marketplace.catalog.shipping import (
 )
 from marketplace.coupons.pricing import CouponNotApplicable, CouponTerms
 from marketplace.errors import ValidationFailed
+from tests.unit.pricing_fakes import fake_line, fake_vendor
 
 FLAT = ShippingTerms(flat_cents=599)
 PER_ITEM = ShippingTerms(mode="per_item", flat_cents=500, additional_cents=150)
@@ -146,42 +146,11 @@ line_st = st.tuples(
 )
 
 
-def _vendor(n: int, bps: int, terms: ShippingTerms) -> SimpleNamespace:
-    return SimpleNamespace(
-        id=n + 1,
-        display_name=f"V{n}",
-        commission_bps=bps,
-        shipping_mode=terms.mode,
-        shipping_flat_cents=terms.flat_cents,
-        shipping_additional_cents=terms.additional_cents,
-        shipping_weight_tiers=[list(t) for t in terms.weight_tiers],
-        free_shipping_threshold_cents=terms.free_over_cents,
-        ships_to=list(terms.ships_to),
-        shipping_version=terms.version,
-    )
-
-
 def _cart(raw, vendors):
-    from marketplace.orders.quote import Line
-
-    lines = []
-    for index, (n, unit_price, quantity, grams) in enumerate(raw):
-        seller = vendors[n]
-        product = SimpleNamespace(
-            id=index + 1, title=f"P{index}", vendor=seller, vendor_id=seller.id, category=None
-        )
-        variant = SimpleNamespace(
-            id=index + 1,
-            product=product,
-            product_id=product.id,
-            vendor_id=seller.id,
-            sku=f"S{index}",
-            attributes={},
-            available=99,
-            weight_grams=grams,
-        )
-        lines.append(Line(variant, quantity, unit_price, ref=index))
-    return lines
+    return [
+        fake_line(index, vendors[n], unit_price, quantity, weight_grams=grams)
+        for index, (n, unit_price, quantity, grams) in enumerate(raw)
+    ]
 
 
 @settings(max_examples=300, deadline=None)
@@ -199,7 +168,8 @@ def test_random_carts_under_random_shipping_rules_add_up(
     from marketplace.orders.quote import price
 
     vendors = [
-        _vendor(n, bps, terms) for n, (bps, terms) in enumerate(zip(vendor_bps, rules, strict=True))
+        fake_vendor(n, bps, terms)
+        for n, (bps, terms) in enumerate(zip(vendor_bps, rules, strict=True))
     ]
     lines = _cart(raw, vendors)
     # the terms passed in win over the vendor's own (the terms the buyer saw)

@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from marketplace.catalog.models import TaxCategory
 from marketplace.catalog.shipping import ShippingTerms
 from marketplace.coupons.pricing import CouponNotApplicable, CouponTerms
-from marketplace.orders.quote import Line, price
+from marketplace.orders.quote import price
 from marketplace.orders.tax import NO_TAX, TaxRates, tax_on
 from marketplace.settlement.refunds import _item_share
+from tests.unit.pricing_fakes import fake_line, fake_vendor
 
 CATEGORIES = list(TaxCategory)
 
@@ -65,44 +66,11 @@ terms_st = st.one_of(
 
 
 def _lines(raw, vendors_raw):
-    vendors = [
-        SimpleNamespace(
-            id=n + 1,
-            display_name=f"V{n}",
-            commission_bps=bps,
-            shipping_mode=terms.mode,
-            shipping_flat_cents=terms.flat_cents,
-            shipping_additional_cents=terms.additional_cents,
-            shipping_weight_tiers=[list(tier) for tier in terms.weight_tiers],
-            free_shipping_threshold_cents=terms.free_over_cents,
-            ships_to=[],
-            shipping_version=1,
-        )
-        for n, (bps, terms) in enumerate(vendors_raw)
+    vendors = [fake_vendor(n, bps, terms) for n, (bps, terms) in enumerate(vendors_raw)]
+    return [
+        fake_line(index, vendors[v], unit, quantity, weight_grams=grams, tax_category=category)
+        for index, (v, unit, quantity, category, grams) in enumerate(raw)
     ]
-    lines = []
-    for index, (vendor, unit, quantity, category, grams) in enumerate(raw):
-        seller = vendors[vendor]
-        product = SimpleNamespace(
-            id=index + 1,
-            title=f"P{index}",
-            vendor=seller,
-            vendor_id=seller.id,
-            category=None,
-            tax_category=category,
-        )
-        variant = SimpleNamespace(
-            id=index + 1,
-            product=product,
-            product_id=product.id,
-            vendor_id=seller.id,
-            sku=f"S{index}",
-            attributes={},
-            available=99,
-            weight_grams=grams,
-        )
-        lines.append(Line(variant, quantity, unit, ref=index))
-    return lines
 
 
 def _item(line):
