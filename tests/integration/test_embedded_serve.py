@@ -179,7 +179,10 @@ def refund_one_item(server: EmbeddedServer, seller: Seller, purchase: Purchase) 
         seller.token,
         json={"items": [{"order_item_id": item["id"], "quantity": 1}], "reason": "damaged"},
     )
-    assert refund["amount_cents"] == item["unit_price_cents"], refund
+    # the unit's price and its part of the line's tax (the seeded rates tax California)
+    units = item["quantity"]
+    unit_tax = (item["tax_cents"] * 2 + units) // (units * 2)
+    assert refund["amount_cents"] == item["unit_price_cents"] + unit_tax, (refund, item)
     purchase.refunded_cents += refund["amount_cents"]
     reversals = purchase.reversal_cents_by_vendor
     reversals[seller.vendor_id] = (
