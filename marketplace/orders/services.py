@@ -250,9 +250,8 @@ def _replay(buyer_id: int, key: str, request_hash: str) -> Order | None:
 
 @dataclass(frozen=True)
 class _PricingContext:
-    tax_bps: int | None  # None: no address, so no tax
     platform_bps: int
-    tax: tax.TaxRates | None = None  # the destination's rates (None: no address)
+    tax: tax.TaxRates | None = None  # the destination's rates (None: no address, so no tax)
     has_declined_order: bool = False
     unpaid_orders: int = 0  # the buyer's orders holding stock while they await payment
     held_units: int = 0  # units those orders hold
@@ -287,10 +286,9 @@ def _pricing_context(
         row = db.session.execute(select(*_pricing_columns(address, buyer_id))).one()
     rates = tax.rates_from(row[1:5], address.country, address.state) if address else None
     if buyer_id is None:
-        return _PricingContext(platform_bps=row[0], tax_bps=row[1] if address else None, tax=rates)
+        return _PricingContext(platform_bps=row[0], tax=rates)
     return _PricingContext(
         platform_bps=row[0],
-        tax_bps=row[1] if address is not None else None,
         tax=rates,
         unpaid_orders=int(row[-3] or 0),
         held_units=int(row[-2] or 0),

@@ -204,24 +204,6 @@ def rate_for(country: str, region: str | None) -> int:
     return rates.get(None, 0)
 
 
-def rate_column(country: str, region: str | None) -> ColumnElement[int]:
-    """`rate_for()` as a column, for reading it in the same statement as other figures."""
-    country = country.upper()
-    country_rate = (
-        select(TaxRate.rate_bps)
-        .where(TaxRate.country == country, TaxRate.region.is_(None))
-        .scalar_subquery()
-    )
-    if not region:
-        return func.coalesce(country_rate, 0)
-    region_rate = (
-        select(TaxRate.rate_bps)
-        .where(TaxRate.country == country, TaxRate.region == region.upper())
-        .scalar_subquery()
-    )
-    return func.coalesce(region_rate, country_rate, 0)
-
-
 MAX_RATE_BPS = 5000
 
 
