@@ -223,10 +223,20 @@ def _refund_in_batches(api: Any, seller: VendorAccount, part: dict[str, Any], ex
             "items": [{"order_item_id": i, "quantity": q} for i, q in quantities.items()],
             "reason": "property test",
         }
+        query = "&".join(f"items={i}:{q}" for i, q in quantities.items())
         if example["include_shipping"] and n == 0:
             body["include_shipping"] = True
+            query += "&include_shipping=true"
+        preview = api.get(f"/vendor/orders/{part['id']}/refund-preview?{query}", seller.token)
         answer = api.post(f"/vendor/orders/{part['id']}/refund", seller.token, json=body)
+        if preview.status_code == 409 or preview.get_json()["amount_cents"] == 0:
+            # units a coupon made free (and no shipping with them): nothing to give back
+            assert answer.status_code == 409, answer.get_json()
+            assert answer.get_json()["error"]["code"] == "nothing_to_refund"
+            event("a batch worth nothing to refund")
+            continue
         assert answer.status_code == 201, answer.get_json()
+        assert answer.get_json()["amount_cents"] == preview.get_json()["amount_cents"]
         refunded += answer.get_json()["amount_cents"]
         assert refunded <= part["total_cents"]
     return refunded
@@ -278,6 +288,12 @@ def _order_pay_refund(api, webhooks, shop, buyer, body, example) -> None:
         event(f"refused: {error['code']} {error['details'].get('reason', '')}")
         return
     assert quoted.status_code == 200, quoted.get_json()
+    if placed.status_code == 422 and placed.get_json()["error"]["code"] == "amount_not_chargeable":
+        # a coupon made the order (nearly) free: below Stripe's minimum charge, nothing placed
+        assert quoted.get_json()["total_cents"] < placed.get_json()["error"]["details"]["min_cents"]
+        assert api.get("/orders", buyer.token).get_json()["items"] == []
+        event("below the minimum charge")
+        return
     assert placed.status_code == 201, placed.get_json()
     order = placed.get_json()["order"]
     _assert_quote_is_order(quoted.get_json(), order)
