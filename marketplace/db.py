@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -124,6 +125,14 @@ def transaction(*, keep_loaded: bool = False) -> Iterator[Any]:
     if depth == 0:
         for hook, args, kwargs in session.info.pop(_HOOKS, []):
             hook(*args, **kwargs)
+
+
+def insert_unless_present(model: Any, index_elements: list[str], **values: Any) -> Any:
+    """`INSERT … ON CONFLICT (index_elements) DO NOTHING` of one row, for the session's database
+    (PostgreSQL or SQLite): add `.returning(...)` to learn whether this statement inserted it."""
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(model).values(**values).on_conflict_do_nothing(index_elements=index_elements)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

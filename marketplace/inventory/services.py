@@ -44,6 +44,28 @@ class OutOfStock(Conflict):
     message = "Some items are no longer available in the quantity asked for."
 
 
+def _merged(lines: list[tuple[int, int]]) -> dict[int, int]:
+    merged: dict[int, int] = {}
+    for variant_id, quantity in lines:
+        merged[variant_id] = merged.get(variant_id, 0) + quantity
+    return merged
+
+
+def refuse_if_short(lines: list[tuple[Variant, int]]) -> None:
+    """Refuse before anything is written when the rows just read already show too little stock.
+
+    A read, not a hold: the guarded updates of `reserve` stay what decides. What it saves is
+    the losers of a race for the last units (a hot SKU) inserting an order and rolling it back.
+
+    :raises OutOfStock: with `details.variant_ids`, as `reserve` would.
+    """
+    available = {variant.id: variant.available for variant, _ in lines}
+    asked = _merged([(variant.id, quantity) for variant, quantity in lines])
+    short = sorted(v for v, quantity in asked.items() if available[v] < quantity)
+    if short:
+        raise OutOfStock(details={"variant_ids": short})
+
+
 def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -> list[Reservation]:
     """Hold `quantity` of each `(variant_id, quantity)` for an order, in the caller's transaction.
 
@@ -52,9 +74,7 @@ def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -
 
     :raises OutOfStock: with `details.variant_ids`; the caller's transaction must roll back.
     """
-    merged: dict[int, int] = {}
-    for variant_id, quantity in lines:
-        merged[variant_id] = merged.get(variant_id, 0) + quantity
+    merged = _merged(lines)
     short: list[int] = []
     # Only a variant left with nothing available can take its product out of stock in the
     # search index; RETURNING says which, without a query per line (SQLite before 3.35 has no

@@ -12,7 +12,6 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload, selectinload
 
 from marketplace import jobs, metrics, money
@@ -23,7 +22,7 @@ from marketplace.catalog.models import Product, ProductImage, Variant, Vendor, V
 from marketplace.coupons import services as coupons
 from marketplace.coupons.models import Coupon
 from marketplace.coupons.pricing import CouponNotApplicable, CouponTerms
-from marketplace.db import db, on_commit, transaction, utcnow
+from marketplace.db import db, insert_unless_present, on_commit, transaction, utcnow
 from marketplace.errors import Conflict, DomainError, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
 from marketplace.inventory.services import OutOfStock
@@ -212,13 +211,15 @@ def _claim_key(buyer_id: int, key: str, request_hash: str, order_id: int) -> Non
 
     :raises _KeyTaken:
     """
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     claimed = db.session.execute(
-        insert(IdempotencyRecord)
-        .values(user_id=buyer_id, key=key, request_hash=request_hash, order_id=order_id)
-        .on_conflict_do_nothing(index_elements=["user_id", "key"])
-        .returning(IdempotencyRecord.id)
+        insert_unless_present(
+            IdempotencyRecord,
+            ["user_id", "key"],
+            user_id=buyer_id,
+            key=key,
+            request_hash=request_hash,
+            order_id=order_id,
+        ).returning(IdempotencyRecord.id)
     ).scalar_one_or_none()
     if claimed is None:
         raise _KeyTaken()
@@ -334,6 +335,7 @@ def _place_order(
                 "currency": limits.code,
             }
         )
+    inventory.refuse_if_short([(variants[i.variant_id], i.quantity) for i in items])
     ttl = timedelta(seconds=current_app.config["RESERVATION_TTL_SECONDS"])
     expires_at = utcnow() + ttl
 
