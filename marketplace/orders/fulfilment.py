@@ -8,6 +8,7 @@ transfer, refund, void) are recorded as outbox rows here and carried out by `pay
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from marketplace.cart import services as carts
 from marketplace.catalog.models import VendorStatus
@@ -44,14 +45,19 @@ class VendorSuspended(Forbidden):
     message = "Your shop is suspended: it cannot ship orders until an admin reinstates it."
 
 
-def locked_order(order_id: int) -> Order | None:
+def locked_order(order_id: int, *, with_parts: bool = False) -> Order | None:
+    """The order, its row locked until the transaction ends; `with_parts` loads its vendor
+    orders and their items in the same round trip (what settling a payment walks through)."""
     # populate_existing: the locked row's values replace any copy loaded before the lock
-    return db.session.scalar(
+    query = (
         select(Order)
         .where(Order.id == order_id)
-        .with_for_update()
+        .with_for_update(of=Order)
         .execution_options(populate_existing=True)
     )
+    if with_parts:
+        query = query.options(joinedload(Order.vendor_orders).joinedload(VendorOrder.items))
+    return db.session.scalars(query).unique().one_or_none()
 
 
 def vendor_order_for(vendor_id: int, vendor_order_id: int) -> VendorOrder:
@@ -100,7 +106,10 @@ def mark_paid(order: Order, *, actor: str = "stripe") -> bool:
     if order.status not in UNPAID and not expired_cancellation(order):
         return True  # already paid (events arrive more than once and out of order)
     awaiting = [vo for vo in order.vendor_orders if _awaits_payment(vo)]
-    if not inventory.active_reservations(order.id):
+    # The usual case, an order paid while its hold stands, settles the hold in one statement;
+    # only when nothing was held any more is the stock looked for again.
+    committed = order.status is OrderStatus.PENDING_PAYMENT and inventory.commit(order.id) > 0
+    if not committed and not inventory.active_reservations(order.id):
         # only parts this payment buys: not those a vendor cancelled meanwhile
         lines = [(item.variant_id, item.quantity) for vo in awaiting for item in vo.items]
         try:
@@ -120,7 +129,8 @@ def mark_paid(order: Order, *, actor: str = "stripe") -> bool:
         carts.take_back_lines(
             order.buyer_id, [(i.variant_id, i.quantity) for vo in awaiting for i in vo.items]
         )
-    inventory.commit(order.id)
+    if not committed:
+        inventory.commit(order.id)
     for vendor_order in order.vendor_orders:
         if vendor_order.status is V.PENDING_PAYMENT:
             transition_vendor_order(vendor_order, V.PAID, actor=actor, reason="payment_authorized")
@@ -128,7 +138,8 @@ def mark_paid(order: Order, *, actor: str = "stripe") -> bool:
     transition_order(order, OrderStatus.PAID, actor=actor, reason="payment_authorized")
     order.cancel_reason = None
     outbox.add("marketplace.notifications.jobs.order_paid", order.id)
-    for variant_id in sorted({item.variant_id for item in order.items}):
+    bought = {item.variant_id for vo in order.vendor_orders for item in vo.items}
+    for variant_id in sorted(bought):
         outbox.add("marketplace.notifications.jobs.low_stock", variant_id)
     return True
 

@@ -11,10 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from marketplace import metrics
-from marketplace.db import db, transaction, utcnow
+from marketplace.db import db, insert_unless_present, transaction, utcnow
 from marketplace.jobs import outbox
 from marketplace.orders import fulfilment
 from marketplace.orders.models import Order, OrderStatus
@@ -50,8 +49,9 @@ _AUTHORIZATION_OUTCOMES = {"paid": "authorized", "payment_failed": "failed"}
 def apply_event(event: dict[str, Any]) -> str:
     """Apply a verified event in one transaction with its dedupe row. Returns the outcome.
 
-    Only the dedupe row's own conflict means "already applied" (a delivery racing this one);
-    any other database error fails the request, so Stripe delivers the event again.
+    Only the dedupe row's own conflict means "already applied" (a delivery racing this one
+    waits for that one's commit, then inserts nothing); any other database error fails the
+    request, so Stripe delivers the event again.
     """
     event_id, event_type = str(event["id"]), str(event["type"])
     apply = _HANDLERS.get(event_type)
@@ -59,13 +59,12 @@ def apply_event(event: dict[str, Any]) -> str:
         # an event the saga does not act on changes nothing: no dedupe row, no order lock
         return "ignored"
     with transaction():
-        if db.session.get(StripeEvent, event_id) is not None:
-            return "duplicate"
-        try:
-            with db.session.begin_nested():
-                db.session.add(StripeEvent(id=event_id, type=event_type))
-                db.session.flush()
-        except IntegrityError:
+        recorded = db.session.execute(
+            insert_unless_present(StripeEvent, ["id"], id=event_id, type=event_type).returning(
+                StripeEvent.id
+            )
+        ).scalar_one_or_none()
+        if recorded is None:
             return "duplicate"
         if event.get("account") and not event_type.startswith("account."):
             # a connected account's own payments are not the platform's orders
@@ -89,7 +88,7 @@ def _order_for_intent(intent: dict[str, Any]) -> Order | None:
         )
     if order_id is None:
         return None
-    order = fulfilment.locked_order(int(order_id))
+    order = fulfilment.locked_order(int(order_id), with_parts=True)
     if order is None or order.payment_intent_id not in (None, intent["id"]):
         return None
     return order
