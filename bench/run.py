@@ -70,6 +70,7 @@ from common import (
     stock_of,
 )
 
+from marketplace.settlement.webhooks import HANDLED_EVENTS
 from stripe_emulator.webhooks import DEFAULT_CONCURRENCY
 
 WEBHOOK_SECRET = "whsec_bench"
@@ -120,6 +121,9 @@ class FullStack(Stack):
                 WEBHOOK_SECRET,
                 "--webhook-concurrency",
                 str(self.webhook_concurrency),
+                # as the production endpoint is set up at Stripe: only the events the saga acts on
+                "--enabled-events",
+                ",".join(sorted(HANDLED_EVENTS)),
                 "--quiet",
             ],
         )

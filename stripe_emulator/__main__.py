@@ -13,6 +13,8 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from stripe_emulator.control import parse_enabled_events
+from stripe_emulator.errors import StripeError
 from stripe_emulator.server import EmulatorServer
 from stripe_emulator.webhooks import DEFAULT_CONCURRENCY
 
@@ -40,6 +42,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_CONCURRENCY,
         help=f"deliveries in flight at once ({DEFAULT_CONCURRENCY})",
     )
+    parser.add_argument(
+        "--enabled-events",
+        default=os.environ.get("STRIPE_WEBHOOK_EVENTS") or "*",
+        help="comma-separated event types delivered to the webhook URL, as a Stripe webhook "
+        "endpoint's enabled_events (default: $STRIPE_WEBHOOK_EVENTS, else * = all)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no access log")
     parser.add_argument(
         "--state-file",
@@ -60,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         state_file=args.state_file,
     )
     server.state.dispatcher.resize(max(1, args.webhook_concurrency))
+    try:
+        server.state.enabled_events = parse_enabled_events(args.enabled_events)
+    except StripeError as error:
+        raise SystemExit(f"--enabled-events: {error}") from None
     server.start()
     stop = threading.Event()
 

@@ -9,7 +9,8 @@ JSON routes (all unauthenticated — the emulator is a local test double):
 - `GET|POST|DELETE /_emulator/faults` (`{path_prefix, status, count, delay_ms, method, mode}`)
 - `GET /_emulator/state` · `POST /_emulator/reset` · `POST /_emulator/idempotency/forget`
 - `GET|POST|DELETE /_emulator/objects/{id}` (POST = JSON merge patch, no events)
-- `GET /_emulator/webhooks` · `POST /_emulator/webhooks/config` `{url, secret, concurrency}` ·
+- `GET /_emulator/webhooks` ·
+  `POST /_emulator/webhooks/config` `{url, secret, concurrency, enabled_events}` ·
   `POST /_emulator/webhooks/flush` `{timeout}` · `POST /_emulator/events/{id}/resend`
 
 HTML pages: `/_emulator/onboarding/{link}`, `/_emulator/pay/{pi}`, `/_emulator/3ds/{pi}`.
@@ -30,6 +31,17 @@ from stripe_emulator.params import Params
 from stripe_emulator.store import EmulatorState, now
 
 FAULT_MODES = ("before", "after")
+
+
+def parse_enabled_events(value: Any) -> frozenset[str] | None:
+    """A webhook endpoint's `enabled_events`: a list of event types, or `["*"]` for all (None)."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise param_error(
+            'enabled_events must be a list of event types, or ["*"]', "enabled_events"
+        )
+    return None if "*" in value else frozenset(value)
 
 
 def _json() -> dict[str, Any]:
@@ -268,12 +280,15 @@ def create_control_blueprint(state: EmulatorState) -> Blueprint:
             if not 1 <= concurrency <= 64:
                 raise param_error("concurrency must be an integer from 1 to 64", "concurrency")
             state.dispatcher.resize(concurrency)
+        if "enabled_events" in data:
+            state.enabled_events = parse_enabled_events(data["enabled_events"])
         return json_response(
             200,
             {
                 "url": state.webhook_url,
                 "secret": state.webhook_secret,
                 "concurrency": state.dispatcher.concurrency,
+                "enabled_events": sorted(state.enabled_events or ["*"]),
             },
         )
 

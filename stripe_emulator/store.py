@@ -168,6 +168,9 @@ class EmulatorState:
         self.dispatcher = WebhookDispatcher(self._event_for_delivery, self._event_delivered)
         self.dispatcher.url = webhook_url
         self.dispatcher.secret = webhook_secret or f"whsec_{random_token(32)}"
+        # The endpoint's `enabled_events`, as on a Stripe webhook endpoint: None is "*" (all).
+        # Every event is still recorded; only these are delivered.
+        self.enabled_events: frozenset[str] | None = None
 
     # -- settings ------------------------------------------------------------------------------
 
@@ -186,6 +189,12 @@ class EmulatorState:
     @webhook_secret.setter
     def webhook_secret(self, secret: str) -> None:
         self.dispatcher.secret = secret
+
+    def delivers(self, event_type: str) -> bool:
+        """Whether an event of this type goes to the webhook endpoint."""
+        return bool(self.webhook_url) and (
+            self.enabled_events is None or event_type in self.enabled_events
+        )
 
     def flush_webhooks(self, timeout: float = 10.0) -> bool:
         """Wait until every queued webhook was delivered (or given up)."""
@@ -560,7 +569,7 @@ class EmulatorState:
             "created": now(),
             "data": data,
             "livemode": False,
-            "pending_webhooks": 1 if self.webhook_url else 0,
+            "pending_webhooks": 1 if self.delivers(event_type) else 0,
             "request": {"id": info.id, "idempotency_key": info.idempotency_key},
             "type": event_type,
         }
@@ -568,7 +577,8 @@ class EmulatorState:
             event["account"] = account
         with self.lock:
             self.insert(event)
-            self.dispatcher.enqueue(event["id"])
+            if event["pending_webhooks"]:
+                self.dispatcher.enqueue(event["id"])
         return event
 
     def resend(self, event_id: str) -> dict[str, Any]:
@@ -647,6 +657,7 @@ class EmulatorState:
             out["account_links"] = [copy.deepcopy(link) for link in self.account_links.values()]
             out["faults"] = [f.to_dict() for f in self.faults]
             out["webhook_url"] = self.webhook_url
+            out["enabled_events"] = sorted(self.enabled_events or ["*"])
             return out
 
 

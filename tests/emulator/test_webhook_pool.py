@@ -265,3 +265,41 @@ def test_shrinking_the_pool_still_delivers_everything() -> None:
     finally:
         dispatcher.close()
         endpoint.close()
+
+
+def test_only_the_endpoints_enabled_events_are_delivered(
+    server: EmulatorServer, client: stripe.StripeClient, emu: Emulator
+) -> None:
+    endpoint = Endpoint(lambda event_id, attempt: 200)
+    server.webhook_url = endpoint.url
+    try:
+        chosen = {"enabled_events": ["payment_intent.canceled"]}
+        assert emu.ok("POST", "/_emulator/webhooks/config", chosen)["enabled_events"] == [
+            "payment_intent.canceled"
+        ]
+        for bad in ([], "", [1], {"a": 1}):
+            status, body = emu.call("POST", "/_emulator/webhooks/config", {"enabled_events": bad})
+            assert status == 400 and body["error"]["param"] == "enabled_events"
+        intent = client.v1.payment_intents.create({"amount": 1_500, "currency": "usd"})
+        client.v1.payment_intents.cancel(intent.id)
+        assert emu.ok("POST", "/_emulator/webhooks/flush", {"timeout": 5})["ok"]
+        delivered = [
+            stripe.Webhook.construct_event(body, signature, SECRET)
+            for _, body, signature in endpoint.arrivals
+        ]
+        assert [e.type for e in delivered] == ["payment_intent.canceled"]
+        # Every event is still recorded, as at Stripe; the one not subscribed to waits for none.
+        created = [
+            e
+            for e in client.v1.events.list({"limit": 100}).data
+            if e.type == "payment_intent.created" and e.data.object.id == intent.id
+        ]
+        assert [e.pending_webhooks for e in created] == [0]
+        everything = {"enabled_events": ["*"]}
+        assert emu.ok("POST", "/_emulator/webhooks/config", everything)["enabled_events"] == ["*"]
+        client.v1.payment_intents.create({"amount": 1_600, "currency": "usd"})
+        assert endpoint.wait_for(lambda: len(endpoint.arrivals) == 2)
+    finally:
+        server.webhook_url = None
+        server.state.enabled_events = None
+        endpoint.close()
