@@ -237,7 +237,7 @@ def test_events_of_real_api_calls_are_delivered_concurrently_and_signed(
 
 
 def test_pool_size_is_configurable_and_bad_sizes_change_nothing(emu: Emulator) -> None:
-    assert emu.ok("GET", "/_emulator/webhooks")["concurrency"] == 8
+    assert emu.ok("GET", "/_emulator/webhooks")["concurrency"] == 16
     assert emu.ok("POST", "/_emulator/webhooks/config", {"concurrency": 2})["concurrency"] == 2
     for bad in (0, 65, "3", 1.5, True):
         status, body = emu.call("POST", "/_emulator/webhooks/config", {"concurrency": bad})
