@@ -623,7 +623,8 @@ def main() -> None:
                     for k in range(2 + n % 2)
                 ]
 
-            budget = int(windows.checkout * 60) + 50  # more buyers than the window can use
+            # enough buyers for the target (150/s); beyond it the row says "buyers ran out"
+            budget = int(windows.checkout * 160) + 50
             warm = make_buyers(concurrency * 2, cart)
             run_checkouts(stack.base_url, warm, concurrency, 60)
             buyers = make_buyers(budget, cart)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Row, select
+from sqlalchemy import ColumnElement, Row, Select, bindparam, select
 from sqlalchemy.orm import joinedload
 from typing_extensions import TypedDict
 
@@ -56,17 +56,21 @@ def for_buyer(buyer_id: int, *, lock: bool = False) -> Cart:
     return cart
 
 
-def for_checkout(buyer_id: int, *also: ColumnElement[Any]) -> tuple[Cart | None, Row[Any]]:
-    """The buyer's cart locked until the transaction ends, with everything pricing reads, in
-    one statement: lines, variants, products, their vendors and categories (two levels up).
+class CheckoutStatements(NamedTuple):
+    locked_cart: Select[Any]  # the cart, locked, with what pricing reads, then the figures
+    figures: Select[Any]  # the figures alone (a buyer without a cart)
 
-    `also` are more figures the checkout needs, read in the same round trip; the row of their
-    values comes back beside the cart (without a cart, they are read on their own).
-    """
+
+def checkout_statements(*also: ColumnElement[Any]) -> CheckoutStatements:
+    """The statements `for_checkout` runs, with the buyer as the parameter `buyer_id`: the cart
+    locked until the transaction ends, with everything pricing reads, in one statement (lines,
+    variants, products, their vendors and categories two levels up), and `also`, more figures
+    the checkout needs, read in the same round trip. Build them once and keep them: a statement
+    object keeps its cache key, which is otherwise computed again on every request."""
     product = joinedload(Cart.items).joinedload(CartItem.variant).joinedload(Variant.product)
-    query = (
+    locked_cart = (
         select(Cart, *also)
-        .where(Cart.buyer_id == buyer_id)
+        .where(Cart.buyer_id == bindparam("buyer_id"))
         .options(
             product.joinedload(Product.vendor),
             product.joinedload(Product.category)
@@ -75,9 +79,18 @@ def for_checkout(buyer_id: int, *also: ColumnElement[Any]) -> tuple[Cart | None,
         )
         .with_for_update(of=Cart)
     )
-    found = db.session.execute(query).unique().one_or_none()
+    return CheckoutStatements(locked_cart, select(*also))
+
+
+def for_checkout(
+    statements: CheckoutStatements, params: dict[str, Any]
+) -> tuple[Cart | None, Row[Any]]:
+    """The buyer's cart (`params["buyer_id"]`) locked until the transaction ends, with what
+    pricing reads; and the row of the other figures' values (read on their own without a
+    cart). See `checkout_statements`."""
+    found = db.session.execute(statements.locked_cart, params).unique().one_or_none()
     if found is None:
-        return None, db.session.execute(select(*also)).one()
+        return None, db.session.execute(statements.figures, params).one()
     return found[0], found[1:]
 
 

@@ -4,7 +4,7 @@ override → category override (nearest ancestor) → platform default."""
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Integer, bindparam, func, select
 
 from marketplace.audit import services as audit
 from marketplace.catalog.models import Category, Vendor
@@ -41,13 +41,18 @@ def default_bps() -> int:
 
 
 def default_bps_column() -> ColumnElement[int]:
-    """`default_bps()` as a column, for reading it in the same statement as other figures."""
+    """`default_bps()` as a column, for reading it in the same statement as other figures; the
+    configured fallback is the parameter `default_commission_bps` (`default_bps_params`)."""
     return func.coalesce(
         select(PlatformSettings.default_commission_bps)
         .where(PlatformSettings.id == 1)
         .scalar_subquery(),
-        int(current_app.config["DEFAULT_COMMISSION_BPS"]),
+        bindparam("default_commission_bps", type_=Integer),
     )
+
+
+def default_bps_params() -> dict[str, int]:
+    return {"default_commission_bps": int(current_app.config["DEFAULT_COMMISSION_BPS"])}
 
 
 def _check_bps(bps: int | None, field: str) -> None:

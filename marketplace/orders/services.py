@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -11,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from marketplace import jobs, metrics, money
@@ -258,14 +259,21 @@ class _PricingContext:
     held_units: int = 0  # units those orders hold
 
 
-def _pricing_columns(address: Address | None, buyer_id: int | None = None) -> list[Any]:
-    """The platform's commission, the destination's tax rate and (given a buyer) whether a
-    declined order of theirs is waiting to be abandoned, how many unpaid orders they have and
-    the units those hold, as columns of one statement."""
+@functools.cache
+def _pricing_columns(*, with_region: bool | None, with_buyer: bool) -> tuple[Any, ...]:
+    """The platform's commission, the destination's tax rates (`with_region` None: no address)
+    and, `with_buyer`, whether a declined order of theirs is waiting to be abandoned, how many
+    unpaid orders they have and the units those hold, as columns of one statement.
+
+    Built once per shape, with the buyer and the destination as parameters (`_pricing_params`):
+    building these columns and the cache key of the statement around them was, per request,
+    more CPU than the statement's own execution (py-spy, bench/run.py's hot SKU).
+    """
     columns: list[Any] = [commission.default_bps_column()]
-    if address is not None:
-        columns += tax.rates_columns(address.country, address.state)
-    if buyer_id is not None:
+    if with_region is not None:
+        columns += tax.rates_columns(with_region=with_region)
+    if with_buyer:
+        buyer_id = bindparam("buyer_id")
         unpaid = select(Order.id).where(
             Order.buyer_id == buyer_id, Order.status == OrderStatus.PENDING_PAYMENT
         )
@@ -276,7 +284,33 @@ def _pricing_columns(address: Address | None, buyer_id: int | None = None) -> li
             .where(Order.buyer_id == buyer_id, Order.status == OrderStatus.PAYMENT_FAILED)
             .exists(),
         ]
-    return columns
+    return tuple(columns)
+
+
+def _pricing_shape(address: Address | None, buyer_id: int | None) -> dict[str, Any]:
+    return {
+        "with_region": None if address is None else bool(address.state),
+        "with_buyer": buyer_id is not None,
+    }
+
+
+def _pricing_params(address: Address | None, buyer_id: int | None) -> dict[str, Any]:
+    params: dict[str, Any] = commission.default_bps_params()
+    if address is not None:
+        params.update(tax.rates_params(address.country, address.state))
+    if buyer_id is not None:
+        params["buyer_id"] = buyer_id
+    return params
+
+
+@functools.cache
+def _pricing_statement(*, with_region: bool | None, with_buyer: bool) -> Any:
+    return select(*_pricing_columns(with_region=with_region, with_buyer=with_buyer))
+
+
+@functools.cache
+def _checkout_statements(*, with_region: bool) -> carts.CheckoutStatements:
+    return carts.checkout_statements(*_pricing_columns(with_region=with_region, with_buyer=True))
 
 
 def _pricing_context(
@@ -284,7 +318,8 @@ def _pricing_context(
 ) -> _PricingContext:
     """`_pricing_columns` read (or their values already read, `row`)."""
     if row is None:
-        row = db.session.execute(select(*_pricing_columns(address, buyer_id))).one()
+        statement = _pricing_statement(**_pricing_shape(address, buyer_id))
+        row = db.session.execute(statement, _pricing_params(address, buyer_id)).one()
     rates = tax.rates_from(row[1:5], address.country, address.state) if address else None
     if buyer_id is None:
         return _PricingContext(platform_bps=row[0], tax=rates)
@@ -305,7 +340,9 @@ def _place_order(
     coupon_code: str | None = None,
     vat_number: str | None = None,
 ) -> Order:
-    cart, figures = carts.for_checkout(buyer_id, *_pricing_columns(address, buyer_id))
+    cart, figures = carts.for_checkout(
+        _checkout_statements(with_region=bool(address.state)), _pricing_params(address, buyer_id)
+    )
     items = list(cart.items) if cart is not None else []
     if not items:
         raise CartEmpty()

@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any
 
 import pycountry
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, bindparam, case, func, select
 from stdnum.eu import vat as eu_vat
 from typing_extensions import TypedDict
 
@@ -127,40 +127,54 @@ def check_vat_number(country: str, vat_number: str | None, field: str = "vat_num
     return str(eu_vat.compact(vat_number))
 
 
-def rates_columns(country: str, region: str | None) -> list[ColumnElement[Any]]:
+@cache
+def rates_columns(*, with_region: bool) -> tuple[ColumnElement[Any], ...]:
     """The destination's rates as four columns of one statement: standard bps, reduced bps
     (NULL: standard), shipping taxed, and whether the country has any region's rate (for
-    `check_region`). The region's row wins over the country's, field by field of one row."""
-    country = country.upper()
+    `check_region`). The region's row wins over the country's, field by field of one row.
 
-    def pick(column: Any, region_value: str | None) -> Any:
-        where = TaxRate.region.is_(None) if region_value is None else TaxRate.region == region_value
+    The destination is a parameter (`rates_params`), so the columns are built once per shape
+    and a statement made of them keeps its cache key from one request to the next.
+    """
+    country = bindparam("tax_country")
+
+    def pick(column: Any, with_region: bool) -> Any:
+        where = (
+            TaxRate.region == bindparam("tax_region") if with_region else TaxRate.region.is_(None)
+        )
         return select(column).where(TaxRate.country == country, where).scalar_subquery()
 
     has_regions = (
         select(TaxRate.id).where(TaxRate.country == country, TaxRate.region.is_not(None)).exists()
     )
-    if not region:
-        return [
-            func.coalesce(pick(TaxRate.rate_bps, None), 0),
-            pick(TaxRate.reduced_rate_bps, None),
-            func.coalesce(pick(TaxRate.shipping_taxed, None), False),
+    if not with_region:
+        return (
+            func.coalesce(pick(TaxRate.rate_bps, False), 0),
+            pick(TaxRate.reduced_rate_bps, False),
+            func.coalesce(pick(TaxRate.shipping_taxed, False), False),
             has_regions,
-        ]
-    region = region.upper()
-    region_rate = pick(TaxRate.rate_bps, region)
-    return [
-        func.coalesce(region_rate, pick(TaxRate.rate_bps, None), 0),
+        )
+    region_rate = pick(TaxRate.rate_bps, True)
+    return (
+        func.coalesce(region_rate, pick(TaxRate.rate_bps, False), 0),
         case(
-            (region_rate.is_not(None), pick(TaxRate.reduced_rate_bps, region)),
-            else_=pick(TaxRate.reduced_rate_bps, None),
+            (region_rate.is_not(None), pick(TaxRate.reduced_rate_bps, True)),
+            else_=pick(TaxRate.reduced_rate_bps, False),
         ),
         case(
-            (region_rate.is_not(None), pick(TaxRate.shipping_taxed, region)),
-            else_=func.coalesce(pick(TaxRate.shipping_taxed, None), False),
+            (region_rate.is_not(None), pick(TaxRate.shipping_taxed, True)),
+            else_=func.coalesce(pick(TaxRate.shipping_taxed, False), False),
         ),
         has_regions,
-    ]
+    )
+
+
+def rates_params(country: str, region: str | None) -> dict[str, str]:
+    """The values of `rates_columns(with_region=bool(region))`' parameters."""
+    params = {"tax_country": country.upper()}
+    if region:
+        params["tax_region"] = region.upper()
+    return params
 
 
 RATES_COLUMNS = 4
@@ -188,7 +202,9 @@ def rates_for(country: str, region: str | None) -> TaxRates:
     :raises ValidationFailed:
     """
     region = normalise_region(country, region)
-    values = db.session.execute(select(*rates_columns(country, region))).one()
+    values = db.session.execute(
+        select(*rates_columns(with_region=bool(region))), rates_params(country, region)
+    ).one()
     return rates_from(values, country, region)
 
 
