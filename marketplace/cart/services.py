@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Row, Select, bindparam, select
@@ -39,20 +40,22 @@ _WITH_LINES = (
 )
 
 
-def _cart_query(buyer_id: int, lock: bool) -> Any:
-    query = select(Cart).where(Cart.buyer_id == buyer_id).options(_WITH_LINES)
+@functools.cache
+def _cart_query(lock: bool) -> Select[tuple[Cart]]:
+    # Built once, the buyer a parameter (`buyer_id`): see `checkout_statements`.
+    query = select(Cart).where(Cart.buyer_id == bindparam("buyer_id")).options(_WITH_LINES)
     return query.with_for_update(of=Cart) if lock else query
 
 
 def for_buyer(buyer_id: int, *, lock: bool = False) -> Cart:
     """The buyer's cart with its lines, created on first use (call inside a transaction)."""
-    cart = db.session.scalars(_cart_query(buyer_id, lock)).unique().one_or_none()
+    cart = db.session.scalars(_cart_query(lock), {"buyer_id": buyer_id}).unique().one_or_none()
     if cart is None:
         cart = Cart(buyer_id=buyer_id)
         db.session.add(cart)
         db.session.flush()
         if lock:
-            cart = db.session.scalars(_cart_query(buyer_id, lock)).unique().one()
+            cart = db.session.scalars(_cart_query(lock), {"buyer_id": buyer_id}).unique().one()
     return cart
 
 
@@ -95,7 +98,7 @@ def for_checkout(
 
 
 def get_cart(buyer_id: int) -> Cart:
-    cart = db.session.scalars(_cart_query(buyer_id, lock=False)).unique().one_or_none()
+    cart = db.session.scalars(_cart_query(False), {"buyer_id": buyer_id}).unique().one_or_none()
     if cart is None:
         with transaction():
             cart = for_buyer(buyer_id)
@@ -105,21 +108,26 @@ def get_cart(buyer_id: int) -> Cart:
 def sellable_variant(variant_id: int) -> Variant:
     """An active variant of an active product of an approved vendor. :raises VariantUnavailable:"""
     variant = (
-        db.session.scalars(
-            select(Variant)
-            .where(Variant.id == variant_id)
-            .options(
-                joinedload(Variant.product).joinedload(Product.vendor),
-                # its cover goes into the cart's answer when the line is new
-                joinedload(Variant.product).joinedload(Product.images),
-            )
-        )
+        db.session.scalars(_sellable_variant_query(), {"variant_id": variant_id})
         .unique()
         .one_or_none()
     )
     if variant is None or not is_sellable(variant):
         raise VariantUnavailable()
     return variant
+
+
+@functools.cache
+def _sellable_variant_query() -> Select[tuple[Variant]]:
+    return (
+        select(Variant)
+        .where(Variant.id == bindparam("variant_id"))
+        .options(
+            joinedload(Variant.product).joinedload(Product.vendor),
+            # its cover goes into the cart's answer when the line is new
+            joinedload(Variant.product).joinedload(Product.images),
+        )
+    )
 
 
 def terms_seen(variant: Variant) -> dict[str, Any]:

@@ -236,13 +236,18 @@ def prune_idempotency_records(now: datetime | None = None) -> int:
     return result.rowcount
 
 
+@functools.cache
+def _key_lookup() -> Any:
+    # built once: every refused checkout (a hot SKU's losers) looks its key up
+    return select(IdempotencyRecord).where(
+        IdempotencyRecord.user_id == bindparam("buyer_id"),
+        IdempotencyRecord.key == bindparam("key"),
+    )
+
+
 def _replay(buyer_id: int, key: str, request_hash: str) -> Order | None:
     """The order placed under this key, loaded for showing. :raises IdempotencyKeyReused:"""
-    record = db.session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.user_id == buyer_id, IdempotencyRecord.key == key
-        )
-    )
+    record = db.session.scalar(_key_lookup(), {"buyer_id": buyer_id, "key": key})
     if record is None:
         return None
     if record.request_hash != request_hash:
