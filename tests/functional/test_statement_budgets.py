@@ -108,18 +108,16 @@ def test_adding_to_a_line_already_in_the_cart(api: Api, shop: dict[str, Any]) ->
     assert added.get_json()["items"][0]["quantity"] == 3
 
 
+def _checkout(api: Api, token: str, key: str) -> Any:
+    return api.post(
+        "/checkout", token, json={"shipping_address": ADDRESS}, headers={"Idempotency-Key": key}
+    )
+
+
 def test_checkout_and_the_order(api: Api, shop: dict[str, Any], webhooks: Any) -> None:
     token = shop["buyer"].token
     api.post("/cart/items", token, json={"variant_id": shop["mug_variant"]})
-    placed = _within_budget(
-        "checkout",
-        lambda: api.post(
-            "/checkout",
-            token,
-            json={"shipping_address": ADDRESS},
-            headers={"Idempotency-Key": "budget-1"},
-        ),
-    ).get_json()
+    placed = _within_budget("checkout", lambda: _checkout(api, token, "budget-1")).get_json()
     order = placed["order"]
     assert order["tax_cents"] == 363 + 87  # 7.25 % of each vendor's line, rounded half up
     assert order["total_cents"] == 6200 + 450
@@ -135,14 +133,7 @@ def test_an_out_of_stock_checkout_writes_nothing(api: Api, shop: dict[str, Any])
     with transaction():
         set_on_hand(shop["shirt_variant"], 1)  # the cart holds 2
     refused = _within_budget(
-        "out-of-stock checkout",
-        lambda: api.post(
-            "/checkout",
-            token,
-            json={"shipping_address": ADDRESS},
-            headers={"Idempotency-Key": "budget-short"},
-        ),
-        status=409,
+        "out-of-stock checkout", lambda: _checkout(api, token, "budget-short"), status=409
     ).get_json()
     assert refused["error"]["code"] == "out_of_stock"
     assert refused["error"]["details"]["variant_ids"] == [shop["shirt_variant"]]
