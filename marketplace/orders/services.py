@@ -404,7 +404,8 @@ def _place_order(
     vendors = {variant.vendor_id: variant.product.vendor for variant in variants.values()}
     for vendor_quote in priced.vendors:
         _add_vendor_order(order, vendor_quote, vendors[vendor_quote.vendor_id])
-    db.session.flush()
+    # no flush here: the vendor orders, items, reservations, history and the cart's emptying
+    # go out in one unit of work below (each flush pays the unit of work's fixed cost again)
     record_creation(order, actor=f"buyer:{buyer_id}")
     carts.clear(cart)
     if context.has_declined_order:
