@@ -259,6 +259,26 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 # --- data setup (services, in this process) --------------------------------------------------
 
 
+def wait_for_idle_worker(timeout: float = 120.0) -> float:
+    """Wait until the RQ worker has run every job the set-up queued (each buyer made queues its
+    verification email, each product its indexing), so that a load window measures the load and
+    not the worker catching up beside it. Returns the seconds waited."""
+    from rq import Queue
+    from rq.registry import StartedJobRegistry
+
+    from marketplace import jobs
+
+    started = time.monotonic()
+    connection = jobs.get_redis()
+    queues = [Queue(name, connection=connection) for name in jobs.QUEUE_NAMES]
+    while time.monotonic() - started < timeout:
+        busy = sum(q.count + StartedJobRegistry(queue=q).count for q in queues)
+        if busy == 0:
+            break
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
 def make_vendor(name: str) -> int:
     from marketplace.accounts import services as accounts
     from marketplace.accounts.models import Role

@@ -68,6 +68,7 @@ from common import (
     run_checkouts,
     run_threads,
     stock_of,
+    wait_for_idle_worker,
 )
 
 from marketplace.settlement.webhooks import HANDLED_EVENTS
@@ -628,6 +629,7 @@ def main() -> None:
             warm = make_buyers(concurrency * 2, cart)
             run_checkouts(stack.base_url, warm, concurrency, 60)
             buyers = make_buyers(budget, cart)
+            wait_for_idle_worker()
             load = run_checkouts(stack.base_url, buyers, concurrency, windows.checkout)
             created = [o for o in load.outcomes if o.status == 201]
             figures["checkout"] = len(created) / load.wall_seconds
@@ -644,6 +646,7 @@ def main() -> None:
                 make_variant(flow_vendor, f"Flow item {i}", 1500, 1_000_000) for i in range(8)
             ]
             buyers = make_buyers(int(windows.flow * 80) + 50, lambda n: [])
+            wait_for_idle_worker()
             flows = run_flows(stack, buyers, flow_variants, concurrency, windows.flow)
             figures["flow"] = len(flows.completed) / flows.wall_seconds
             wait = [s * 1000 for s in flows.webhook_to_paid]
@@ -674,6 +677,7 @@ def main() -> None:
                 word = WORDS[next_n() % len(WORDS)]
                 return get(session, f"{stack.base_url}/api/v1/products", params={"q": word})
 
+            wait_for_idle_worker()
             for name, task in (("product JSON", product), ("search", search)):
                 run_window(concurrency, windows.warmup, task)
                 load = run_window(concurrency, windows.reads, task)
@@ -686,6 +690,7 @@ def main() -> None:
         if "hot" in sections:
             hot = make_variant(make_vendor("HotVendor"), "Hot item", 2500, args.hot_units)
             buyers = make_buyers(args.hot_buyers, lambda n: [(hot, 1)])
+            wait_for_idle_worker()
             load = run_checkouts(stack.base_url, buyers, concurrency, 300)
             stock = stock_of(hot, args.hot_units)
             rows["hot SKU"] = (
