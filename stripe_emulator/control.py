@@ -258,6 +258,7 @@ def create_control_blueprint(state: EmulatorState) -> Blueprint:
                 "url": state.webhook_url,
                 "secret": state.webhook_secret,
                 "concurrency": state.dispatcher.concurrency,
+                "enabled_events": sorted(state.enabled_events or ["*"]),
                 "pending": state.dispatcher.pending,
                 "attempts": state.dispatcher.attempts(),
             },

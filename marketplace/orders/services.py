@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import Select, bindparam, delete, func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from marketplace import jobs, metrics, money
@@ -309,7 +309,7 @@ def _pricing_params(address: Address | None, buyer_id: int | None) -> dict[str, 
 
 
 @functools.cache
-def _pricing_statement(*, with_region: bool | None, with_buyer: bool) -> Any:
+def _pricing_statement(*, with_region: bool | None, with_buyer: bool) -> Select[Any]:
     return select(*_pricing_columns(with_region=with_region, with_buyer=with_buyer))
 
 
@@ -526,9 +526,7 @@ def quote_checkout(
             "Some prices changed since you added the items: update your cart to see them.",
             details=changed.details,
         ) from None
-    short = sorted(i.variant_id for i in items if i.quantity > variants[i.variant_id].available)
-    if short:
-        raise OutOfStock(details={"variant_ids": short})
+    inventory.refuse_if_short([(variants[i.variant_id], i.quantity) for i in items])
     shipping_checks.check_destination(items, variants, address.country)
     coupon = coupons.for_checkout(coupon_code, buyer_id)[1] if coupon_code else None
     return _price(items, variants, _pricing_context(address), coupon=coupon, vat_number=vat_number)
