@@ -7,6 +7,7 @@ other side effects never see uncommitted rows.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -15,10 +16,10 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, event, insert, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -133,6 +134,57 @@ def insert_unless_present(model: Any, index_elements: list[str], **values: Any) 
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(model).values(**values).on_conflict_do_nothing(index_elements=index_elements)
+
+
+M = TypeVar("M", bound=Base)
+
+
+def insert_loaded(model: type[M], rows: list[dict[str, Any]]) -> list[M]:
+    """INSERT the rows in one statement and return them, in the rows' order, as objects of the
+    session as if just loaded: a hot path's writes without the unit of work's flush (whose
+    fixed cost is paid again on every flush). A column a row leaves out gets its default."""
+    if not rows:
+        return []
+    columns = _insertable_columns(model)
+    full = [
+        {key: row[key] if key in row else default() for key, default in columns} for row in rows
+    ]
+    ids = db.session.execute(_insert_returning_ids(model), full).scalars().all()
+    loaded = []
+    for id_, values in zip(ids, full, strict=True):
+        instance = model(id=id_, **values)
+        make_transient_to_detached(instance)  # its values are what the row holds now
+        db.session.add(instance)
+        loaded.append(instance)
+    return loaded
+
+
+@functools.cache
+def _insertable_columns(model: type[Base]) -> list[tuple[str, Callable[[], Any]]]:
+    """Each column but the id, with how to make its default (Python-side `default=` or None)."""
+    columns: list[tuple[str, Callable[[], Any]]] = []
+    for prop in inspect(model).column_attrs:
+        column = prop.columns[0]
+        if column.primary_key:
+            continue
+        if prop.key != column.key:
+            raise TypeError(f"{model.__name__}.{prop.key}: attribute and column names differ")
+        default = column.default
+        if default is None:
+            columns.append((prop.key, lambda: None))
+        elif default.is_callable:
+            columns.append((prop.key, functools.partial(default.arg, None)))
+        elif default.is_scalar:
+            columns.append((prop.key, functools.partial(lambda value: value, default.arg)))
+        else:
+            raise TypeError(f"{model.__name__}.{prop.key}: a SQL default is not known here")
+    return columns
+
+
+@functools.cache
+def _insert_returning_ids(model: type[Base]) -> Any:
+    table = model.__table__
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

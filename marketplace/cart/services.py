@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, select
+from sqlalchemy import ColumnElement, Row, Select, bindparam, delete, select
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 from typing_extensions import TypedDict
 
 from marketplace.cart.models import Cart, CartItem
@@ -257,7 +258,15 @@ def take_back_lines(buyer_id: int, lines: list[tuple[int, int]]) -> None:
 
 
 def clear(cart: Cart) -> None:
-    cart.items.clear()
+    """Empty the cart in one statement, in the caller's transaction."""
+    db.session.execute(_clear_statement(), {"cart_id": cart.id})
+    set_committed_value(cart, "items", [])
+
+
+@functools.cache
+def _clear_statement() -> Any:
+    table = CartItem.__table__
+    return delete(table).where(table.c.cart_id == bindparam("cart_id"))
 
 
 def _line_image(product: Product) -> LineImageJson | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, insert, select, update
 from sqlalchemy.orm.util import identity_key
 
 from marketplace import metrics
@@ -66,7 +68,7 @@ def refuse_if_short(lines: list[tuple[Variant, int]]) -> None:
         raise OutOfStock(details={"variant_ids": short})
 
 
-def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -> list[Reservation]:
+def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -> None:
     """Hold `quantity` of each `(variant_id, quantity)` for an order, in the caller's transaction.
 
     Guarded updates in variant-id order, so concurrent checkouts never oversell and never
@@ -81,23 +83,16 @@ def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -
     # RETURNING: then every line is recorded). The index job decides; nothing here reads it.
     returning = db.session.get_bind().dialect.update_returning
     sold_out: list[int] = []
+    guarded = _guarded_hold(returning)
     for variant_id in sorted(merged):
-        quantity = merged[variant_id]
-        statement = (
-            update(Variant)
-            .where(Variant.id == variant_id, Variant.on_hand - Variant.reserved >= quantity)
-            .values(reserved=Variant.reserved + quantity)
-            .execution_options(synchronize_session=False)
-        )
+        params = {"variant_id": variant_id, "quantity": merged[variant_id]}
         if returning:
-            left = db.session.execute(
-                statement.returning(Variant.on_hand - Variant.reserved)
-            ).scalar_one_or_none()
+            left = db.session.execute(guarded, params).scalar_one_or_none()
             if left is None:
                 short.append(variant_id)
             elif left == 0:
                 sold_out.append(variant_id)
-        elif db.session.execute(statement).rowcount != 1:
+        elif db.session.execute(guarded, params).rowcount != 1:
             short.append(variant_id)
     if short:
         raise OutOfStock(details={"variant_ids": short})
@@ -106,18 +101,45 @@ def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -
         if loaded is not None:
             db.session.expire(loaded, ["reserved"])
     search_index.stock_changed(variant_ids=sold_out if returning else sorted(merged))
-    reservations = [
-        Reservation(
-            order_id=order_id,
-            variant_id=variant_id,
-            quantity=merged[variant_id],
-            expires_at=expires_at,
+    now = utcnow()
+    db.session.execute(
+        _insert_reservation(),
+        [
+            {
+                "order_id": order_id,
+                "variant_id": variant_id,
+                "quantity": merged[variant_id],
+                "status": ReservationStatus.ACTIVE,
+                "expires_at": expires_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for variant_id in sorted(merged)
+        ],
+    )
+    metrics.reservations("created", len(merged))
+
+
+@functools.cache
+def _guarded_hold(returning: bool) -> Any:
+    """The guarded UPDATE of one variant (`variant_id`, `quantity`), built once: it runs per
+    line of every checkout."""
+    table = Variant.__table__
+    quantity = bindparam("quantity", type_=Integer)
+    statement = (
+        update(table)
+        .where(
+            table.c.id == bindparam("variant_id"),
+            table.c.on_hand - table.c.reserved >= quantity,
         )
-        for variant_id in sorted(merged)
-    ]
-    db.session.add_all(reservations)
-    metrics.reservations("created", len(reservations))
-    return reservations
+        .values(reserved=table.c.reserved + quantity)
+    )
+    return statement.returning(table.c.on_hand - table.c.reserved) if returning else statement
+
+
+@functools.cache
+def _insert_reservation() -> Any:
+    return insert(Reservation.__table__)
 
 
 def _settle(

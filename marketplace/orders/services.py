@@ -14,6 +14,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Select, bindparam, delete, func, select
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from marketplace import jobs, metrics, money
 from marketplace.accounts.services import require_verified_email
@@ -23,7 +24,14 @@ from marketplace.catalog.models import Product, ProductImage, Variant, Vendor, V
 from marketplace.coupons import services as coupons
 from marketplace.coupons.models import Coupon
 from marketplace.coupons.pricing import CouponNotApplicable, CouponTerms
-from marketplace.db import db, insert_unless_present, on_commit, transaction, utcnow
+from marketplace.db import (
+    db,
+    insert_loaded,
+    insert_unless_present,
+    on_commit,
+    transaction,
+    utcnow,
+)
 from marketplace.errors import Conflict, DomainError, NotFound, ValidationFailed
 from marketplace.inventory import services as inventory
 from marketplace.inventory.services import OutOfStock
@@ -178,32 +186,58 @@ def checkout(
     vat_number = tax.check_vat_number(address.country, vat_number)
     try:
         with transaction(keep_loaded=True):
-            order = _place_order(
-                buyer_id,
-                address,
-                expected_total_cents,
-                coupon_code=coupon_code,
-                vat_number=vat_number,
-            )
-            _claim_key(buyer_id, idempotency_key, request_hash, order.id)
+            try:
+                order = _place_order(
+                    buyer_id,
+                    address,
+                    expected_total_cents,
+                    coupon_code=coupon_code,
+                    vat_number=vat_number,
+                )
+                _claim_key(buyer_id, idempotency_key, request_hash, order.id)
+            except _REPLAYABLE as no:
+                # The key is looked up only when the order could not be placed, not before
+                # every checkout: a retry finds its cart emptied by the first order (or the
+                # key taken), and a twin that waited on the cart's lock finds the order its
+                # sibling committed (each statement sees what committed before it). Looked up
+                # before this transaction rolls back, so a refusal costs no second one.
+                raise _Refused(no, _key_record(buyer_id, idempotency_key)) from no
             on_commit(_schedule_expiry, order.id, order.reservation_expires_at)
-    except (_KeyTaken, CartEmpty, OutOfStock, PriceChanged, VendorUnavailable, QuoteChanged) as no:
-        # The key is looked up only when the order could not be placed, not before every
-        # checkout: a retry finds its cart emptied by the first order (or the key taken), and
-        # a twin that waited on the cart's lock finds the order its sibling committed.
-        previous = _replay(buyer_id, idempotency_key, request_hash)
+    except _Refused as refused:
+        previous = refused.previous
         if previous is not None:
-            return CheckoutResult(previous, replayed=True)
+            if previous.request_hash != request_hash:
+                raise IdempotencyKeyReused() from None
+            return CheckoutResult(buyer_order_details(buyer_id, previous.order_id), replayed=True)
+        no = refused.reason
         if isinstance(no, _KeyTaken):
             raise IdempotencyInProgress() from None
         if isinstance(no, PriceChanged):
             _apply_new_prices(buyer_id, no.details["items"], no.details.get("vendors", []))
-        raise
+        raise no from None
     return CheckoutResult(order, replayed=False)
 
 
 class _KeyTaken(Exception):
     pass
+
+
+_REPLAYABLE = (_KeyTaken, CartEmpty, OutOfStock, PriceChanged, VendorUnavailable, QuoteChanged)
+
+
+@dataclass(frozen=True)
+class _KeyRecord:
+    order_id: int
+    request_hash: str
+
+
+class _Refused(Exception):
+    """An order not placed (`reason`), with what its Idempotency-Key had placed before."""
+
+    def __init__(self, reason: Exception, previous: _KeyRecord | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.previous = previous
 
 
 def _claim_key(buyer_id: int, key: str, request_hash: str, order_id: int) -> None:
@@ -239,20 +273,15 @@ def prune_idempotency_records(now: datetime | None = None) -> int:
 @functools.cache
 def _key_lookup() -> Any:
     # built once: every refused checkout (a hot SKU's losers) looks its key up
-    return select(IdempotencyRecord).where(
-        IdempotencyRecord.user_id == bindparam("buyer_id"),
-        IdempotencyRecord.key == bindparam("key"),
+    records = IdempotencyRecord.__table__
+    return select(records.c.order_id, records.c.request_hash).where(
+        records.c.user_id == bindparam("buyer_id"), records.c.key == bindparam("key")
     )
 
 
-def _replay(buyer_id: int, key: str, request_hash: str) -> Order | None:
-    """The order placed under this key, loaded for showing. :raises IdempotencyKeyReused:"""
-    record = db.session.scalar(_key_lookup(), {"buyer_id": buyer_id, "key": key})
-    if record is None:
-        return None
-    if record.request_hash != request_hash:
-        raise IdempotencyKeyReused()
-    return buyer_order_details(buyer_id, record.order_id)
+def _key_record(buyer_id: int, key: str) -> _KeyRecord | None:
+    row = db.session.execute(_key_lookup(), {"buyer_id": buyer_id, "key": key}).one_or_none()
+    return None if row is None else _KeyRecord(row.order_id, row.request_hash)
 
 
 @dataclass(frozen=True)
@@ -381,38 +410,42 @@ def _place_order(
     ttl = timedelta(seconds=current_app.config["RESERVATION_TTL_SECONDS"])
     expires_at = utcnow() + ttl
 
-    order = Order(
-        buyer_id=buyer_id,
-        status=OrderStatus.PENDING_PAYMENT,
-        currency=priced.currency,
-        subtotal_cents=priced.subtotal_cents,
-        discount_cents=priced.discount_cents,
-        shipping_cents=priced.shipping_cents,
-        tax_cents=priced.tax_cents,
-        total_cents=priced.total_cents,
-        shipping_address=asdict(address),
-        reservation_expires_at=expires_at,
-        vendor_orders=[],
-        request_id=current_request_id(),
-        vat_number=priced.vat_number,
-        reverse_charge=priced.reverse_charge,
-        prices_include_tax=priced.prices_include_tax,
+    # The rows go out as INSERT … RETURNING statements and come back as the session's loaded
+    # objects, the answer read from them: no unit of work to sort and flush on the hot path.
+    now = utcnow()
+    [order] = insert_loaded(
+        Order,
+        [
+            {
+                "buyer_id": buyer_id,
+                "status": OrderStatus.PENDING_PAYMENT,
+                "currency": priced.currency,
+                "subtotal_cents": priced.subtotal_cents,
+                "discount_cents": priced.discount_cents,
+                "shipping_cents": priced.shipping_cents,
+                "tax_cents": priced.tax_cents,
+                "total_cents": priced.total_cents,
+                "shipping_address": asdict(address),
+                "reservation_expires_at": expires_at,
+                "request_id": current_request_id(),
+                "vat_number": priced.vat_number,
+                "reverse_charge": priced.reverse_charge,
+                "prices_include_tax": priced.prices_include_tax,
+                "coupon_code": coupon[0].code if coupon else None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
     )
-    db.session.add(order)
-    db.session.flush()
     inventory.reserve(order.id, [(i.variant_id, i.quantity) for i in items], expires_at)
     vendors = {variant.vendor_id: variant.product.vendor for variant in variants.values()}
-    for vendor_quote in priced.vendors:
-        _add_vendor_order(order, vendor_quote, vendors[vendor_quote.vendor_id])
-    # no flush here: the vendor orders, items, reservations, history and the cart's emptying
-    # go out in one unit of work below (each flush pays the unit of work's fixed cost again)
+    _add_vendor_orders(order, priced.vendors, vendors, now)
     record_creation(order, actor=f"buyer:{buyer_id}")
     carts.clear(cart)
     if context.has_declined_order:
         _abandon_declined(buyer_id, actor=f"buyer:{buyer_id}")
     if coupon is not None:
         coupons.redeem(coupon[0], order)
-    db.session.flush()
     return order
 
 
@@ -639,40 +672,63 @@ def _validate_lines(items: list[CartItem], variants: dict[int, Variant]) -> None
         raise PriceChanged(details=details)
 
 
-def _add_vendor_order(order: Order, priced: VendorQuote, vendor: Vendor) -> VendorOrder:
-    vendor_order = VendorOrder(
-        order=order,
-        vendor=vendor,
-        status=VendorOrderStatus.PENDING_PAYMENT,
-        subtotal_cents=priced.subtotal_cents,
-        shipping_cents=priced.shipping_cents,
-        discount_cents=priced.discount_cents,
-        tax_cents=priced.tax_cents,
-        shipping_tax_cents=priced.shipping_tax_cents,
-        total_cents=priced.total_cents,
-        platform_fee_cents=priced.platform_fee_cents,
-        vendor_earnings_cents=priced.vendor_earnings_cents,
-        history=[],
-        items=[
-            OrderItem(
-                order_id=order.id,
-                variant_id=line.variant_id,
-                product_id=line.product_id,
-                sku=line.sku,
-                title=line.title,
-                quantity=line.quantity,
-                unit_price_cents=line.unit_price_cents,
-                line_total_cents=line.line_total_cents,
-                tax_cents=line.tax_cents,
-                commission_bps=line.commission_bps,
-                platform_fee_cents=line.platform_fee_cents,
-                discount_cents=line.discount_cents,
-            )
+def _add_vendor_orders(
+    order: Order, quotes: list[VendorQuote], vendors: dict[int, Vendor], now: datetime
+) -> None:
+    """The order's VendorOrders and their items, two statements for any number of vendors,
+    kept on the order (and each on its vendor) for the answer."""
+    vendor_orders = insert_loaded(
+        VendorOrder,
+        [
+            {
+                "order_id": order.id,
+                "vendor_id": priced.vendor_id,
+                "status": VendorOrderStatus.PENDING_PAYMENT,
+                "subtotal_cents": priced.subtotal_cents,
+                "shipping_cents": priced.shipping_cents,
+                "discount_cents": priced.discount_cents,
+                "tax_cents": priced.tax_cents,
+                "shipping_tax_cents": priced.shipping_tax_cents,
+                "total_cents": priced.total_cents,
+                "platform_fee_cents": priced.platform_fee_cents,
+                "vendor_earnings_cents": priced.vendor_earnings_cents,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for priced in quotes
+        ],
+    )
+    items = insert_loaded(
+        OrderItem,
+        [
+            {
+                "order_id": order.id,
+                "vendor_order_id": vendor_order.id,
+                "variant_id": line.variant_id,
+                "product_id": line.product_id,
+                "sku": line.sku,
+                "title": line.title,
+                "quantity": line.quantity,
+                "unit_price_cents": line.unit_price_cents,
+                "line_total_cents": line.line_total_cents,
+                "tax_cents": line.tax_cents,
+                "commission_bps": line.commission_bps,
+                "platform_fee_cents": line.platform_fee_cents,
+                "refunded_quantity": 0,
+                "discount_cents": line.discount_cents,
+            }
+            for vendor_order, priced in zip(vendor_orders, quotes, strict=True)
             for line in priced.lines
         ],
     )
-    db.session.add(vendor_order)
-    return vendor_order
+    lines_of: dict[int, list[OrderItem]] = {vo.id: [] for vo in vendor_orders}
+    for item in items:
+        lines_of[item.vendor_order_id].append(item)
+    for vendor_order in vendor_orders:
+        set_committed_value(vendor_order, "order", order)
+        set_committed_value(vendor_order, "vendor", vendors[vendor_order.vendor_id])
+        set_committed_value(vendor_order, "items", lines_of[vendor_order.id])
+    set_committed_value(order, "vendor_orders", vendor_orders)
 
 
 def _apply_new_prices(

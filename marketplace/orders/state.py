@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm.attributes import set_committed_value
 
-from marketplace.db import db
+from marketplace.db import db, insert_loaded, utcnow
 from marketplace.errors import Conflict
 from marketplace.orders.models import (
     Order,
@@ -146,20 +146,27 @@ def reopen_after_expiry(order: Order, *, actor: str) -> None:
 
 
 def record_creation(order: Order, *, actor: str) -> None:
-    """History rows for a new order and its VendorOrders (from nothing to pending_payment),
-    also kept on the objects so the new order can be shown without reading them back."""
-    created = OrderHistory(
-        order_id=order.id, from_status=None, to_status=order.status.value, actor=actor
+    """History rows for a new order and its VendorOrders (from nothing to pending_payment), in
+    one statement, also kept on the objects so the new order can be shown without reading them
+    back."""
+    parts = list(order.vendor_orders)
+    now = utcnow()
+    rows = insert_loaded(
+        OrderHistory,
+        [
+            {
+                "order_id": order.id,
+                "vendor_order_id": part.id if part is not None else None,
+                "from_status": None,
+                "to_status": (part or order).status.value,
+                "actor": actor,
+                "reason": None,
+                "created_at": now,
+            }
+            for part in [None, *parts]
+        ],
     )
-    db.session.add(created)
-    set_committed_value(order, "history", [created])
-    for vendor_order in order.vendor_orders:
-        db.session.add(
-            OrderHistory(
-                order_id=order.id,
-                vendor_order=vendor_order,
-                from_status=None,
-                to_status=vendor_order.status.value,
-                actor=actor,
-            )
-        )
+    set_committed_value(order, "history", rows[:1])
+    for part, row in zip(parts, rows[1:], strict=True):
+        set_committed_value(part, "history", [row])
+        set_committed_value(row, "vendor_order", part)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from marketplace import metrics
@@ -60,22 +61,36 @@ def _record_intent(order: Order, intent: dict[str, Any]) -> None:
     order stays loaded (a checkout answers from it)."""
     with transaction(keep_loaded=True):
         claimed = db.session.execute(
-            update(Order)
-            .where(Order.id == order.id, Order.payment_intent_id.is_(None))
-            .values(payment_intent_id=intent["id"])
-            .execution_options(synchronize_session=False)
+            _claim_intent(), {"order_id": order.id, "payment_intent_id": intent["id"]}
         )
         if claimed.rowcount == 1:
-            db.session.add(
-                Payment(
-                    order_id=order.id,
-                    payment_intent_id=intent["id"],
-                    status=PaymentStatus.REQUIRES_PAYMENT,
-                    currency=order.currency,
-                    amount_cents=order.total_cents,
-                )
+            db.session.execute(
+                _insert_payment(),
+                {
+                    "order_id": order.id,
+                    "payment_intent_id": intent["id"],
+                    "status": PaymentStatus.REQUIRES_PAYMENT,
+                    "currency": order.currency,
+                    "amount_cents": order.total_cents,
+                },
             )
     if claimed.rowcount == 1:
         set_committed_value(order, "payment_intent_id", intent["id"])
     else:
         db.session.refresh(order, ["payment_intent_id"])
+
+
+@functools.cache
+def _claim_intent() -> Any:
+    # built once, and Core rather than ORM statements: every checkout runs both
+    orders = Order.__table__
+    return (
+        update(orders)
+        .where(orders.c.id == bindparam("order_id"), orders.c.payment_intent_id.is_(None))
+        .values(payment_intent_id=bindparam("payment_intent_id"))
+    )
+
+
+@functools.cache
+def _insert_payment() -> Any:
+    return insert(Payment.__table__)
