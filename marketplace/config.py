@@ -109,6 +109,7 @@ def load_config(instance_path: str) -> dict[str, Any]:
         # Logs: "json" (one object a line), "text", or "off" (leave logging alone).
         "LOG_FORMAT": env.get("LOG_FORMAT", "json"),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "STRIPE_LOG_LEVEL": env.get("STRIPE_LOG_LEVEL", "WARNING"),
         "SENTRY_DSN": env.get("SENTRY_DSN", ""),
         "SENTRY_ENVIRONMENT": env.get("SENTRY_ENVIRONMENT", ""),
         "SENTRY_TRACES_SAMPLE_RATE": env.get("SENTRY_TRACES_SAMPLE_RATE", "0"),

@@ -6,7 +6,8 @@ starts: RQ jobs carry it in their meta, outbox rows in a column, the order keeps
 checkout's id, and Stripe objects get it in their metadata, so one order can be followed from
 checkout to transfer in the logs and in Stripe's dashboard.
 
-Logs: `LOG_FORMAT=json` (default) or `text`, level `LOG_LEVEL` (default INFO). Optional Sentry
+Logs: `LOG_FORMAT=json` (default) or `text`, level `LOG_LEVEL` (default INFO; the Stripe SDK's
+own lines `STRIPE_LOG_LEVEL`, default WARNING). Optional Sentry
 when `SENTRY_DSN` is set and sentry-sdk is installed (`pip install '.[sentry]'`).
 """
 
@@ -109,6 +110,10 @@ def configure_logging(app: Flask) -> None:
     fmt = str(app.config.get("LOG_FORMAT") or "json").lower()
     if fmt == "off":
         return
+    # The SDK logs two INFO lines per Stripe call, which the request's own line and Stripe's
+    # request log already tell: left out unless asked for (STRIPE_LOG_LEVEL=INFO).
+    stripe_level = str(app.config.get("STRIPE_LOG_LEVEL") or "WARNING").upper()
+    logging.getLogger("stripe").setLevel(stripe_level)
     root = logging.getLogger()
     if any(getattr(h, _HANDLER_MARK, False) for h in root.handlers):
         return

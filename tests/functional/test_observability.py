@@ -302,3 +302,17 @@ def test_a_queued_job_carries_the_request_id_into_the_worker(app: Flask) -> None
         worker.work(burst=True)
         job.refresh()
         assert job.return_value() == "queued-rid-3"
+
+
+def test_the_stripe_sdks_own_lines_are_left_out_unless_asked_for(app: Flask) -> None:
+    stripe_log = logging.getLogger("stripe")
+    try:
+        configure_logging(app)
+        assert not stripe_log.isEnabledFor(logging.INFO)
+        assert stripe_log.isEnabledFor(logging.WARNING)
+        app.config["STRIPE_LOG_LEVEL"] = "INFO"
+        configure_logging(app)
+        assert stripe_log.isEnabledFor(logging.INFO)
+    finally:
+        app.config["STRIPE_LOG_LEVEL"] = "WARNING"
+        configure_logging(app)
