@@ -84,6 +84,7 @@ def test_forged_webhooks_are_rejected_and_change_nothing(api, client, emulator, 
         "garbage header": post_event(client, raw, signature="t=now,v1=deadbeef"),
         "stale timestamp": post_event(client, raw, timestamp=int(time.time()) - 301),
         "not json": post_event(client, b"{not json", signature=sign_payload(b"{not json", secret)),
+        "not an event": post_event(client, b"[1, 2]", signature=sign_payload(b"[1, 2]", secret)),
     }
     for name, response in attempts.items():
         assert response.status_code == 400, name
