@@ -6,11 +6,12 @@ An event never moves a step backwards (a captured payment stays captured whateve
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 from marketplace import metrics
 from marketplace.db import db, insert_unless_present, transaction, utcnow
@@ -100,13 +101,25 @@ def _apply_authorized_charge(charge: dict[str, Any]) -> str:
     capture_before = card.get("capture_before")
     if charge.get("captured") or not isinstance(capture_before, int):
         return "ignored"
-    payment = db.session.scalar(
-        select(Payment).where(Payment.payment_intent_id == charge.get("payment_intent"))
+    kept = db.session.execute(
+        _keep_capture_deadline(),
+        {
+            "intent_id": charge.get("payment_intent"),
+            "deadline": datetime.fromtimestamp(capture_before, UTC),
+        },
     )
-    if payment is None:
-        return "unknown_payment"
-    payment.capture_before = datetime.fromtimestamp(capture_before, UTC)
-    return "capture_deadline"
+    return "capture_deadline" if kept.rowcount == 1 else "unknown_payment"
+
+
+@functools.cache
+def _keep_capture_deadline() -> Any:
+    # one statement, built once: every authorized payment's charge.succeeded runs it
+    payments = Payment.__table__
+    return (
+        update(payments)
+        .where(payments.c.payment_intent_id == bindparam("intent_id"))
+        .values(capture_before=bindparam("deadline"))
+    )
 
 
 def _apply_payment_intent(event_type: str, intent: dict[str, Any], happened_at: datetime) -> str:
