@@ -9,6 +9,7 @@ selector, not in a thread: a fixed pool of `threads` workers serves any number o
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import threading
 import time
@@ -44,6 +45,16 @@ class _Server(wsgi.Server):
 
     def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
         logger.log(level, "%s", msg, exc_info=traceback)
+
+    @staticmethod
+    def bind_socket(socket_: socket.socket, bind_addr: Any) -> socket.socket:
+        """Bind; a socket that cannot be bound (port in use) is closed, not left to the GC."""
+        try:
+            socket_.bind(bind_addr)
+        except OSError:
+            socket_.close()
+            raise
+        return socket_
 
 
 class _AccessLog:
