@@ -15,7 +15,7 @@ from types import FrameType
 
 from stripe_emulator.control import parse_enabled_events
 from stripe_emulator.errors import StripeError
-from stripe_emulator.server import EmulatorServer
+from stripe_emulator.server import DEFAULT_THREADS, EmulatorServer
 from stripe_emulator.webhooks import DEFAULT_CONCURRENCY
 
 
@@ -48,6 +48,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="comma-separated event types delivered to the webhook URL, as a Stripe webhook "
         "endpoint's enabled_events (default: $STRIPE_WEBHOOK_EVENTS, else * = all)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"requests handled at once ({DEFAULT_THREADS}; idle keep-alive connections take none)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no access log")
     parser.add_argument(
         "--state-file",
@@ -66,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         webhook_secret=args.webhook_secret,
         quiet=args.quiet,
         state_file=args.state_file,
+        threads=max(1, args.threads),
     )
     server.state.dispatcher.resize(max(1, args.webhook_concurrency))
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,15 +26,19 @@ class Endpoint:
     arrivals and the most requests it ever held at once.
     """
 
-    def __init__(self, behaviour: Callable[[str, int], int]) -> None:
+    def __init__(self, behaviour: Callable[[str, int], int], *, keep_alive: bool = False) -> None:
         self.behaviour = behaviour
         self.arrivals: list[tuple[str, bytes, str]] = []  # (event id, body, signature)
+        self.peers: list[int] = []  # the client port of each arrival
         self.in_flight = 0
         self.max_in_flight = 0
         self.cond = threading.Condition()
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
+            # HTTP/1.1 keeps the connection open after each answer; HTTP/1.0 closes it.
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 event = stripe.Webhook.construct_event(
@@ -42,6 +47,7 @@ class Endpoint:
                 with endpoint.cond:
                     attempt = 1 + sum(1 for a in endpoint.arrivals if a[0] == event.id)
                     endpoint.arrivals.append((event.id, body, self.headers["Stripe-Signature"]))
+                    endpoint.peers.append(self.client_address[1])
                     endpoint.in_flight += 1
                     endpoint.max_in_flight = max(endpoint.max_in_flight, endpoint.in_flight)
                     endpoint.cond.notify_all()
@@ -234,6 +240,55 @@ def test_events_of_real_api_calls_are_delivered_concurrently_and_signed(
     finally:
         server.webhook_url = None
         endpoint.close()
+
+
+def test_a_delivery_thread_keeps_its_connection_to_the_endpoint_alive() -> None:
+    endpoint = Endpoint(
+        lambda event_id, attempt: 500 if event_id == "evt_flaky" and attempt == 1 else 200,
+        keep_alive=True,
+    )
+    dispatcher = _dispatcher(endpoint, concurrency=1)
+    try:
+        for event_id in ["evt_0", "evt_flaky", "evt_1", "evt_2"]:
+            dispatcher.enqueue(event_id)
+        assert dispatcher.flush(WAIT)
+        assert sorted(endpoint.ids()) == ["evt_0", "evt_1", "evt_2", "evt_flaky", "evt_flaky"]
+        # Five POSTs, the failed one and its retry included, over one TCP connection.
+        assert len(endpoint.peers) == 5 and len(set(endpoint.peers)) == 1, endpoint.peers
+        flaky = [
+            (a["attempt"], a["status"], a["error"], a["delivered"])
+            for a in dispatcher.attempts()
+            if a["event_id"] == "evt_flaky"
+        ]
+        assert flaky == [(1, 500, "HTTP 500", False), (2, 200, None, True)]
+    finally:
+        dispatcher.close()
+        endpoint.close()
+
+
+def test_an_unreachable_endpoint_is_a_logged_failed_attempt() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/webhooks/stripe"
+    dispatcher = WebhookDispatcher(
+        lambda event_id: {"id": event_id, "object": "event", "type": "test.event"},
+        backoff=(0.01,),
+        max_attempts=2,
+        timeout=WAIT,
+    )
+    dispatcher.url = closed
+    dispatcher.secret = SECRET
+    try:
+        dispatcher.enqueue("evt_nowhere")
+        assert dispatcher.flush(WAIT)
+        attempts = dispatcher.attempts()
+        assert [(a["attempt"], a["status"], a["delivered"]) for a in attempts] == [
+            (1, None, False),
+            (2, None, False),
+        ]
+        assert all("Connection refused" in a["error"] for a in attempts), attempts
+    finally:
+        dispatcher.close()
 
 
 def test_pool_size_is_configurable_and_bad_sizes_change_nothing(emu: Emulator) -> None:
