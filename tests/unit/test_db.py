@@ -132,3 +132,40 @@ def test_depth_is_reset_after_errors(app):
         raise KeyError
     with pytest.raises(RuntimeError):
         on_commit(print)  # depth back at 0
+
+
+def test_insert_loaded_returns_the_rows_as_loaded_objects_with_their_defaults(app):
+    """One INSERT for the rows; the objects are the session's, complete (a column left out gets
+    its default, callable or not), with nothing left for a flush and nothing read back."""
+    from marketplace.coupons.models import Coupon, CouponKind, CouponScope
+    from marketplace.db import insert_loaded
+    from tests.helpers import statements_sent
+
+    with transaction():
+        with statements_sent() as sent:
+            first, second = insert_loaded(
+                Coupon,
+                [
+                    {"code": "TEN", "kind": CouponKind.PERCENT, "percent_bps": 1000},
+                    {"code": "FIVE", "kind": CouponKind.FIXED, "amount_cents": 500},
+                ],
+            )
+            values = [
+                (c.code, c.kind, c.percent_bps, c.amount_cents, c.uses_count, c.scope)
+                for c in (first, second)
+            ]
+            assert first.scope_ids == [] and first.scope_ids is not second.scope_ids
+            assert first.active is True and first.created_at is not None
+            assert first.id < second.id
+        assert len(sent) == 1, sent
+        assert values == [
+            ("TEN", CouponKind.PERCENT, 1000, None, 0, CouponScope.CART),
+            ("FIVE", CouponKind.FIXED, None, 500, 0, CouponScope.CART),
+        ]
+        assert db.session.get(Coupon, first.id) is first
+        assert not (db.session.new or db.session.dirty)
+    db.session.expire_all()
+    stored = db.session.scalars(select(Coupon.code).order_by(Coupon.id)).all()
+    assert stored == ["TEN", "FIVE"]
+    assert db.session.get(Coupon, second.id).amount_cents == 500
+    db.session.rollback()
