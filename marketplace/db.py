@@ -170,6 +170,9 @@ def _insertable_columns(model: type[Base]) -> list[tuple[str, Callable[[], Any]]
         if prop.key != column.key:
             raise TypeError(f"{model.__name__}.{prop.key}: attribute and column names differ")
         default = column.default
+        if default is None and column.server_default is not None:
+            # a NULL sent for it would override the server's default, not get it
+            raise TypeError(f"{model.__name__}.{prop.key}: only the server knows its default")
         if default is None:
             columns.append((prop.key, lambda: None))
         elif default.is_callable:
