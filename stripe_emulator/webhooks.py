@@ -240,7 +240,10 @@ class WebhookDispatcher:
         error: str | None = None
         try:
             # The answer is read whole (not streamed): the connection goes back for the next.
-            response = self._session().post(url, data=body, headers=headers, timeout=self.timeout)
+            # Like Stripe, a redirect is not followed: it is a failed attempt.
+            response = self._session().post(
+                url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
             status = response.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}"

@@ -58,6 +58,8 @@ class Endpoint:
                         endpoint.in_flight -= 1
                         endpoint.cond.notify_all()
                 self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", self.path)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -261,6 +263,21 @@ def test_a_delivery_thread_keeps_its_connection_to_the_endpoint_alive() -> None:
             if a["event_id"] == "evt_flaky"
         ]
         assert flaky == [(1, 500, "HTTP 500", False), (2, 200, None, True)]
+    finally:
+        dispatcher.close()
+        endpoint.close()
+
+
+def test_a_redirect_is_a_failed_attempt_not_followed() -> None:
+    """As at Stripe: an endpoint answering 3xx has not received the event; it is retried."""
+    endpoint = Endpoint(lambda event_id, attempt: 307 if attempt == 1 else 200, keep_alive=True)
+    dispatcher = _dispatcher(endpoint, concurrency=1)
+    try:
+        dispatcher.enqueue("evt_moved")
+        assert dispatcher.flush(WAIT)
+        attempts = [(a["attempt"], a["status"], a["delivered"]) for a in dispatcher.attempts()]
+        assert attempts == [(1, 307, False), (2, 200, True)]
+        assert endpoint.ids() == ["evt_moved", "evt_moved"]
     finally:
         dispatcher.close()
         endpoint.close()
