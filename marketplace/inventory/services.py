@@ -72,11 +72,29 @@ def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -
     """Hold `quantity` of each `(variant_id, quantity)` for an order, in the caller's transaction.
 
     Guarded updates in variant-id order, so concurrent checkouts never oversell and never
-    deadlock on each other's rows.
+    deadlock on each other's rows. They come after the reservation rows: a caller that reserves
+    last holds the variants' row locks for no more than its commit.
 
-    :raises OutOfStock: with `details.variant_ids`; the caller's transaction must roll back.
+    :raises OutOfStock: with `details.variant_ids`; the caller's transaction (or savepoint)
+        must roll back, reservation rows with it.
     """
     merged = _merged(lines)
+    now = utcnow()
+    db.session.execute(
+        _insert_reservation(),
+        [
+            {
+                "order_id": order_id,
+                "variant_id": variant_id,
+                "quantity": merged[variant_id],
+                "status": ReservationStatus.ACTIVE,
+                "expires_at": expires_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for variant_id in sorted(merged)
+        ],
+    )
     short: list[int] = []
     # Only a variant left with nothing available can take its product out of stock in the
     # search index; RETURNING says which, without a query per line (SQLite before 3.35 has no
@@ -101,22 +119,6 @@ def reserve(order_id: int, lines: list[tuple[int, int]], expires_at: datetime) -
         if loaded is not None:
             db.session.expire(loaded, ["reserved"])
     search_index.stock_changed(variant_ids=sold_out if returning else sorted(merged))
-    now = utcnow()
-    db.session.execute(
-        _insert_reservation(),
-        [
-            {
-                "order_id": order_id,
-                "variant_id": variant_id,
-                "quantity": merged[variant_id],
-                "status": ReservationStatus.ACTIVE,
-                "expires_at": expires_at,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for variant_id in sorted(merged)
-        ],
-    )
     metrics.reservations("created", len(merged))
 
 

@@ -191,10 +191,10 @@ def checkout(
                     buyer_id,
                     address,
                     expected_total_cents,
+                    (idempotency_key, request_hash),
                     coupon_code=coupon_code,
                     vat_number=vat_number,
                 )
-                _claim_key(buyer_id, idempotency_key, request_hash, order.id)
             except _REPLAYABLE as no:
                 # The key is looked up only when the order could not be placed, not before
                 # every checkout: a retry finds its cart emptied by the first order (or the
@@ -241,8 +241,8 @@ class _Refused(Exception):
 
 
 def _claim_key(buyer_id: int, key: str, request_hash: str, order_id: int) -> None:
-    """Record the key with the order it placed, last: when the same key was committed first
-    (a retry, a twin), the insert does nothing and the whole order is rolled back.
+    """Record the key with the order it placed: when the same key was committed first (a
+    retry, a twin), the insert does nothing and the whole order is rolled back.
 
     :raises _KeyTaken:
     """
@@ -370,6 +370,7 @@ def _place_order(
     buyer_id: int,
     address: Address,
     expected_total_cents: int | None,
+    idempotency: tuple[str, str],
     *,
     coupon_code: str | None = None,
     vat_number: str | None = None,
@@ -437,7 +438,6 @@ def _place_order(
             }
         ],
     )
-    inventory.reserve(order.id, [(i.variant_id, i.quantity) for i in items], expires_at)
     vendors = {variant.vendor_id: variant.product.vendor for variant in variants.values()}
     _add_vendor_orders(order, priced.vendors, vendors, now)
     record_creation(order, actor=f"buyer:{buyer_id}")
@@ -446,6 +446,14 @@ def _place_order(
         _abandon_declined(buyer_id, actor=f"buyer:{buyer_id}")
     if coupon is not None:
         coupons.redeem(coupon[0], order)
+    _claim_key(buyer_id, *idempotency, order.id)
+    # Last: the stock rows stay locked from their guarded UPDATEs until the commit, and every
+    # checkout of the same SKU waits for them (a hot SKU's 100 winners queue on one row).
+    try:
+        inventory.reserve(order.id, [(i.variant_id, i.quantity) for i in items], expires_at)
+    except OutOfStock as short:
+        # The key was just claimed, by this order: nothing was placed with it before.
+        raise _Refused(short, previous=None) from short
     return order
 
 
