@@ -14,12 +14,12 @@ from typing import Any
 
 from flask import render_template
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from marketplace.accounts import guests, passwords, verification
 from marketplace.accounts.models import PasswordReset, Role, User
 from marketplace.catalog.models import Variant, Vendor
-from marketplace.db import db, transaction, utcnow
+from marketplace.db import db, insert_unless_present, transaction, utcnow
 from marketplace.inventory import services as inventory
 from marketplace.links import absolute, external_url
 from marketplace.money import shop_money
@@ -51,21 +51,35 @@ class Message:
 
 
 def deliver(message: Message) -> bool:
-    """Record the in-app notification and send the email, each at most once per key."""
-    with transaction():
-        exists = db.session.scalar(select(Notification.id).where(Notification.key == message.key))
-        if exists is None:
-            db.session.add(
-                Notification(
-                    user_id=message.user.id,
-                    key=message.key,
-                    kind=message.kind,
-                    title=message.title,
-                    body="\n".join(message.lines),
-                    link=message.link,
-                )
+    """Record the in-app notification and send the email, each at most once per key.
+
+    The notification and the email's claim go in one transaction, and what the caller loaded
+    stays loaded across this function's commits: a job sending several messages about one
+    order used to read the order back after each of them.
+    """
+    with transaction(keep_loaded=True):
+        db.session.execute(
+            insert_unless_present(
+                Notification,
+                ["key"],
+                user_id=message.user.id,
+                key=message.key,
+                kind=message.kind,
+                title=message.title,
+                body="\n".join(message.lines),
+                link=message.link,
             )
-    if not _claim_email(message):
+        )
+        claimed = db.session.execute(
+            insert_unless_present(
+                SentEmail,
+                ["key"],
+                key=message.key,
+                to_address=message.user.email,
+                subject=message.title,
+            ).returning(SentEmail.id)
+        ).scalar_one_or_none()
+    if claimed is None and not _reclaim_email(message.key):
         if _email_sent(message.key):
             return False
         # Another attempt holds a recent claim and has not sent yet (it may still be sending,
@@ -89,35 +103,28 @@ def deliver(message: Message) -> bool:
     try:
         mail.send(email, message.key)
     except Exception:
-        with transaction():  # let a retry claim it again
+        with transaction(keep_loaded=True):  # let a retry claim it again
             db.session.execute(
                 update(SentEmail)
                 .where(SentEmail.key == message.key, SentEmail.sent_at.is_(None))
                 .values(claimed_at=utcnow() - RECLAIM_AFTER)
             )
         raise
-    with transaction():
+    with transaction(keep_loaded=True):
         db.session.execute(
             update(SentEmail).where(SentEmail.key == message.key).values(sent_at=utcnow())
         )
     return True
 
 
-def _claim_email(message: Message) -> bool:
-    try:
-        with transaction():
-            db.session.add(
-                SentEmail(key=message.key, to_address=message.user.email, subject=message.title)
-            )
-        return True
-    except IntegrityError:
-        db.session.rollback()
+def _reclaim_email(key: str) -> bool:
+    """Take over a claim older than RECLAIM_AFTER whose email was never marked sent."""
     stale = utcnow() - RECLAIM_AFTER
-    with transaction():
+    with transaction(keep_loaded=True):
         reclaimed = db.session.execute(
             update(SentEmail)
             .where(
-                SentEmail.key == message.key,
+                SentEmail.key == key,
                 SentEmail.sent_at.is_(None),
                 SentEmail.claimed_at <= stale,
             )
@@ -142,6 +149,10 @@ def _item_view(item: OrderItem) -> dict[str, Any]:
 
 def _vendor_user(vendor_id: int) -> User:
     return db.session.get(Vendor, vendor_id).user
+
+
+def _by_id(item: OrderItem) -> int:
+    return item.id
 
 
 def _money(cents: int, order: Order) -> str:
@@ -217,10 +228,19 @@ def order_paid(order_id: int) -> None:
     """Confirmation to the buyer; each vendor hears of the new order with only its lines, and
     of each variant it sold that is now low on stock.
 
-    The low-stock check is one query here, not a job per line of every paid order: those jobs
-    were half the worker's load, nearly all of them finding nothing low.
+    The low-stock check is one query here, not a job per line of every paid order (nearly all
+    of which found nothing low). The order comes with its parts and items in one statement.
     """
-    order = db.session.get(Order, order_id)
+    order = (
+        db.session.scalars(
+            select(Order)
+            .where(Order.id == order_id)
+            .options(joinedload(Order.vendor_orders).joinedload(VendorOrder.items))
+        )
+        .unique()
+        .one()
+    )
+    items = sorted((item for vo in order.vendor_orders for item in vo.items), key=_by_id)
     buyer = db.session.get(User, order.buyer_id)
     lines = [
         f"We received your payment of {_money(order.total_cents, order)}.",
@@ -256,7 +276,7 @@ def order_paid(order_id: int) -> None:
             kind="order_confirmed",
             title=f"Order #{order.id} confirmed",
             lines=lines,
-            items=list(order.items),
+            items=items,
             link=f"/orders/{order.id}",
             currency=order.currency,
             email_link=receipt_link,
@@ -280,7 +300,7 @@ def order_paid(order_id: int) -> None:
                 currency=order.currency,
             )
         )
-    for variant_id in inventory.low_on_stock([item.variant_id for item in order.items]):
+    for variant_id in inventory.low_on_stock([item.variant_id for item in items]):
         low_stock(variant_id)
 
 
