@@ -102,18 +102,15 @@ def transaction(*, keep_loaded: bool = False) -> Iterator[Any]:
     token = None
     if depth == 0 and session.get_bind().dialect.name == "sqlite":
         if session.in_transaction() and not (session.new or session.dirty or session.deleted):
-            session.commit()  # end a read snapshot so the block begins with the write lock
+            # end a read snapshot so the block begins with the write lock (what it read stays
+            # loaded with `keep_loaded`, as across the block's own commit)
+            _commit(session, keep_loaded=keep_loaded)
         token = _write_intent.set(True)
     session.info[_DEPTH] = depth + 1
     try:
         yield session
         if depth == 0:
-            expire_on_commit = session.expire_on_commit
-            session.expire_on_commit = expire_on_commit and not keep_loaded
-            try:
-                session.commit()
-            finally:
-                session.expire_on_commit = expire_on_commit
+            _commit(session, keep_loaded=keep_loaded)
     except BaseException:
         if depth == 0:
             session.rollback()
@@ -126,6 +123,15 @@ def transaction(*, keep_loaded: bool = False) -> Iterator[Any]:
     if depth == 0:
         for hook, args, kwargs in session.info.pop(_HOOKS, []):
             hook(*args, **kwargs)
+
+
+def _commit(session: Any, *, keep_loaded: bool) -> None:
+    expire_on_commit = session.expire_on_commit
+    session.expire_on_commit = expire_on_commit and not keep_loaded
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire_on_commit
 
 
 def insert_unless_present(model: Any, index_elements: list[str], **values: Any) -> Any:

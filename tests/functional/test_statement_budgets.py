@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from marketplace.accounts import services as accounts
+from marketplace.accounts.models import ApiToken
 from marketplace.catalog.models import Variant
-from marketplace.db import db, transaction
+from marketplace.db import db, transaction, utcnow
 from marketplace.images import services as images
 from marketplace.inventory.services import set_on_hand
 from marketplace.orders.commission import set_category_bps
@@ -150,3 +152,24 @@ def test_product_and_search(api: Api, shop: dict[str, Any], runner: Any) -> None
     found = _within_budget("search", lambda: api.get("/products?q=product")).get_json()
     assert {p["id"] for p in found["items"]} == {shop["shirt"], shop["mug"]}
     assert sorted(len(p["images"]) for p in found["items"]) == [1, 2]
+
+
+def test_a_tokens_first_use_is_noted_without_reading_its_user_again(api: Api) -> None:
+    """The first request with a token writes its last use (one UPDATE, its own commit); the
+    user it read with the token is still the request's, not read back after that commit."""
+    buyer = make_buyer()
+    with transaction():  # its last use is as old as the resolution at which uses are noted
+        db.session.execute(
+            update(ApiToken).values(last_used_at=utcnow() - accounts.TOKEN_USE_RESOLUTION)
+        )
+    db.session.remove()
+    with statements_sent() as sent:
+        response = api.get("/notifications", buyer.token)
+    assert response.status_code == 200, response.get_json()
+    touches = [s for s in sent.sql if s.startswith("UPDATE api_tokens SET last_used_at")]
+    assert len(touches) == 1, sent
+    assert len([s for s in sent.sql if s.startswith("SELECT api_tokens.")]) == 1, sent
+    assert not [s for s in sent.sql if s.startswith("SELECT users.")], sent  # not read back
+    with statements_sent() as again:
+        assert api.get("/notifications", buyer.token).status_code == 200
+    assert not [s for s in again.sql if s.startswith("UPDATE api_tokens")], again
