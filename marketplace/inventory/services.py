@@ -265,26 +265,6 @@ def held_units_column(order_ids: Select[tuple[int]]) -> ColumnElement[int]:
     )
 
 
-def low_on_stock(variant_ids: list[int]) -> list[int]:
-    """Which of these variants have no more left to sell than their low-stock threshold."""
-    if not variant_ids:
-        return []
-    return list(db.session.scalars(_low_on_stock(), {"variant_ids": sorted(set(variant_ids))}))
-
-
-@functools.cache
-def _low_on_stock() -> Select[tuple[int]]:
-    # built once: every paid order's notification job asks it of the variants it bought
-    return (
-        select(Variant.id)
-        .where(
-            Variant.id.in_(bindparam("variant_ids", expanding=True)),
-            Variant.on_hand - Variant.reserved <= Variant.low_stock_threshold,
-        )
-        .order_by(Variant.id)
-    )
-
-
 def active_reservations(order_id: int) -> list[Reservation]:
     return list(
         db.session.scalars(

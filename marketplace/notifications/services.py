@@ -20,7 +20,6 @@ from marketplace.accounts import guests, passwords, verification
 from marketplace.accounts.models import PasswordReset, Role, User
 from marketplace.catalog.models import Variant, Vendor
 from marketplace.db import db, insert_unless_present, transaction, utcnow
-from marketplace.inventory import services as inventory
 from marketplace.links import absolute, external_url
 from marketplace.money import shop_money
 from marketplace.notifications import mail
@@ -225,11 +224,10 @@ def password_changed(user_id: int, nonce: str) -> None:
 
 
 def order_paid(order_id: int) -> None:
-    """Confirmation to the buyer; each vendor hears of the new order with only its lines, and
-    of each variant it sold that is now low on stock.
+    """Confirmation to the buyer; each vendor hears of the new order with only its lines.
 
-    The low-stock check is one query here, not a job per line of every paid order (nearly all
-    of which found nothing low). The order comes with its parts and items in one statement.
+    The order comes with its parts and items in one statement, and stays loaded across the
+    messages' commits (`deliver`).
     """
     order = (
         db.session.scalars(
@@ -300,8 +298,6 @@ def order_paid(order_id: int) -> None:
                 currency=order.currency,
             )
         )
-    for variant_id in inventory.low_on_stock([item.variant_id for item in items]):
-        low_stock(variant_id)
 
 
 def _buyer_message(vendor_order: VendorOrder, kind: str, title: str, lines: list[str]) -> None:

@@ -137,7 +137,10 @@ def mark_paid(order: Order, *, actor: str = "stripe") -> bool:
             vendor_order.cancel_reason = None
     transition_order(order, OrderStatus.PAID, actor=actor, reason="payment_authorized")
     order.cancel_reason = None
-    outbox.add("marketplace.notifications.jobs.order_paid", order.id)  # and low-stock alerts
+    outbox.add("marketplace.notifications.jobs.order_paid", order.id)
+    bought = {item.variant_id for vo in order.vendor_orders for item in vo.items}
+    for variant_id in sorted(bought):
+        outbox.add("marketplace.notifications.jobs.low_stock", variant_id)
     return True
 
 
