@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from operator import attrgetter
 from typing import Any
 
 from flask import render_template
@@ -150,10 +151,6 @@ def _vendor_user(vendor_id: int) -> User:
     return db.session.get(Vendor, vendor_id).user
 
 
-def _by_id(item: OrderItem) -> int:
-    return item.id
-
-
 def _money(cents: int, order: Order) -> str:
     return shop_money(cents, order.currency)
 
@@ -238,7 +235,7 @@ def order_paid(order_id: int) -> None:
         .unique()
         .one()
     )
-    items = sorted((item for vo in order.vendor_orders for item in vo.items), key=_by_id)
+    items = sorted((item for vo in order.vendor_orders for item in vo.items), key=attrgetter("id"))
     buyer = db.session.get(User, order.buyer_id)
     lines = [
         f"We received your payment of {_money(order.total_cents, order)}.",

@@ -155,8 +155,8 @@ def test_product_and_search(api: Api, shop: dict[str, Any], runner: Any) -> None
 
 
 def test_a_tokens_first_use_is_noted_without_reading_its_user_again(api: Api) -> None:
-    """The first request with a token writes its last use (one UPDATE, its own commit); the
-    user it read with the token is still the request's, not read back after that commit."""
+    """The first request with a token in TOKEN_USE_RESOLUTION writes its last use (one UPDATE,
+    its own commit); the user read with the token is still the request's, not read back."""
     buyer = make_buyer()
     with transaction():  # its last use is as old as the resolution at which uses are noted
         db.session.execute(
